@@ -1,0 +1,95 @@
+"""One error family with one JSON shape: ``{"error": "<message>"}``."""
+from __future__ import annotations
+
+import json
+import logging
+
+from flask import Flask, Response
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error the API answers with ``status`` and a message a person can act on."""
+
+    status = 400
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+
+
+class BadRequest(ApiError):
+    status = 400
+
+
+class Unauthorized(ApiError):
+    status = 401
+
+    def __init__(self, message: str = "authentication required", *,
+                 challenge: str = 'Basic realm="Docker Index"') -> None:
+        super().__init__(message, headers={"WWW-Authenticate": challenge})
+
+
+class Forbidden(ApiError):
+    status = 403
+
+
+class NotFound(ApiError):
+    status = 404
+
+
+class Conflict(ApiError):
+    status = 409
+
+
+class PayloadTooLarge(ApiError):
+    status = 413
+
+
+class UnsupportedMediaType(ApiError):
+    status = 415
+
+
+class StorageUnavailable(ApiError):
+    """The data dir cannot be written (full disk, I/O error, read-only): nothing was changed."""
+
+    status = 503
+
+
+class InsufficientStorage(StorageUnavailable):
+    status = 507
+
+
+def json_body(value: object) -> str:
+    """Compact JSON without a trailing newline: the bytes real clients compare against."""
+    return json.dumps(value, separators=(",", ":"))
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    response = Response(json_body({"error": message}), status=status, mimetype="application/json")
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError) -> Response:
+        return error_response(exc.status, exc.message, exc.headers)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Response:
+        # Routing 404/405 and Werkzeug's own 413 speak the same shape as the API.
+        headers = {}
+        if exc.code == 405 and getattr(exc, "valid_methods", None):
+            headers["Allow"] = ", ".join(exc.valid_methods)
+        message = (exc.description or exc.name).rstrip(".")
+        return error_response(exc.code or 500, message, headers)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error")
+        return error_response(500, "internal server error; the index log has the details")

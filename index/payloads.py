@@ -1,0 +1,72 @@
+"""Reading JSON request bodies safely and writing JSON responses byte-exactly."""
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable
+
+from flask import Response, current_app, request
+
+from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType, json_body
+from .names import RepoName
+from .services import services
+
+JSON = "application/json"
+
+
+def read_json() -> Any:
+    """The request body parsed as JSON, or a 4xx that says what is wrong with it.
+
+    Real clients send ``application/json`` (sometimes with a charset, sometimes spelled
+    ``Content-type``); a missing type is accepted too, a clearly different one is refused.
+    """
+    mimetype = request.mimetype
+    if mimetype and mimetype != JSON and not mimetype.endswith("+json"):
+        raise UnsupportedMediaType(f"expected Content-Type: application/json, got {mimetype}")
+    limit = current_app.config["MAX_JSON_BYTES"]
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+    raw = request.stream.read(limit + 1)
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+    if not raw.strip():
+        raise BadRequest("request body is empty: expected JSON")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("request body is not valid UTF-8") from None
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise BadRequest("request body is nested too deeply") from None
+    except ValueError as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+
+
+def json_response(value: Any, status: int = 200) -> Response:
+    return Response(json_body(value), status=status, mimetype=JSON)
+
+
+def empty_response(status: int) -> Response:
+    return Response(b"", status=status, mimetype=JSON)
+
+
+def endpoints() -> list[str]:
+    """Registry hosts for ``X-Docker-Endpoints``: configured ones, else this server's host."""
+    configured = services().config["REGISTRY_ENDPOINTS"]
+    return list(configured) if configured else [request.host]
+
+
+def add_endpoints(response: Response, hosts: Iterable[str] | None = None) -> Response:
+    # One header line per endpoint: docker 0.7-0.10 read each line as one endpoint.
+    for host in (endpoints() if hosts is None else hosts):
+        response.headers.add("X-Docker-Endpoints", host)
+    return response
+
+
+def add_token(response: Response, name: RepoName, access: str, user: str | None) -> Response:
+    """The token headers of protocol.md 4.1/5/8, plus the endpoints that accept the token."""
+    token = services().signer.issue(name.full, access, user)
+    response.headers["X-Docker-Token"] = token
+    response.headers["WWW-Authenticate"] = f"Token {token}"
+    response.headers["Cache-Control"] = "no-store"
+    return add_endpoints(response)

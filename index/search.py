@@ -1,0 +1,68 @@
+"""``GET /v1/search``: repositories whose name or description contains the query."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from flask import Blueprint, Response, request
+
+from .errors import BadRequest
+from .names import RepoName
+from .payloads import json_response
+from .services import services
+from .store import ACTIVE
+
+bp = Blueprint("search", __name__)
+
+DEFAULT_PAGE_SIZE = 25
+MAX_PAGE_SIZE = 100
+MAX_QUERY_CHARS = 256
+
+
+def _int_arg(name: str, default: int, low: int, high: int | None) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be a whole number, got {raw[:40]!r}") from None
+    if value < low or (high is not None and value > high):
+        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise BadRequest(f"{name} must be {bounds}, got {value}")
+    return value
+
+
+def _result(record: dict[str, Any]) -> dict[str, Any]:
+    name = RepoName(record["namespace"], record["name"])
+    # The types docker decodes strictly: ints as ints, bools as bools.
+    return {"name": name.display, "description": record.get("description") or "",
+            "star_count": 0, "is_official": False, "is_trusted": False, "is_automated": False}
+
+
+@bp.get("/v1/search")
+def search() -> Response:
+    query = request.args.get("q", "")
+    if len(query) > MAX_QUERY_CHARS:
+        raise BadRequest(f"q must be at most {MAX_QUERY_CHARS} characters")
+    page_size = _int_arg("n", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
+    page = _int_arg("page", 1, 1, None)
+    needle = query.strip().lower()
+    matches = []
+    for record in services().store.iter_repositories():
+        if record["state"] != ACTIVE:
+            continue
+        result = _result(record)
+        full_name = f"{record['namespace']}/{record['name']}"
+        if needle in full_name or needle in result["description"].lower():
+            matches.append(result)
+    matches.sort(key=lambda result: result["name"])
+    start = (page - 1) * page_size
+    return json_response({
+        "query": query,
+        "num_results": len(matches),
+        "num_pages": max(1, math.ceil(len(matches) / page_size)),
+        "page": page,
+        "page_size": page_size,
+        "results": matches[start:start + page_size],
+    })

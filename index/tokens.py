@@ -1,0 +1,85 @@
+"""Docker v1 tokens: ``signature=<s>,repository="ns/repo",access=read|write|delete``.
+
+The signature is an itsdangerous timed dump of who was granted what. A token stays valid until it
+expires (a registry re-checks the same token on every request of a push), and the ``repository``
+and ``access`` written beside the signature must equal the signed ones.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Sequence
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+ACCESS_LEVELS = ("read", "write", "delete")
+_SALT = "docker-index.v1-token"
+_FIELD_RE = re.compile(r'\s*([A-Za-z_]+)=("([^"]*)"|[^,]*)\s*(?:,|$)')
+
+
+class TokenError(Exception):
+    """The token is missing, malformed, tampered with, expired or for something else."""
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What a valid token allows: ``access`` to ``repository`` on behalf of ``user``."""
+
+    repository: str
+    access: str
+    user: str | None
+
+
+class TokenSigner:
+    """Issues and verifies tokens with the current key; older keys still verify."""
+
+    def __init__(self, secret_key: str, ttl_seconds: int, fallback_keys: Sequence[str] = ()) -> None:
+        # itsdangerous signs with the last key and accepts any of them.
+        self._serializer = URLSafeTimedSerializer([*fallback_keys, secret_key], salt=_SALT)
+        self.ttl_seconds = ttl_seconds
+
+    def issue(self, repository: str, access: str, user: str | None) -> str:
+        """The header value for ``X-Docker-Token`` (no ``Token `` prefix: the client adds it)."""
+        if access not in ACCESS_LEVELS:
+            raise ValueError(f"unknown access {access!r}")
+        signature = self._serializer.dumps({"r": repository, "a": access, "u": user})
+        return f'signature={signature},repository="{repository}",access={access}'
+
+    def verify(self, value: str) -> Grant:
+        """Check a token (with or without the ``Token`` word) and return what it grants."""
+        fields = parse_fields(value)
+        signature = fields.get("signature")
+        if not signature:
+            raise TokenError("token has no signature")
+        try:
+            signed = self._serializer.loads(signature, max_age=self.ttl_seconds)
+        except SignatureExpired:
+            raise TokenError("token expired") from None
+        except BadSignature:
+            raise TokenError("token signature is not valid") from None
+        if not isinstance(signed, dict) or {"r", "a", "u"} - signed.keys():
+            raise TokenError("token signature is not valid")
+        if fields.get("repository") != signed["r"] or fields.get("access") != signed["a"]:
+            raise TokenError("token repository or access does not match its signature")
+        return Grant(repository=signed["r"], access=signed["a"], user=signed["u"])
+
+
+def parse_fields(value: str) -> dict[str, str]:
+    """Split ``[Token ]k=v,k="v",...`` into a dict; repeated keys must agree."""
+    text = value.strip()
+    if text[:6].lower() == "token ":
+        text = text[6:]
+    fields: dict[str, str] = {}
+    position = 0
+    while position < len(text):
+        match = _FIELD_RE.match(text, position)
+        if not match or match.end() == position:
+            raise TokenError("token is malformed: expected signature=...,repository=\"...\",access=...")
+        key = match.group(1).lower()
+        val = match.group(3) if match.group(3) is not None else match.group(2).strip()
+        # Clients join every X-Docker-Token value with ","; the same token twice is harmless.
+        if fields.get(key, val) != val:
+            raise TokenError(f"token has conflicting {key} values")
+        fields[key] = val
+        position = match.end()
+    return fields

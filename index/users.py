@@ -1,0 +1,83 @@
+"""Accounts: register, check a login, update (seed 2.2; protocol.md section 6)."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response
+
+from . import auth, names
+from .errors import BadRequest, Forbidden, NotFound, Unauthorized
+from .passwords import hash_password
+from .payloads import JSON, empty_response, json_response, read_json
+from .services import services
+from .store import AlreadyExists
+from .store import NotFound as StoreNotFound
+
+bp = Blueprint("users", __name__)
+
+# docker login compares this body byte for byte (a JSON string, no newline) and then tries GET.
+ALREADY_EXISTS_BODY = '"Username or email already exists"'
+
+
+def _already_exists() -> Response:
+    return Response(ALREADY_EXISTS_BODY, status=400, mimetype=JSON)
+
+
+def _json_object(purpose: str) -> dict[str, Any]:
+    data = read_json()
+    if not isinstance(data, dict):
+        raise BadRequest(f"body must be a JSON object with {purpose}")
+    return data
+
+
+@bp.post("/v1/users")
+@bp.post("/v1/users/")
+def register() -> Response:
+    data = _json_object("username, password and email")
+    found = services()
+    claimed = data.get("username")
+    # Before any other check: an existing user running `docker login` must fall through to GET.
+    if isinstance(claimed, str) and names.USERNAME_RE.fullmatch(claimed) and found.store.find_user(claimed):
+        return _already_exists()
+    if found.config["REGISTRATION"] == "closed":
+        raise Unauthorized("registration is closed: ask an administrator for an account")
+    username = names.username(claimed)
+    password = names.password(data.get("password"))
+    email = names.email(data.get("email"))
+    password_hash = hash_password(password, found.config["BCRYPT_ROUNDS"])
+    try:
+        found.store.create_user(username, password_hash, email, active=True)
+    except AlreadyExists:
+        return _already_exists()
+    return json_response("User Created", 201)
+
+
+@bp.get("/v1/users")
+@bp.get("/v1/users/")
+def check_login() -> Response:
+    auth.require_user()
+    return json_response("OK")
+
+
+@bp.put("/v1/users/<username>/", strict_slashes=False)
+def update_user(username: str) -> Response:
+    caller = auth.require_user()
+    if caller["username"] != username and not caller.get("admin"):
+        raise Forbidden("you may only change your own account")
+    data = _json_object("email and/or password")
+    unknown = set(data) - {"email", "password"}
+    if unknown:
+        raise BadRequest(f"unknown field(s): {', '.join(sorted(map(str, unknown)))}; expected email and/or password")
+    if not data:
+        raise BadRequest("nothing to change: give an email and/or a password")
+    email = names.email(data["email"]) if "email" in data else None
+    password = names.password(data["password"]) if "password" in data else None
+    found = services()
+    password_hash = hash_password(password, found.config["BCRYPT_ROUNDS"]) if password is not None else None
+    try:
+        found.store.update_user(username, password_hash=password_hash, add_email=email)
+    except StoreNotFound:
+        raise NotFound(f"user {username} not found") from None
+    except AlreadyExists:
+        raise BadRequest("email is already used by another account") from None
+    return empty_response(204)

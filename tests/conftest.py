@@ -1,0 +1,96 @@
+"""Fixtures: an app on a temporary data dir, its test client, and a client that speaks docker."""
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+
+from index import create_app
+from index.services import EXTENSION_KEY
+
+ADMIN = ("admin", "adminpass")
+
+
+def basic(username: str, password: str) -> dict[str, str]:
+    raw = f"{username}:{password}".encode()
+    return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+
+
+def image_id(n: int) -> str:
+    """A valid, distinct 64-hex image id."""
+    return f"{n:064x}"
+
+
+@pytest.fixture
+def settings(tmp_path) -> dict[str, Any]:
+    return {"TESTING": True, "DATA_DIR": tmp_path / "data", "SECRET_KEY": "test-secret",
+            "BCRYPT_ROUNDS": 4, "ADMIN_USERNAME": ADMIN[0], "ADMIN_PASSWORD": ADMIN[1]}
+
+
+@pytest.fixture
+def app(settings):
+    return create_app(settings)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def store(app):
+    return app.extensions[EXTENSION_KEY].store
+
+
+class DockerActions:
+    """The requests the docker 1.x client makes, one method per step (protocol.md 4-8)."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+
+    def register(self, username: str = "alice", password: str = "secret1",
+                 email: str | None = None):
+        # docker sends exactly these keys in this order, compact (protocol.md 6).
+        body = json.dumps({"username": username, "password": password, "auth": "",
+                           "email": email if email is not None else f"{username}@example.com"},
+                          separators=(",", ":"))
+        return self.client.post("/v1/users/", data=body,
+                                content_type="application/json; charset=utf-8")
+
+    def login(self, username: str = "alice", password: str = "secret1"):
+        return self.client.get("/v1/users/", headers=basic(username, password))
+
+    def put_repository(self, remote: str, images: list[dict], auth=("alice", "secret1")):
+        headers = {**basic(*auth), "X-Docker-Token": "true"}
+        return self.client.put(f"/v1/repositories/{remote}/", data=json.dumps(images),
+                               headers=headers, content_type="application/json")
+
+    def put_images(self, remote: str, images: list[dict] | None = None, auth=("alice", "secret1"),
+                   endpoint: str = "http://localhost/v1/"):
+        headers = {**basic(*auth), "X-Docker-Token": "true", "X-Docker-Endpoints": endpoint}
+        return self.client.put(f"/v1/repositories/{remote}/images", data=json.dumps(images or []),
+                               headers=headers, content_type="application/json")
+
+    def get_images(self, remote: str, auth: tuple[str, str] | None = None):
+        headers = {"X-Docker-Token": "true"}
+        if auth:
+            headers.update(basic(*auth))
+        return self.client.get(f"/v1/repositories/{remote}/images", headers=headers)
+
+    def validate(self, remote: str, token: str):
+        """What a registry does to check a token (protocol.md 9)."""
+        return self.client.get(f"/v1/repositories/{remote}/images",
+                               headers={"Authorization": f"Token {token}"})
+
+
+@pytest.fixture
+def docker(client) -> DockerActions:
+    return DockerActions(client)
+
+
+@pytest.fixture
+def alice(docker) -> DockerActions:
+    assert docker.register("alice", "secret1").status_code == 201
+    return docker
