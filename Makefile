@@ -3,12 +3,11 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-HOST ?= 127.0.0.1
-PORT ?= 5000
-WORKERS ?= 2
-THREADS ?= 4
+# HOST, PORT, WORKERS and THREADS given on the make command line override the INDEX_* settings
+# (only there: a HOST variable in the shell's environment is not taken for an address).
+SERVE_ENV := $(foreach var,HOST PORT WORKERS THREADS,$(if $(filter command line,$(origin $(var))),INDEX_$(var)=$($(var))))
 
-.PHONY: run dev test venv clean-venv
+.PHONY: run dev cert self-check test venv clean-venv
 
 venv: $(VENV)/.installed
 
@@ -17,15 +16,23 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-# Production server: several workers (the store is safe across processes), long timeout so a big
-# layer upload is not cut off, graceful stop on SIGTERM.
+# Production server: checks the settings (one clear line and exit 2 when one is bad), then
+# gunicorn with several workers (the store is safe across processes), long timeouts for big
+# layer uploads, TLS when INDEX_TLS_CERT/INDEX_TLS_KEY are set, graceful stop on SIGTERM.
 run: venv
-	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers $(WORKERS) --threads $(THREADS) \
-		--timeout 900 --graceful-timeout 30 --access-logfile - wsgi:app
+	$(SERVE_ENV) $(BIN)/python -m index serve
 
 # Flask's development server with the reloader.
 dev: venv
-	$(BIN)/python app.py --host $(HOST) --port $(PORT) --debug
+	$(SERVE_ENV) $(BIN)/python app.py --debug
+
+# A self-signed certificate in ./certs for a test rig; prints how to make docker trust it.
+cert: venv
+	$(BIN)/python -m index cert $(CERT_ARGS)
+
+# Runs the docker client's index flows against a running index: make self-check URL=... USER_NAME=...
+self-check: venv
+	$(BIN)/python -m index self-check $(or $(URL),http://127.0.0.1:5000) --username $(or $(USER_NAME),selfcheck)
 
 test: venv
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

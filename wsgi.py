@@ -1,4 +1,4 @@
 """WSGI entry point: ``gunicorn wsgi:app`` or ``flask --app wsgi ...``."""
-from index import create_app
+from index.serving import create_app_or_exit
 
-app = create_app()
+app = create_app_or_exit()

@@ -1,12 +1,13 @@
 """A self-hostable Docker Index (API v1): accounts, repositories, tokens, search."""
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any, Mapping
 
 from flask import Flask, Response
 
-from . import probes, repositories, search, users
+from . import activation, cli, health, logs, probes, proxies, repositories, search, users
 from .config import describe, load_config
 from .errors import (InsufficientStorage, StorageUnavailable, error_response,
                      register_error_handlers)
@@ -24,27 +25,34 @@ log = logging.getLogger(__name__)
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the index: settings, data, services, error handling, then the API's blueprints."""
     settings = load_config(config)
+    logs.configure(settings)
     app = Flask(__name__)
     app.config.update(settings)
     app.json.sort_keys = False
+    logs.install(app)
+    proxies.install(app, settings)
 
     store = Store(settings["DATA_DIR"])
     store.open()
     secret_key = settings["SECRET_KEY"] or load_or_create_key(settings["DATA_DIR"])
     app.extensions[EXTENSION_KEY] = Services(
         store=store,
-        signer=TokenSigner(secret_key, settings["TOKEN_TTL"]),
+        signer=TokenSigner(secret_key, settings["TOKEN_TTL"], settings["SECRET_KEY_FALLBACKS"]),
         credentials=VerifiedCredentials(secret_key.encode(), settings["CREDENTIAL_CACHE_SECONDS"]),
         config=settings,
+        activation=activation.ActivationLinks(secret_key, settings["ACTIVATION_TTL"],
+                                              settings["SECRET_KEY_FALLBACKS"]),
     )
     _bootstrap_admin(store, settings)
 
     register_error_handlers(app)
     _register_domain_errors(app)
     app.after_request(_common_headers)
-    for blueprint in (probes.bp, users.bp, repositories.bp, search.bp):
+    for blueprint in (probes.bp, users.bp, repositories.bp, search.bp, health.bp, activation.bp):
         app.register_blueprint(blueprint)
-    log.info("docker index ready: %s", describe(settings))
+    cli.register(app)
+    log.info("docker index ready; effective settings: %s",
+             json.dumps(describe(settings), default=str))
     return app
 
 

@@ -5,7 +5,7 @@ from typing import Any
 
 from flask import request
 
-from . import passwords
+from . import logs, passwords
 from .errors import Forbidden, Unauthorized
 from .names import LIBRARY, RepoName
 from .services import services
@@ -38,11 +38,13 @@ def basic_user() -> dict[str, Any] | None:
     user = found.store.find_user(username)
     stored_hash = user["password_hash"] if user else None
     if stored_hash and found.credentials.is_verified(username, password, stored_hash):
+        logs.set_user(username)
         return user
     if not passwords.check_password(password, stored_hash, found.config["BCRYPT_ROUNDS"]):
         raise Unauthorized("wrong username or password")
     assert user is not None and stored_hash is not None
     found.credentials.remember(username, password, stored_hash)
+    logs.set_user(username)
     return user
 
 
@@ -80,6 +82,7 @@ def token_grant(name: RepoName) -> Grant:
         grant = services().signer.verify(header)
     except TokenError as exc:
         raise Unauthorized(str(exc), challenge=TOKEN_CHALLENGE) from None
+    logs.set_user(grant.user)
     if grant.repository != name.full:
         raise Forbidden(f"token is for repository {grant.repository}, not {name.full}")
     if grant.user is not None:

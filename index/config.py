@@ -6,10 +6,13 @@ bad setting stops the start with one line that names it.
 from __future__ import annotations
 
 import os
+import ssl
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-REGISTRATION_POLICIES = ("open", "closed")
+REGISTRATION_POLICIES = ("open", "confirm", "approval", "closed")
+LOG_FORMATS = ("plain", "json")
+SMTP_SECURITY_MODES = ("starttls", "ssl", "none")
 
 
 class ConfigError(ValueError):
@@ -59,6 +62,63 @@ def _parse_str(raw: str) -> str:
     return raw
 
 
+def _parse_port(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"must be a port number (1-65535), got {raw!r}") from None
+    if not 1 <= value <= 65535:
+        raise ValueError(f"must be a port number (1-65535), got {raw!r}")
+    return value
+
+
+def _parse_count(raw: str) -> int:
+    """A whole number >= 0 (0 switches the feature off)."""
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"must be a whole number, got {raw!r}") from None
+    if value < 0:
+        raise ValueError(f"must not be negative, got {raw!r}")
+    return value
+
+
+def _parse_public_host(raw: str) -> str | None:
+    hosts = _parse_endpoints(raw)
+    if len(hosts) > 1:
+        raise ValueError(f"must be one host[:port], got {raw!r}")
+    return hosts[0] if hosts else None
+
+
+def _parse_hosts(raw: str) -> list[str]:
+    """Host names for the Host-header check; ``.example.com`` also allows its subdomains."""
+    hosts = [part.strip().lower() for part in raw.split(",") if part.strip()]
+    for host in hosts:
+        if "://" in host or "/" in host or any(c.isspace() for c in host):
+            raise ValueError(f"{host!r} must be a bare host name, without scheme or path")
+    return hosts
+
+
+def _parse_keys(raw: str) -> list[str]:
+    return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}, got {raw!r}")
+        return value
+    return parse
+
+
+def _parse_bind_host(raw: str) -> str:
+    value = raw.strip()
+    if not value or "/" in value or any(c.isspace() for c in value):
+        raise ValueError(f"must be an address to listen on, like 127.0.0.1 or 0.0.0.0, got {raw!r}")
+    return value
+
+
 # name -> (default, parser for strings from the environment)
 SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "DATA_DIR": ("data", _parse_str),
@@ -75,9 +135,31 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "MAX_JSON_BYTES": (4 * 1024 * 1024, _parse_positive_int),
     # How long verified Basic credentials are remembered, so a push does not pay bcrypt per request.
     "CREDENTIAL_CACHE_SECONDS": (60, int),
+    # Serving (python -m index serve / make run).
+    "HOST": ("127.0.0.1", _parse_bind_host),
+    "PORT": (5000, _parse_port),
+    "WORKERS": (2, _parse_positive_int),
+    "THREADS": (4, _parse_positive_int),
+    "TLS_CERT": (None, _parse_str),
+    "TLS_KEY": (None, _parse_str),
+    # Behind a reverse proxy: how many proxies' X-Forwarded-* headers to believe (0 = none).
+    "PROXY_COUNT": (0, _parse_count),
+    "TRUSTED_HOSTS": ([], _parse_hosts),
+    "PUBLIC_HOST": (None, _parse_public_host),
+    # Accounts: activation links and the mail that carries them.
+    "SECRET_KEY_FALLBACKS": ([], _parse_keys),
+    "ACTIVATION_TTL": (3 * 24 * 3600, _parse_positive_int),
+    "SMTP_HOST": (None, _parse_str),
+    "SMTP_PORT": (None, _parse_port),
+    "SMTP_SECURITY": ("starttls", _choice(*SMTP_SECURITY_MODES)),
+    "SMTP_USERNAME": (None, _parse_str),
+    "SMTP_PASSWORD": (None, _parse_str),
+    "SMTP_FROM": ("docker-index@localhost", _parse_str),
+    "LOG_FORMAT": ("plain", _choice(*LOG_FORMATS)),
 }
 
-SECRET_SETTINGS = ("SECRET_KEY", "ADMIN_PASSWORD")
+SECRET_SETTINGS = ("SECRET_KEY", "ADMIN_PASSWORD", "SECRET_KEY_FALLBACKS", "SMTP_PASSWORD")
+_DEFAULT_SMTP_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
 
 
 def load_config(overrides: Mapping[str, Any] | None = None,
@@ -99,9 +181,16 @@ def load_config(overrides: Mapping[str, Any] | None = None,
         config[name] = value
     config["DATA_DIR"] = Path(config["DATA_DIR"]).resolve()
     if config["REGISTRATION"] not in REGISTRATION_POLICIES:
-        raise ConfigError(f"REGISTRATION: must be one of {', '.join(REGISTRATION_POLICIES)}")
+        raise ConfigError(f"INDEX_REGISTRATION: must be one of {', '.join(REGISTRATION_POLICIES)}, "
+                          f"got {config['REGISTRATION']!r}")
     if bool(config["ADMIN_USERNAME"]) != bool(config["ADMIN_PASSWORD"]):
         raise ConfigError("INDEX_ADMIN_USERNAME and INDEX_ADMIN_PASSWORD must be set together")
+    if bool(config["SMTP_USERNAME"]) != bool(config["SMTP_PASSWORD"]):
+        raise ConfigError("INDEX_SMTP_USERNAME and INDEX_SMTP_PASSWORD must be set together")
+    if config["SMTP_PORT"] is None:
+        config["SMTP_PORT"] = _DEFAULT_SMTP_PORTS[config["SMTP_SECURITY"]]
+    _check_tls(config)
+    _check_data_dir(config["DATA_DIR"])
     # Anything else given to create_app (TESTING, Flask's own keys) passes through unchanged.
     config.update(overrides)
     return config
@@ -114,7 +203,44 @@ def _parse_or_fail(name: str, raw: str, parse: Callable[[str], Any]) -> Any:
         raise ConfigError(f"{name}: {exc}") from None
 
 
+def _check_tls(config: Mapping[str, Any]) -> None:
+    """Both files or neither; both readable, and the key must belong to the certificate."""
+    cert, key = config["TLS_CERT"], config["TLS_KEY"]
+    if not cert and not key:
+        return
+    if not cert or not key:
+        raise ConfigError("INDEX_TLS_CERT and INDEX_TLS_KEY must be set together")
+    for name, path in (("INDEX_TLS_CERT", cert), ("INDEX_TLS_KEY", key)):
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            raise ConfigError(f"{name}: cannot read {path}: {exc.strerror}") from None
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except ssl.SSLError as exc:
+        raise ConfigError(f"INDEX_TLS_CERT/INDEX_TLS_KEY: not a usable PEM certificate and matching "
+                          f"key ({exc.reason or exc})") from None
+
+
+def _check_data_dir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"INDEX_DATA_DIR: cannot create {path}: {exc.strerror}") from None
+    if not os.access(path, os.R_OK | os.W_OK | os.X_OK):
+        raise ConfigError(f"INDEX_DATA_DIR: {path} is not readable and writable by this user")
+
+
 def describe(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The settings for a log line, with secrets masked."""
-    return {name: ("***" if name in SECRET_SETTINGS and config.get(name) else config.get(name))
-            for name in SETTINGS}
+    """The settings for a log line, with secrets masked and paths as strings."""
+    described: dict[str, Any] = {}
+    for name in SETTINGS:
+        value = config.get(name)
+        if name in SECRET_SETTINGS and value:
+            value = "***"
+        elif isinstance(value, Path):
+            value = str(value)
+        described[name] = value
+    return described
+

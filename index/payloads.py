@@ -51,9 +51,14 @@ def empty_response(status: int) -> Response:
 
 
 def endpoints() -> list[str]:
-    """Registry hosts for ``X-Docker-Endpoints``: configured ones, else this server's host."""
-    configured = services().config["REGISTRY_ENDPOINTS"]
-    return list(configured) if configured else [request.host]
+    """Registry hosts for ``X-Docker-Endpoints``: configured ones, else the public host, else
+    the host this request was sent to (as seen through trusted proxies)."""
+    config = services().config
+    if config["REGISTRY_ENDPOINTS"]:
+        return list(config["REGISTRY_ENDPOINTS"])
+    if config["PUBLIC_HOST"]:
+        return [config["PUBLIC_HOST"]]
+    return [request.host]
 
 
 def add_endpoints(response: Response, hosts: Iterable[str] | None = None) -> Response:

@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 
 from .passwords import VerifiedCredentials
 from .store import Store
 from .tokens import TokenSigner
+
+if TYPE_CHECKING:
+    from .activation import ActivationLinks
 
 EXTENSION_KEY = "docker_index"
 
@@ -19,6 +22,7 @@ class Services:
     signer: TokenSigner
     credentials: VerifiedCredentials
     config: dict[str, Any]
+    activation: "ActivationLinks | None" = None
 
 
 def services() -> Services:

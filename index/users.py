@@ -5,7 +5,7 @@ from typing import Any
 
 from flask import Blueprint, Response
 
-from . import auth, names
+from . import activation, auth, names
 from .errors import BadRequest, Forbidden, NotFound, Unauthorized
 from .passwords import hash_password
 from .payloads import JSON, empty_response, json_response, read_json
@@ -45,10 +45,14 @@ def register() -> Response:
     password = names.password(data.get("password"))
     email = names.email(data.get("email"))
     password_hash = hash_password(password, found.config["BCRYPT_ROUNDS"])
+    policy = found.config["REGISTRATION"]
     try:
-        found.store.create_user(username, password_hash, email, active=True)
+        # confirm/approval: inactive (403 on every call) until the link or an admin activates it.
+        found.store.create_user(username, password_hash, email, active=policy == "open")
     except AlreadyExists:
         return _already_exists()
+    if policy != "open":
+        activation.after_registration(username, email)
     return json_response("User Created", 201)
 
 

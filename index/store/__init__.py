@@ -20,7 +20,10 @@ from typing import Any, Iterable, Iterator
 from tinydb import Storage, TinyDB
 from tinydb.table import Document, Table
 
-from .files import CorruptDataFile, DataFile, StorageFailure, StoreError, remove_stale_temp_files
+from filelock import FileLock, Timeout
+
+from .files import (LOCK_SUFFIX, CorruptDataFile, DataFile, StorageFailure, StoreError,
+                    remove_stale_temp_files)
 
 __all__ = ["Store", "StoreError", "StorageFailure", "CorruptDataFile", "NotFound", "AlreadyExists"]
 
@@ -177,6 +180,41 @@ class Store:
             if changes:
                 users.update(changes, doc_ids=[username])
             return copy.deepcopy({**user, **changes})
+
+    def delete_user(self, username: str) -> dict[str, Any]:
+        """Remove an account (its repositories stay); returns what was removed."""
+        with self._transaction(self._users_file(), "users") as users:
+            user = users.get(doc_id=username)
+            if user is None:
+                raise NotFound(f"user {username} not found")
+            users.remove(doc_ids=[username])
+        return copy.deepcopy(dict(user))
+
+    def confirm_user(self, username: str) -> bool:
+        """Activate an account whose e-mail was just confirmed, once.
+
+        False when it was confirmed before: an old activation link must not undo an
+        administrator's later deactivation.
+        """
+        with self._transaction(self._users_file(), "users") as users:
+            user = users.get(doc_id=username)
+            if user is None:
+                raise NotFound(f"user {username} not found")
+            if user.get("confirmed"):
+                return False
+            users.update({"active": True, "confirmed": _now()}, doc_ids=[username])
+        return True
+
+    def users_lock_available(self, timeout: float) -> bool:
+        """Whether the accounts file's lock can be taken within ``timeout`` seconds (readiness)."""
+        # A separate lock object on the same file: it waits for holders in this process too.
+        probe = FileLock(str(self._users_file().path) + LOCK_SUFFIX, thread_local=False)
+        try:
+            probe.acquire(timeout=timeout)
+        except Timeout:
+            return False
+        probe.release()
+        return True
 
     # -- repositories -----------------------------------------------------------------------
     def get_repository(self, namespace: str, name: str) -> dict[str, Any] | None:

@@ -1,0 +1,256 @@
+"""The admin CLI: ``flask --app wsgi users ...`` / ``repositories ...`` (or ``python -m index ...``).
+
+Commands work on the data dir of the settings (``INDEX_DATA_DIR``), safely beside a running
+server: every change goes through the store's locks. Passwords are read from a prompt or from
+stdin, never from the command line (argv is visible to every user of the machine).
+"""
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+from . import names
+from .certs import cert_command
+from .names import LIBRARY, RepoName, ValidationError
+from .passwords import hash_password
+from .selfcheck import self_check_command
+from .services import services
+from .store import AlreadyExists, NotFound
+
+users = AppGroup("users", help="Manage accounts: create, list, show, activate, promote, delete ...")
+repositories = AppGroup("repositories", help="Manage repositories: list, show, describe, delete.")
+
+
+def register(app: Flask) -> None:
+    for command in (users, repositories, self_check_command, cert_command):
+        app.cli.add_command(command)
+
+
+def _fail(message: str) -> None:
+    raise click.ClickException(message)
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        line = sys.stdin.readline()
+        password = line[:-1] if line.endswith("\n") else line
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        return names.password(password)
+    except ValidationError as exc:
+        _fail(str(exc))
+        raise  # unreachable: _fail raises
+
+
+def _user_or_fail(username: str) -> dict[str, Any]:
+    user = services().store.find_user(username)
+    if user is None:
+        _fail(f"no user {username!r}")
+    assert user is not None
+    return user
+
+
+def _describe_user(user: dict[str, Any]) -> str:
+    flags = ["active" if user.get("active") else "inactive"]
+    if user.get("admin"):
+        flags.append("admin")
+    return f"{user['username']:<30} {','.join(flags):<16} {', '.join(user.get('emails', []))}"
+
+
+_password_option = click.option(
+    "--password-stdin", is_flag=True,
+    help="Read the password from the first line of stdin instead of prompting.")
+
+
+@users.command("create")
+@click.argument("username")
+@click.option("--email", required=True, help="The account's e-mail address.")
+@click.option("--admin", is_flag=True, help="Make the account an administrator.")
+@click.option("--inactive", is_flag=True, help="Create it inactive (activate it later).")
+@_password_option
+def users_create(username: str, email: str, admin: bool, inactive: bool, password_stdin: bool) -> None:
+    """Create account USERNAME; the password is prompted for (or read from stdin)."""
+    try:
+        names.username(username)
+        names.email(email)
+    except ValidationError as exc:
+        _fail(str(exc))
+    password = _read_password(password_stdin)
+    found = services()
+    try:
+        found.store.create_user(username, hash_password(password, found.config["BCRYPT_ROUNDS"]),
+                                email, active=not inactive, admin=admin)
+    except AlreadyExists as exc:
+        _fail(f"cannot create {username}: {exc.field} already exists")
+    click.echo(f"created {'admin ' if admin else ''}user {username}"
+               f"{' (inactive)' if inactive else ''}")
+
+
+@users.command("list")
+def users_list() -> None:
+    """List every account with its state and e-mail addresses."""
+    for user in sorted(services().store.list_users(), key=lambda user: user["username"]):
+        click.echo(_describe_user(user))
+
+
+@users.command("show")
+@click.argument("username")
+def users_show(username: str) -> None:
+    """Show one account (never its password hash)."""
+    user = _user_or_fail(username)
+    owned = sum(1 for _ in services().store.iter_repositories(username)) if \
+        names.NAMESPACE_RE.fullmatch(username) else 0
+    click.echo(f"username:     {user['username']}")
+    click.echo(f"active:       {'yes' if user.get('active') else 'no'}")
+    click.echo(f"admin:        {'yes' if user.get('admin') else 'no'}")
+    click.echo(f"emails:       {', '.join(user.get('emails', []))}")
+    click.echo(f"created:      {user.get('created', '-')}")
+    click.echo(f"confirmed:    {user.get('confirmed', '-')}")
+    click.echo(f"repositories: {owned}")
+
+
+def _set_flag(username: str, message: str, **changes: bool) -> None:
+    try:
+        services().store.update_user(username, **changes)
+    except NotFound:
+        _fail(f"no user {username!r}")
+    click.echo(message)
+
+
+@users.command("activate")
+@click.argument("username")
+def users_activate(username: str) -> None:
+    """Activate USERNAME (approve a registration)."""
+    _set_flag(username, f"activated {username}", active=True)
+
+
+@users.command("deactivate")
+@click.argument("username")
+def users_deactivate(username: str) -> None:
+    """Deactivate USERNAME: every call with its credentials or tokens is refused."""
+    _set_flag(username, f"deactivated {username}", active=False)
+
+
+@users.command("promote")
+@click.argument("username")
+def users_promote(username: str) -> None:
+    """Make USERNAME an administrator."""
+    _set_flag(username, f"{username} is now an administrator", admin=True)
+
+
+@users.command("demote")
+@click.argument("username")
+def users_demote(username: str) -> None:
+    """Take administrator rights from USERNAME."""
+    _set_flag(username, f"{username} is no longer an administrator", admin=False)
+
+
+@users.command("set-password")
+@click.argument("username")
+@_password_option
+def users_set_password(username: str, password_stdin: bool) -> None:
+    """Set a new password for USERNAME (prompted for, or read from stdin)."""
+    _user_or_fail(username)
+    password = _read_password(password_stdin)
+    found = services()
+    try:
+        found.store.update_user(username, password_hash=hash_password(password, found.config["BCRYPT_ROUNDS"]))
+    except NotFound:
+        _fail(f"no user {username!r}")
+    click.echo(f"password of {username} changed")
+
+
+@users.command("delete")
+@click.argument("username")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def users_delete(username: str, yes: bool) -> None:
+    """Delete account USERNAME; its repositories stay (delete them with 'repositories delete')."""
+    _user_or_fail(username)
+    if not yes:
+        click.confirm(f"delete user {username}?", abort=True)
+    try:
+        services().store.delete_user(username)
+    except NotFound:
+        _fail(f"no user {username!r}")
+    click.echo(f"deleted user {username}")
+
+
+def _repo_name(text: str) -> RepoName:
+    namespace, _, repository = text.rpartition("/")
+    try:
+        return names.repo_name(namespace or LIBRARY, repository)
+    except ValidationError as exc:
+        _fail(str(exc))
+        raise
+
+
+def _repository_or_fail(name: RepoName) -> dict[str, Any]:
+    record = services().store.get_repository(name.namespace, name.repository)
+    if record is None:
+        _fail(f"no repository {name.display!r}")
+    assert record is not None
+    return record
+
+
+@repositories.command("list")
+@click.option("--namespace", help="Only this namespace (a user name, or 'library').")
+def repositories_list(namespace: str | None) -> None:
+    """List repositories: name, state, number of images, description."""
+    if namespace is not None and not names.NAMESPACE_RE.fullmatch(namespace):
+        _fail(f"invalid namespace {namespace!r}")
+    for record in services().store.iter_repositories(namespace):
+        name = RepoName(record["namespace"], record["name"])
+        click.echo(f"{name.display:<50} {record['state']:<8} {len(record['images']):>6} images  "
+                   f"{record.get('description') or ''}")
+
+
+@repositories.command("show")
+@click.argument("name")
+def repositories_show(name: str) -> None:
+    """Show repository NAME ('alice/app', or 'busybox' for library/busybox) with its images."""
+    record = _repository_or_fail(_repo_name(name))
+    click.echo(f"name:        {_repo_name(name).display}")
+    click.echo(f"owner:       {record.get('owner', '-')}")
+    click.echo(f"state:       {record['state']}")
+    click.echo(f"description: {record.get('description') or ''}")
+    click.echo(f"created:     {record.get('created', '-')}")
+    click.echo(f"updated:     {record.get('updated', '-')}")
+    click.echo(f"images:      {len(record['images'])}")
+    for image in record["images"]:
+        click.echo(f"  {image['id']} {image.get('checksum', '')}".rstrip())
+
+
+@repositories.command("describe")
+@click.argument("name")
+@click.argument("description")
+def repositories_describe(name: str, description: str) -> None:
+    """Set the DESCRIPTION of repository NAME (what 'docker search' shows)."""
+    repo = _repo_name(name)
+    if len(description) > 1000 or any(ord(c) < 32 for c in description):
+        _fail("description must be one line of at most 1000 characters")
+    try:
+        services().store.set_description(repo.namespace, repo.repository, description)
+    except NotFound:
+        _fail(f"no repository {repo.display!r}")
+    click.echo(f"description of {repo.display} set")
+
+
+@repositories.command("delete")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def repositories_delete(name: str, yes: bool) -> None:
+    """Delete the index's records of repository NAME (its image list; layers stay in the registry)."""
+    repo = _repo_name(name)
+    _repository_or_fail(repo)
+    if not yes:
+        click.confirm(f"delete repository {repo.display}?", abort=True)
+    try:
+        services().store.delete_repository(repo.namespace, repo.repository)
+    except NotFound:
+        _fail(f"no repository {repo.display!r}")
+    click.echo(f"deleted repository {repo.display}")

@@ -1,0 +1,121 @@
+"""Logging: one line per request, plain text or JSON lines, and never a secret.
+
+The request line carries only what an operator needs (time, client, user, method, path, status,
+bytes, duration). Headers, bodies and query strings are never logged: they are where passwords,
+``Authorization`` values, tokens and activation links travel.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from datetime import datetime, timezone
+from typing import Any, Mapping
+from urllib.parse import quote
+
+from flask import Flask, Response, g, request
+
+LOGGER_NAME = "index"
+REQUEST_LOGGER_NAME = "index.requests"
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+
+request_log = logging.getLogger(REQUEST_LOGGER_NAME)
+
+
+def _timestamp(created: float) -> str:
+    moment = datetime.fromtimestamp(created, timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+class PlainFormatter(logging.Formatter):
+    """``<time> <client> <user> <method> <path> <status> <bytes> <ms>ms`` or ``<time> LEVEL name: msg``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = getattr(record, "http", None)
+        if fields is not None:
+            return (f"{_timestamp(record.created)} {fields['client']} {fields['user']} "
+                    f"{fields['method']} {fields['path']} {fields['status']} {fields['bytes']} "
+                    f"{fields['duration_ms']}ms")
+        line = f"{_timestamp(record.created)} {record.levelname} {record.name}: {record.getMessage()}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: request fields for requests, level/logger/message otherwise."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {"time": _timestamp(record.created)}
+        fields = getattr(record, "http", None)
+        if fields is not None:
+            entry.update(fields)
+        else:
+            entry.update(level=record.levelname, logger=record.name, message=record.getMessage())
+            if record.exc_info:
+                entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, separators=(",", ":"), default=str)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (so captured output works in tests)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property  # type: ignore[override]
+    def stream(self):  # noqa: D401 - property
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
+def configure(config: Mapping[str, Any]) -> None:
+    """Send the index's log records to stderr in the configured format (idempotent)."""
+    logger = logging.getLogger(LOGGER_NAME)
+    formatter = JsonFormatter() if config["LOG_FORMAT"] == "json" else PlainFormatter()
+    handler = next((h for h in logger.handlers if isinstance(h, _StderrHandler)), None)
+    if handler is None:
+        handler = _StderrHandler()
+        logger.addHandler(handler)
+    handler.setFormatter(formatter)
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
+
+
+def set_user(username: str | None) -> None:
+    """Record who the request acts for, for its log line."""
+    if username:
+        g.log_user = username
+
+
+def install(app: Flask) -> None:
+    """Time every request and write its line once the response is ready."""
+    app.before_request(_start_timer)
+    app.after_request(_log_request)
+
+
+def _start_timer() -> None:
+    g.log_started = time.perf_counter()
+
+
+def _log_request(response: Response) -> Response:
+    started = g.get("log_started")
+    duration_ms = round((time.perf_counter() - started) * 1000, 1) if started is not None else 0.0
+    length = response.content_length
+    fields = {
+        "client": request.remote_addr or "-",
+        "user": g.get("log_user") or "-",
+        "method": quote(request.method, safe=""),
+        # The path only: query strings may carry tokens (activation links).
+        "path": quote(request.path, safe=_PATH_SAFE),
+        "status": response.status_code,
+        "bytes": length if length is not None else "-",
+        "duration_ms": duration_ms,
+    }
+    request_log.info("%s %s %s", fields["method"], fields["path"], fields["status"],
+                     extra={"http": fields})
+    return response

@@ -1,0 +1,305 @@
+"""``self-check URL``: run the docker client's index flows (protocol.md 4-9) against a live index.
+
+Each step is a :class:`Check` in :data:`CHECKS`, run in order; a step whose prerequisites did
+not pass is skipped, and clean-up steps run whenever what they clean up was created. Another
+part of the product (the built-in registry) adds its steps by inserting into ``CHECKS``.
+Nothing secret is printed: not the password, not a token.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import ssl
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Any, Callable
+from urllib.parse import quote, urlsplit
+
+import click
+
+ALREADY_EXISTS_BODY = b'"Username or email already exists"'
+
+
+class CheckFailed(Exception):
+    """The index answered something a docker client would not accept."""
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: Any  # email.message.Message: case-insensitive, repeated headers via get_all
+    body: bytes
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            raise CheckFailed(f"body is not JSON: {self.body[:200]!r}") from None
+
+    def excerpt(self) -> str:
+        return self.body[:200].decode("utf-8", "replace")
+
+
+@dataclass
+class Session:
+    """What the steps share: where the index is, who acts, and what earlier steps produced."""
+
+    base_url: str
+    username: str
+    password: str
+    email: str
+    ssl_context: ssl.SSLContext | None = None
+    timeout: float = 30.0
+    repository: str = ""
+    image_id: str = ""
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def basic(self) -> dict[str, str]:
+        raw = f"{self.username}:{self.password}".encode()
+        return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+
+    def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Reply:
+        data = None
+        all_headers = dict(headers or {})
+        if body is not None:
+            data = json.dumps(body, separators=(",", ":")).encode()
+            all_headers.setdefault("Content-Type", "application/json")
+        request = urllib.request.Request(self.base_url + path, data=data, method=method, headers=all_headers)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout, context=self.ssl_context) as response:
+                return Reply(response.status, response.headers, response.read())
+        except urllib.error.HTTPError as exc:
+            with exc:
+                return Reply(exc.code, exc.headers, exc.read())
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise CheckFailed(f"cannot reach {self.base_url}: {reason}") from None
+
+
+def expect(reply: Reply, *statuses: int) -> None:
+    if reply.status not in statuses:
+        wanted = " or ".join(map(str, statuses))
+        raise CheckFailed(f"expected {wanted}, got {reply.status}: {reply.excerpt()}")
+
+
+def header(reply: Reply, name: str) -> str:
+    value = reply.headers.get(name)
+    if not value:
+        raise CheckFailed(f"response has no {name} header")
+    return value
+
+
+@dataclass(frozen=True)
+class Check:
+    """One step. ``run`` returns a short detail or raises CheckFailed."""
+
+    name: str
+    run: Callable[[Session], str]
+    needs: tuple[str, ...] = ()
+    cleanup_of: str | None = None  # runs when that step passed, even after other failures
+
+
+def check_ping(session: Session) -> str:
+    reply = session.request("GET", "/v1/_ping")
+    expect(reply, 200)
+    version = header(reply, "X-Docker-Registry-Version")
+    if reply.headers.get("X-Docker-Registry-Standalone", "").lower() not in ("false", "0"):
+        raise CheckFailed("X-Docker-Registry-Standalone is not false: clients over https would "
+                          "send Basic credentials to the registry")
+    return f"registry API version {version}"
+
+
+def check_login(session: Session) -> str:
+    """docker login: register, and on 'already exists' or 401 fall through to a Basic GET."""
+    body = {"username": session.username, "password": session.password, "auth": "", "email": session.email}
+    registered = session.request("POST", "/v1/users/", body)
+    if registered.status == 400 and registered.body != ALREADY_EXISTS_BODY:
+        raise CheckFailed(f"registration refused: {registered.excerpt()}")
+    if registered.status not in (201, 400, 401):
+        expect(registered, 201, 400, 401)
+    login = session.request("GET", "/v1/users/", headers=session.basic())
+    if login.status == 403:
+        raise CheckFailed(f"account {session.username} is not active: activate it "
+                          "(activation link, or 'users activate') and run again")
+    if login.status == 401:
+        raise CheckFailed("wrong username or password")
+    expect(login, 200)
+    return "account created and logged in" if registered.status == 201 else "logged in"
+
+
+def check_push_announce(session: Session) -> str:
+    reply = session.request("PUT", f"/v1/repositories/{session.repository}/",
+                            [{"id": session.image_id, "Tag": "latest"}],
+                            {**session.basic(), "X-Docker-Token": "true"})
+    expect(reply, 200, 201)
+    token = header(reply, "X-Docker-Token")
+    if token.lower().startswith("token "):
+        raise CheckFailed("X-Docker-Token starts with 'Token ': clients add that word themselves")
+    endpoints = reply.headers.get_all("X-Docker-Endpoints") or []
+    if not endpoints:
+        raise CheckFailed("response has no X-Docker-Endpoints header: docker aborts the push")
+    if any("://" in endpoint for endpoint in endpoints):
+        raise CheckFailed(f"X-Docker-Endpoints must be bare host[:port], got {endpoints}")
+    session.facts["write_token"] = token
+    return f"created {session.repository}, write token issued, endpoints {', '.join(endpoints)}"
+
+
+def _validate(session: Session, token: str) -> list[Any]:
+    """What a registry does with a token: GET images with only ``Authorization: Token``."""
+    reply = session.request("GET", f"/v1/repositories/{session.repository}/images",
+                            headers={"Authorization": f"Token {token}"})
+    expect(reply, 200)
+    images = reply.json()
+    if not isinstance(images, list) or not all(isinstance(entry, dict) and "id" in entry for entry in images):
+        raise CheckFailed("image list is not a JSON list of objects with an id")
+    return images
+
+
+def check_token_validation(session: Session) -> str:
+    images = _validate(session, session.facts["write_token"])
+    if session.image_id not in [entry["id"] for entry in images]:
+        raise CheckFailed("the announced image is missing from the list a registry receives")
+    return "a registry accepts the write token and sees the announced image"
+
+
+def check_push_commit(session: Session) -> str:
+    scheme_host = session.base_url.rstrip("/") + "/v1/"
+    reply = session.request("PUT", f"/v1/repositories/{session.repository}/images", [],
+                            {**session.basic(), "X-Docker-Token": "true", "X-Docker-Endpoints": scheme_host})
+    if reply.status != 204:
+        raise CheckFailed(f"expected exactly 204 (docker treats anything else as an error), got "
+                          f"{reply.status}: {reply.excerpt()}")
+    return "final image list accepted (204)"
+
+
+def check_pull(session: Session) -> str:
+    reply = session.request("GET", f"/v1/repositories/{session.repository}/images",
+                            headers={**session.basic(), "X-Docker-Token": "true"})
+    expect(reply, 200)
+    token = header(reply, "X-Docker-Token")
+    if session.image_id not in [entry.get("id") for entry in reply.json() if isinstance(entry, dict)]:
+        raise CheckFailed("the pushed image is missing from the pull's image list")
+    _validate(session, token)
+    return "image list and a read token that a registry accepts"
+
+
+def check_search(session: Session) -> str:
+    name = session.repository.split("/", 1)[1]
+    reply = session.request("GET", f"/v1/search?q={quote(name)}")
+    expect(reply, 200)
+    result = reply.json()
+    if not isinstance(result, dict) or not isinstance(result.get("num_results"), int):
+        raise CheckFailed("search answer is not {\"num_results\": int, \"results\": [...]}")
+    found = [entry.get("name") for entry in result.get("results") or [] if isinstance(entry, dict)]
+    if session.repository not in found:
+        raise CheckFailed(f"search for {name!r} does not list {session.repository}")
+    return f"{session.repository} found"
+
+
+def check_delete(session: Session) -> str:
+    path = f"/v1/repositories/{session.repository}/"
+    first = session.request("DELETE", path, headers={**session.basic(), "X-Docker-Token": "true"})
+    expect(first, 200, 202)
+    token = header(first, "X-Docker-Token")
+    if not token.endswith("access=delete"):
+        raise CheckFailed("the delete answer carries no delete token")
+    endpoint = session.base_url.rstrip("/") + "/v1/"
+    confirmed = session.request("DELETE", path, headers={**session.basic(), "X-Docker-Endpoints": endpoint})
+    expect(confirmed, 200, 202, 204)
+    gone = session.request("GET", f"/v1/repositories/{session.repository}/images",
+                           headers={"X-Docker-Token": "true"})
+    if gone.status != 404:
+        raise CheckFailed(f"repository still answers {gone.status} after its deletion")
+    return f"{session.repository} deleted"
+
+
+CHECKS: list[Check] = [
+    Check("ping", check_ping),
+    Check("login", check_login, needs=("ping",)),
+    Check("push: announce repository", check_push_announce, needs=("login",)),
+    Check("push: registry validates token", check_token_validation, needs=("push: announce repository",)),
+    Check("push: final image list", check_push_commit, needs=("push: announce repository",)),
+    Check("pull: image list and read token", check_pull, needs=("push: final image list",)),
+    Check("search", check_search, needs=("push: final image list",)),
+    Check("delete throwaway repository", check_delete, cleanup_of="push: announce repository"),
+]
+
+
+def run_checks(session: Session, checks: list[Check] | None = None,
+               echo: Callable[[str], None] = print) -> bool:
+    """Run every check, print one line each; True when none failed."""
+    outcome: dict[str, str] = {}
+    for check in checks if checks is not None else CHECKS:
+        prerequisites = (check.cleanup_of,) if check.cleanup_of else check.needs
+        missing = [name for name in prerequisites if outcome.get(name) != "PASS"]
+        if missing:
+            outcome[check.name] = "SKIP"
+            echo(f"SKIP  {check.name}: needs {', '.join(missing)}")
+            continue
+        started = time.monotonic()
+        try:
+            detail = check.run(session)
+        except CheckFailed as exc:
+            outcome[check.name] = "FAIL"
+            echo(f"FAIL  {check.name}: {exc}")
+            continue
+        outcome[check.name] = "PASS"
+        echo(f"PASS  {check.name}: {detail} ({(time.monotonic() - started) * 1000:.0f} ms)")
+    failed = sum(1 for result in outcome.values() if result == "FAIL")
+    skipped = sum(1 for result in outcome.values() if result == "SKIP")
+    passed = len(outcome) - failed - skipped
+    echo(f"self-check of {session.base_url}: {passed} of {len(outcome)} steps passed"
+         f"{f', {failed} failed' if failed else ''}{f', {skipped} skipped' if skipped else ''}")
+    return failed == 0 and skipped == 0
+
+
+def new_session(url: str, username: str, password: str, email: str | None = None,
+                ca_file: str | None = None, insecure: bool = False, timeout: float = 30.0) -> Session:
+    """A session on a fresh throwaway repository ``<username>/selfcheck-<random>``."""
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"expected an index URL like http://127.0.0.1:5000, got {url!r}")
+    context = None
+    if parts.scheme == "https":
+        context = ssl.create_default_context(cafile=ca_file)
+        if insecure:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+    suffix = secrets.token_hex(4)
+    return Session(base_url=f"{parts.scheme}://{parts.netloc}", username=username, password=password,
+                   email=email or f"{username}@selfcheck.invalid", ssl_context=context, timeout=timeout,
+                   repository=f"{username}/selfcheck-{suffix}", image_id=secrets.token_hex(32))
+
+
+@click.command("self-check")
+@click.argument("url", default="http://127.0.0.1:5000")
+@click.option("--username", required=True,
+              help="Account to act as; registered on the way if registration is open. Its own "
+                   "namespace gets a throwaway repository that is deleted at the end.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin instead of prompting.")
+@click.option("--email", help="E-mail for the registration step (default <username>@selfcheck.invalid).")
+@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False),
+              help="Trust this certificate (for a self-signed https index).")
+@click.option("--insecure", is_flag=True, help="Do not verify the https certificate.")
+@click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for each answer.")
+def self_check_command(url: str, username: str, password_stdin: bool, email: str | None,
+                       ca_file: str | None, insecure: bool, timeout: float) -> None:
+    """Run the docker client's index flows against the index at URL and print PASS/FAIL per step.
+
+    Steps: ping, login (register if needed), push (announce, registry token check, final list),
+    pull (image list, read token), search, and deletion of the throwaway repository.
+    """
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("Password", hide_input=True)
+    try:
+        session = new_session(url, username, password, email, ca_file, insecure, timeout)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="URL") from None
+    if not run_checks(session, echo=click.echo):
+        sys.exit(1)
