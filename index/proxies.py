@@ -19,6 +19,9 @@ def install(app: Flask, config: Mapping[str, Any]) -> None:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count,
                                 x_port=count, x_prefix=count)  # type: ignore[method-assign]
     trusted = list(config["TRUSTED_HOSTS"])
+    # Flask reads the same key and would refuse untrusted hosts during routing, before the health
+    # exemption below; the check is ours alone (the list stays in the services' config).
+    app.config["TRUSTED_HOSTS"] = None
     if trusted:
         app.before_request(lambda: _check_host(trusted))
 

@@ -1,0 +1,94 @@
+"""``python -m index serve`` (= ``make run``) as a real process: bad settings, TLS, SIGTERM."""
+from __future__ import annotations
+
+import base64
+import json
+import signal
+import socket
+import ssl
+import subprocess
+import urllib.error
+import urllib.request
+
+import pytest
+
+from index.certs import write_self_signed
+from tests.ops.processes import run_serve, serving
+
+
+@pytest.mark.parametrize("setting, value, line", [
+    ("INDEX_REGISTRATION", "sometimes",
+     "error: INDEX_REGISTRATION: must be one of open, confirm, approval, closed, got 'sometimes'"),
+    ("INDEX_PORT", "http", "error: INDEX_PORT: must be a port number (1-65535), got 'http'"),
+    ("INDEX_TLS_CERT", "{tmp}/missing.pem", "error: INDEX_TLS_CERT: cannot read {tmp}/missing.pem: No such file or directory"),
+    ("INDEX_DATA_DIR", "{tmp}/a-file/data", "error: INDEX_DATA_DIR: cannot create {tmp}/a-file/data: Not a directory"),
+])
+def test_a_bad_setting_stops_the_start_with_one_clear_line(tmp_path, setting, value, line):
+    (tmp_path / "a-file").write_text("")
+    settings = {"INDEX_DATA_DIR": str(tmp_path / "data"), setting: value.format(tmp=tmp_path)}
+    if setting == "INDEX_TLS_CERT":
+        settings["INDEX_TLS_KEY"] = str(tmp_path / "key.pem")
+    finished = run_serve(settings)
+    assert finished.returncode == 2
+    assert finished.stderr.splitlines() == [line.format(tmp=tmp_path)]
+    assert finished.stdout == ""
+
+
+def _basic(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
+def test_tls_with_a_generated_certificate_and_two_workers(tmp_path):
+    cert, key = write_self_signed(tmp_path / "certs", ["127.0.0.1", "localhost"])
+    settings = {"INDEX_DATA_DIR": str(tmp_path / "data"), "INDEX_TLS_CERT": str(cert),
+                "INDEX_TLS_KEY": str(key), "INDEX_WORKERS": "2", "INDEX_SECRET_KEY": "process-secret-key"}
+    with serving(settings, tmp_path / "serve.log", scheme="https", ca_file=cert) as served:
+        context = ssl.create_default_context(cafile=str(cert))
+        with urllib.request.urlopen(f"{served.url}/v1/_ping", context=context, timeout=5) as answer:
+            assert answer.status == 200
+            assert answer.headers["X-Docker-Registry-Standalone"] == "false"
+        # A client that does not trust the certificate refuses the connection.
+        with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
+            urllib.request.urlopen(f"{served.url}/v1/_ping", timeout=5)
+        # Plain http to the TLS port gets no HTTP answer.
+        plain = served.url.replace("https://", "http://")
+        with pytest.raises((urllib.error.URLError, ConnectionError, OSError)):
+            urllib.request.urlopen(f"{plain}/v1/_ping", timeout=5).read()
+    log = served.log()
+    assert "Booting worker" in log and log.count("Booting worker") >= 2
+    assert '"SECRET_KEY": "***"' in log
+    assert "process-secret-key" not in log
+
+
+def test_sigterm_lets_a_request_in_flight_finish(tmp_path):
+    settings = {"INDEX_DATA_DIR": str(tmp_path / "data"), "INDEX_WORKERS": "1", "INDEX_THREADS": "2"}
+    with serving(settings, tmp_path / "serve.log") as served:
+        body = json.dumps({"username": "alice", "password": "secret1", "email": "alice@example.com"}).encode()
+        request = urllib.request.Request(f"{served.url}/v1/users/", data=body, method="POST",
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            assert answer.status == 201
+
+        port = int(served.url.rsplit(":", 1)[1])
+        images = json.dumps([{"id": "a" * 64, "Tag": "latest"}]).encode()
+        head = (f"PUT /v1/repositories/alice/app/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                f"Authorization: {_basic('alice', 'secret1')}\r\nX-Docker-Token: true\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(images)}\r\n"
+                f"Connection: close\r\n\r\n").encode()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as upload:
+            upload.sendall(head + images[:10])          # the upload has started ...
+            served.process.send_signal(signal.SIGTERM)  # ... when the server is told to stop
+            # Until the request is answered, the server is still running.
+            with pytest.raises(subprocess.TimeoutExpired):
+                served.process.wait(1.0)
+            upload.sendall(images[10:])
+            answer = b""
+            while chunk := upload.recv(65536):
+                answer += chunk
+        status_line, _, rest = answer.partition(b"\r\n")
+        assert status_line == b"HTTP/1.1 200 OK", answer[:300]
+        assert b"X-Docker-Token: signature=" in rest
+        assert served.process.wait(15) == 0
+    log = served.log()
+    assert "Handling signal: term" in log
+    assert "PUT /v1/repositories/alice/app/ 200" in log
