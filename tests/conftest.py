@@ -10,6 +10,9 @@ import pytest
 from index import create_app
 from index.services import EXTENSION_KEY
 
+# The embedding fixture (index_server), registered the way another project's root conftest would.
+pytest_plugins = ["index.testing"]
+
 ADMIN = ("admin", "adminpass")
 
 

@@ -1,0 +1,102 @@
+"""The self-check against a live index, the certificate command, and the CLI entry points."""
+from __future__ import annotations
+
+import os
+import ssl
+import stat
+import subprocess
+import sys
+
+from click.testing import CliRunner
+from cryptography import x509
+
+from index.certs import cert_command
+from index.selfcheck import CHECKS, Check, CheckFailed, new_session, run_checks, self_check_command
+from index.testing import running_index
+from tests.ops.processes import ROOT, serve_env
+
+
+def test_self_check_passes_against_a_healthy_index():
+    with running_index() as index:
+        result = CliRunner().invoke(self_check_command, [index.url, "--username", "checker", "--password-stdin"],
+                                    input="check-pass-1\n")
+        store = index.app.extensions["docker_index"].store
+        leftovers = list(store.iter_repositories("checker"))
+    assert result.exit_code == 0, result.output
+    # result.output also holds the in-process index's log lines (stderr): keep the report's lines.
+    lines = [line for line in result.output.splitlines() if line.startswith(("PASS", "FAIL", "SKIP", "self-check"))]
+    assert len(lines) == len(CHECKS) + 1
+    for line, check in zip(lines, CHECKS):
+        assert line.startswith(f"PASS  {check.name}: ")
+    assert lines[-1] == f"self-check of {index.url}: {len(CHECKS)} of {len(CHECKS)} steps passed"
+    assert "check-pass-1" not in result.output and "signature=" not in result.output
+    assert leftovers == []  # the throwaway repository is gone
+
+
+def test_self_check_reports_a_refused_login_and_skips_the_rest():
+    with running_index({"REGISTRATION": "closed"}) as index:
+        result = CliRunner().invoke(self_check_command, [index.url, "--username", "stranger", "--password-stdin"],
+                                    input="whatever-1\n")
+    assert result.exit_code == 1
+    assert "PASS  ping" in result.output
+    assert "FAIL  login: wrong username or password" in result.output
+    assert "SKIP  push: announce repository: needs login" in result.output
+    assert result.stdout.splitlines()[-1].endswith("1 of 8 steps passed, 1 failed, 6 skipped")
+
+
+def test_self_check_names_an_inactive_account():
+    with running_index({"REGISTRATION": "approval"}) as index:
+        result = CliRunner().invoke(self_check_command, [index.url, "--username", "newbie", "--password-stdin"],
+                                    input="newbie-pass\n")
+    assert result.exit_code == 1
+    assert "FAIL  login: account newbie is not active" in result.output
+
+
+def test_clean_up_runs_after_a_failed_step():
+    def broken(session):
+        raise CheckFailed("registry step failed")
+
+    checks = list(CHECKS)
+    checks.insert(5, Check("registry: image layer", broken, needs=("push: final image list",)))
+    with running_index() as index:
+        session = new_session(index.url, index.admin_username, index.admin_password)
+        out: list[str] = []
+        assert run_checks(session, checks, echo=out.append) is False
+        leftovers = list(index.app.extensions["docker_index"].store.iter_repositories(index.admin_username))
+    assert "FAIL  registry: image layer: registry step failed" in out
+    assert out[-2].startswith("PASS  delete throwaway repository")
+    assert leftovers == []
+
+
+def test_self_check_cannot_reach_a_closed_port():
+    session = new_session("http://127.0.0.1:9", "someone", "pw-12345", timeout=2)
+    out: list[str] = []
+    assert run_checks(session, echo=out.append) is False
+    assert out[0].startswith("FAIL  ping: cannot reach http://127.0.0.1:9")
+
+
+def test_cert_command_writes_a_usable_certificate_and_says_how_to_trust_it(tmp_path):
+    result = CliRunner().invoke(cert_command, ["--out", str(tmp_path / "certs"), "--host", "index.lan",
+                                               "--host", "192.168.1.20", "--port", "5443"])
+    assert result.exit_code == 0, result.output
+    cert, key = tmp_path / "certs" / "cert.pem", tmp_path / "certs" / "key.pem"
+    assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
+    assert "/etc/docker/certs.d/index.lan:5443/ca.crt" in result.output
+    assert f"INDEX_TLS_CERT={cert}" in result.output
+    parsed = x509.load_pem_x509_certificate(cert.read_bytes())
+    names = parsed.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == ["index.lan"]
+    assert [str(ip) for ip in names.get_values_for_type(x509.IPAddress)] == ["192.168.1.20"]
+    ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)  # a matching pair
+
+
+def test_flask_cli_entry_point_and_bad_settings(tmp_path):
+    env = serve_env({"INDEX_DATA_DIR": str(tmp_path / "data")})
+    flask = os.path.join(os.path.dirname(sys.executable), "flask")
+    helped = subprocess.run([flask, "--app", "wsgi", "users", "--help"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert helped.returncode == 0 and "set-password" in helped.stdout
+    bad = subprocess.run([sys.executable, "-m", "index", "users", "list"], cwd=ROOT,
+                         env={**env, "INDEX_LOG_FORMAT": "yaml"}, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2
+    assert bad.stderr.splitlines() == ["error: INDEX_LOG_FORMAT: must be one of plain, json, got 'yaml'"]
