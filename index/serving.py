@@ -13,6 +13,7 @@ import click
 from flask import Flask
 
 from .config import ConfigError, load_config
+from .logs import JsonFormatter
 from .store import CorruptDataFile, StorageFailure
 
 # A worker that misses its heartbeat this long is restarted. gthread workers keep beating while
@@ -62,10 +63,25 @@ def gunicorn_options(settings: Mapping[str, Any]) -> dict[str, Any]:
         # Several instances on one machine (tests, rigs) must not fight over one control socket.
         "control_socket_disable": True,
     }
+    if settings["LOG_FORMAT"] == "json":
+        options["logger_class"] = _json_gunicorn_logger()
     if settings["TLS_CERT"]:
         options["certfile"] = settings["TLS_CERT"]
         options["keyfile"] = settings["TLS_KEY"]
     return options
+
+
+def _json_gunicorn_logger() -> type:
+    """gunicorn's logger with its own messages (start, workers, signals) as JSON lines too."""
+    from gunicorn.glogging import Logger
+
+    class JsonLinesLogger(Logger):
+        def setup(self, cfg: Any) -> None:
+            super().setup(cfg)
+            for handler in self.error_log.handlers:
+                handler.setFormatter(JsonFormatter())
+
+    return JsonLinesLogger
 
 
 def _bracketed(host: str) -> str:

@@ -14,7 +14,7 @@ from itsdangerous import TimestampSigner
 from index import create_app
 from index.activation import ActivationLinks
 from index.services import EXTENSION_KEY
-from tests.conftest import DockerActions, basic
+from tests.conftest import DockerActions
 
 LINK_RE = re.compile(r"https?://\S+/account/activate\?token=[A-Za-z0-9_.\-]+")
 
