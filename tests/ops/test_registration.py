@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 from itsdangerous import TimestampSigner
 
 from index import create_app
@@ -154,6 +155,40 @@ def test_confirm_mails_a_link_over_smtp_that_activates_the_account(settings, smt
     assert docker.login().status_code == 403
     assert docker.client.get(_activation_path(link)).status_code == 200
     assert docker.login().status_code == 200
+
+
+# The test server accepts AUTH in clear text on loopback; aiosmtpd warns about exactly that.
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_smtp_login_is_used_when_configured(settings):
+    inbox, logins = _Inbox(), []
+
+    def authenticate(server, session, envelope, mechanism, auth_data):
+        logins.append((mechanism, auth_data))
+        ok = isinstance(auth_data, LoginPassword) and auth_data == LoginPassword(b"mailer", b"mail-secret")
+        return AuthResult(success=ok)
+
+    controller = Controller(inbox, hostname="127.0.0.1", port=_free_port(), ready_timeout=10,
+                            authenticator=authenticate, auth_required=True, auth_require_tls=False)
+    controller.start()
+    try:
+        _, docker = _docker(settings, REGISTRATION="confirm", SMTP_HOST="127.0.0.1", SMTP_PORT=controller.port,
+                            SMTP_SECURITY="none", SMTP_USERNAME="mailer", SMTP_PASSWORD="mail-secret")
+        assert docker.register().status_code == 201
+    finally:
+        controller.stop()
+    assert len(logins) == 1 and logins[0][1] == LoginPassword(b"mailer", b"mail-secret")
+    assert len(inbox.messages) == 1
+
+
+def test_starttls_mode_refuses_a_server_without_starttls(settings, smtp_server, caplog):
+    caplog.set_level("INFO", logger="index")
+    controller, inbox = smtp_server
+    _, docker = _docker(settings, REGISTRATION="confirm", SMTP_HOST="127.0.0.1", SMTP_PORT=controller.port,
+                        SMTP_SECURITY="starttls", SMTP_USERNAME="mailer", SMTP_PASSWORD="mail-secret")
+    assert docker.register().status_code == 201
+    assert inbox.messages == []  # nothing, and no password, went out in clear text
+    assert "STARTTLS" in caplog.text and "could not mail the activation link" in caplog.text
+    assert "mail-secret" not in caplog.text
 
 
 def test_an_unreachable_smtp_server_leaves_the_link_in_the_log(settings, caplog):
