@@ -94,3 +94,20 @@ def test_sigterm_lets_a_request_in_flight_finish(tmp_path):
     assert any(entry.get("message") == "Handling signal: term" for entry in entries)
     assert [(entry["method"], entry["path"], entry["status"]) for entry in entries if "method" in entry] == \
         [("GET", "/healthz", 200), ("POST", "/v1/users/", 201), ("PUT", "/v1/repositories/alice/app/", 200)]
+
+
+def test_without_proxy_count_no_forwarded_header_is_believed(tmp_path):
+    # gunicorn by itself would take X-Forwarded-Proto from 127.0.0.1; only INDEX_PROXY_COUNT may.
+    settings = {"INDEX_DATA_DIR": str(tmp_path / "data"), "INDEX_REGISTRATION": "confirm"}
+    with serving(settings, tmp_path / "serve.log") as served:
+        body = json.dumps({"username": "alice", "password": "secret1", "email": "alice@example.com"}).encode()
+        request = urllib.request.Request(
+            f"{served.url}/v1/users/", data=body, method="POST",
+            headers={"Content-Type": "application/json", "X-Forwarded-Proto": "https",
+                     "X-Forwarded-For": "203.0.113.9", "X-Forwarded-Host": "evil.example"})
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            assert answer.status == 201
+    log = served.log()
+    assert f"activation link for alice <alice@example.com>: {served.url}/account/activate?token=" in log
+    assert "127.0.0.1 - POST /v1/users/ 201" in log
+    assert "203.0.113.9" not in log and "evil.example" not in log
