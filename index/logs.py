@@ -59,18 +59,18 @@ class JsonFormatter(logging.Formatter):
 
 
 class _StderrHandler(logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is at the time (so captured output works in tests)."""
+    """Writes to whatever ``sys.stderr`` is at the time of each record, not at set-up.
 
-    def __init__(self) -> None:
-        super().__init__()
+    A process that swaps stderr later (pytest's capture, click's test runner) still gets the lines.
+    """
 
     @property  # type: ignore[override]
-    def stream(self):  # noqa: D401 - property
+    def stream(self) -> Any:
         return sys.stderr
 
     @stream.setter
-    def stream(self, _value) -> None:
-        pass
+    def stream(self, _value: Any) -> None:
+        pass  # StreamHandler.__init__ assigns a stream; the property above decides instead
 
 
 def configure(config: Mapping[str, Any]) -> None:
