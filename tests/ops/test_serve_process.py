@@ -13,6 +13,7 @@ import urllib.request
 import pytest
 
 from index.certs import write_self_signed
+from index.selfcheck import new_session, run_checks
 from tests.ops.processes import run_serve, serving
 
 
@@ -50,6 +51,14 @@ def test_tls_with_a_generated_certificate_and_two_workers(tmp_path):
         # A client that does not trust the certificate refuses the connection.
         with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
             urllib.request.urlopen(f"{served.url}/v1/_ping", timeout=5)
+        # The docker flows work over it, across both workers.
+        session = new_session(served.url, "tlsuser", "tls-pass-1", ca_file=str(cert))
+        report: list[str] = []
+        assert run_checks(session, echo=report.append), report
+        untrusting = new_session(served.url, "tlsuser", "tls-pass-1")
+        report = []
+        assert not run_checks(untrusting, echo=report.append)
+        assert report[0].startswith("FAIL  ping: cannot reach") and "CERTIFICATE_VERIFY_FAILED" in report[0]
         # Plain http to the TLS port gets no HTTP answer.
         plain = served.url.replace("https://", "http://")
         with pytest.raises((urllib.error.URLError, ConnectionError, OSError)):
