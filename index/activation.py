@@ -61,7 +61,8 @@ def after_registration(username: str, email: str) -> None:
 
 def _link_for(token: str) -> str:
     host = services().config["PUBLIC_HOST"] or request.host
-    return f"{request.scheme}://{host}{ACTIVATE_PATH}?token={token}"
+    # script_root: the prefix a proxy mounts the index under (X-Forwarded-Prefix), if any.
+    return f"{request.scheme}://{host}{request.script_root}{ACTIVATE_PATH}?token={token}"
 
 
 def _send_link(config: Mapping[str, Any], username: str, email: str, link: str) -> None:
