@@ -200,7 +200,11 @@ def _parse_or_fail(name: str, raw: str, parse: Callable[[str], Any]) -> Any:
     try:
         return parse(raw)
     except ValueError as exc:
-        raise ConfigError(f"{name}: {exc}") from None
+        message = str(exc)
+        if message.startswith("invalid literal for int()"):
+            # Parsers that call int() directly: say it in words a person can act on.
+            message = f"must be a whole number, got {raw!r}"
+        raise ConfigError(f"{name}: {message}") from None
 
 
 def _check_tls(config: Mapping[str, Any]) -> None:

@@ -23,6 +23,8 @@ def base_env(tmp_path):
     ("INDEX_SMTP_SECURITY", "tls", "INDEX_SMTP_SECURITY: must be one of starttls, ssl, none"),
     ("INDEX_SMTP_PORT", "smtp", "INDEX_SMTP_PORT: must be a port number"),
     ("INDEX_ACTIVATION_TTL", "-5", "INDEX_ACTIVATION_TTL: must be a positive whole number"),
+    ("INDEX_TOKEN_TTL", "6h", "INDEX_TOKEN_TTL: must be a whole number, got '6h'"),
+    ("INDEX_CREDENTIAL_CACHE_SECONDS", "off", "INDEX_CREDENTIAL_CACHE_SECONDS: must be a whole number, got 'off'"),
     ("INDEX_SMTP_USERNAME", "mailer", "INDEX_SMTP_USERNAME and INDEX_SMTP_PASSWORD must be set together"),
     ("INDEX_TLS_KEY", "/etc/hostname", "INDEX_TLS_CERT and INDEX_TLS_KEY must be set together"),
 ])
