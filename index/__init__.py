@@ -1,4 +1,4 @@
-"""A self-hostable Docker Index (API v1): accounts, repositories, tokens, search."""
+"""A self-hostable Docker Index (API v1): accounts, repositories, tokens, search, built-in registry."""
 from __future__ import annotations
 
 import logging
@@ -6,7 +6,7 @@ from typing import Any, Mapping
 
 from flask import Flask, Response
 
-from . import probes, repositories, search, users
+from . import probes, registry, repositories, search, users
 from .config import describe, load_config
 from .errors import (InsufficientStorage, StorageUnavailable, error_response,
                      register_error_handlers)
@@ -44,6 +44,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.after_request(_common_headers)
     for blueprint in (probes.bp, users.bp, repositories.bp, search.bp):
         app.register_blueprint(blueprint)
+    if not settings["REGISTRY_ENDPOINTS"]:
+        registry.install(app)  # built-in registry; otherwise external ones serve the layers
     log.info("docker index ready: %s", describe(settings))
     return app
 

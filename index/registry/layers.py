@@ -1,0 +1,149 @@
+"""Layer files: streamed to a temp file while their checksums are computed, then renamed into place.
+
+    <data dir>/layers/<first two hex of id>/<id>.layer   a finished upload (by image id)
+    <data dir>/uploads/<id>.<random>.part               an upload in progress
+
+A layer never passes through memory whole: the body is read in ``CHUNK`` pieces. An upload that
+breaks off leaves only its temp file, which is removed at once (or at the next start if the
+process died).
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from ..store.files import StorageFailure, fsync_dir
+from .tarsum import LayerDigester, TarError
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1 << 20
+# A live upload writes continuously, so an older temp file belongs to a dead process.
+STALE_UPLOAD_SECONDS = 3600
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
+
+
+class UploadBroken(Exception):
+    """The request body ended early or could not be read (the client went away)."""
+
+
+@dataclass
+class Upload:
+    """A received layer in its temp file, with what was computed from it."""
+
+    temp_path: Path
+    size: int
+    checksum: str          # tarsum+sha256:...
+    payload_checksum: str  # sha256:... over json + "\n" + body
+
+
+class LayerFiles:
+    """The layer files under one data dir."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.layers_dir = Path(data_dir) / "layers"
+        self.uploads_dir = Path(data_dir) / "uploads"
+
+    def path(self, image_id: str) -> Path:
+        # image_id is validated as 64 hex digits; the resolved path is checked anyway.
+        path = (self.layers_dir / image_id[:2] / f"{image_id}.layer").resolve()
+        if path.parent.parent != self.layers_dir.resolve():
+            raise ValueError(f"unsafe image id {image_id!r}")
+        return path
+
+    def receive(self, image_id: str, body: BinaryIO, image_json: bytes) -> Upload:
+        """Stream ``body`` into a temp file, computing size and checksums; fsync it.
+
+        Raises UploadBroken when the body cannot be read to its end, TarError when it is not a
+        (gzip'd) tar archive, StorageFailure when the disk refuses; the temp file is gone then.
+        """
+        try:
+            self.uploads_dir.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix=f"{image_id}.", suffix=".part", dir=self.uploads_dir)
+        except OSError as exc:
+            raise _storage_failure(exc) from None
+        temp_path = Path(name)
+        digester = LayerDigester(image_json)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                invalid: TarError | None = None
+                while True:
+                    try:
+                        chunk = body.read(CHUNK)
+                    except Exception as exc:  # the server's own errors for a broken body vary
+                        raise UploadBroken(f"the layer upload broke off: {exc or type(exc).__name__}") from None
+                    if not chunk:
+                        break
+                    if invalid is not None:
+                        continue  # read to the end, so the client gets to see the 400
+                    try:
+                        handle.write(chunk)
+                    except OSError as exc:
+                        raise _storage_failure(exc) from None
+                    try:
+                        digester.update(chunk)
+                    except TarError as exc:
+                        invalid = exc
+                if invalid is not None:
+                    raise invalid
+                try:
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                except OSError as exc:
+                    raise _storage_failure(exc) from None
+            checksum, payload_checksum = digester.finish()
+        except BaseException:
+            with contextlib.suppress(OSError):
+                temp_path.unlink()
+            raise
+        return Upload(temp_path, digester.size, checksum, payload_checksum)
+
+    def install(self, upload: Upload, image_id: str) -> None:
+        """Rename a received upload into place (replacing an older file of that image)."""
+        target = self.path(image_id)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(upload.temp_path, target)
+            fsync_dir(target.parent)
+        except OSError as exc:
+            raise _storage_failure(exc) from None
+
+    def discard(self, upload: Upload) -> None:
+        with contextlib.suppress(OSError):
+            upload.temp_path.unlink()
+
+    def remove(self, image_id: str) -> None:
+        """Delete an image's layer file, if any; the space comes back once no reader holds it."""
+        with contextlib.suppress(FileNotFoundError):
+            self.path(image_id).unlink()
+
+    def remove_stale_uploads(self, older_than: float = STALE_UPLOAD_SECONDS) -> int:
+        """Delete temp files of uploads whose process died (not touched for ``older_than`` s)."""
+        if not self.uploads_dir.exists():
+            return 0
+        removed = 0
+        limit = time.time() - older_than
+        for temp in self.uploads_dir.glob("*.part"):
+            with contextlib.suppress(OSError):
+                if temp.stat().st_mtime < limit:
+                    temp.unlink()
+                    removed += 1
+        if removed:
+            log.info("removed %d unfinished layer upload(s)", removed)
+        return removed
+
+
+def _storage_failure(exc: OSError) -> StorageFailure:
+    no_space = exc.errno in _NO_SPACE
+    reason = "the disk is full" if no_space else (exc.strerror or str(exc))
+    return StorageFailure(f"could not store the layer: {reason}", no_space=no_space)
+
+
+__all__ = ["LayerFiles", "Upload", "UploadBroken", "TarError", "CHUNK"]
