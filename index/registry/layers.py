@@ -13,14 +13,16 @@ import contextlib
 import errno
 import logging
 import os
+import queue
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from ..store.files import StorageFailure, fsync_dir
-from .tarsum import LayerDigester, TarError
+from .tarsum import LayerTarSum, PayloadChecksum, TarError
 
 log = logging.getLogger(__name__)
 
@@ -70,40 +72,23 @@ class LayerFiles:
         except OSError as exc:
             raise _storage_failure(exc) from None
         temp_path = Path(name)
-        digester = LayerDigester(image_json)
+        payload = PayloadChecksum(image_json)
+        tarsum = _TarSumThread(LayerTarSum(image_json))
         try:
             with os.fdopen(fd, "wb") as handle:
-                invalid: TarError | None = None
-                while True:
-                    try:
-                        chunk = body.read(CHUNK)
-                    except Exception as exc:  # the server's own errors for a broken body vary
-                        raise UploadBroken(f"the layer upload broke off: {exc or type(exc).__name__}") from None
-                    if not chunk:
-                        break
-                    if invalid is not None:
-                        continue  # read to the end, so the client gets to see the 400
-                    try:
-                        handle.write(chunk)
-                    except OSError as exc:
-                        raise _storage_failure(exc) from None
-                    try:
-                        digester.update(chunk)
-                    except TarError as exc:
-                        invalid = exc
-                if invalid is not None:
-                    raise invalid
+                _copy(body, handle, payload, tarsum)
                 try:
                     handle.flush()
                     os.fsync(handle.fileno())
                 except OSError as exc:
                     raise _storage_failure(exc) from None
-            checksum, payload_checksum = digester.finish()
+            checksum = tarsum.finish()
         except BaseException:
+            tarsum.close()
             with contextlib.suppress(OSError):
                 temp_path.unlink()
             raise
-        return Upload(temp_path, digester.size, checksum, payload_checksum)
+        return Upload(temp_path, payload.size, checksum, payload.finish())
 
     def install(self, upload: Upload, image_id: str) -> None:
         """Rename a received upload into place (replacing an older file of that image)."""
@@ -138,6 +123,72 @@ class LayerFiles:
         if removed:
             log.info("removed %d unfinished layer upload(s)", removed)
         return removed
+
+
+def _copy(body: BinaryIO, handle: BinaryIO, payload: PayloadChecksum, tarsum: "_TarSumThread") -> None:
+    """Body -> file, chunk by chunk; once the body is known to be no tar, only read it to its end
+    (so the client gets to see the 400 instead of a reset connection)."""
+    while True:
+        try:
+            chunk = body.read(CHUNK)
+        except Exception as exc:  # the server's own errors for a broken body vary
+            raise UploadBroken(f"the layer upload broke off: {exc or type(exc).__name__}") from None
+        if not chunk:
+            return
+        if tarsum.failed:
+            continue
+        try:
+            handle.write(chunk)
+        except OSError as exc:
+            raise _storage_failure(exc) from None
+        payload.update(chunk)
+        tarsum.feed(chunk)
+
+
+class _TarSumThread:
+    """Runs LayerTarSum on a helper thread, fed through a small bounded queue.
+
+    zlib and hashlib release the GIL on large buffers, so inflating and hashing the tar runs on
+    one core while the request thread reads, writes and hashes the body on the other. The queue
+    bound keeps memory at a few chunks.
+    """
+
+    QUEUE_CHUNKS = 4
+
+    def __init__(self, tarsum: LayerTarSum) -> None:
+        self._tarsum = tarsum
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=self.QUEUE_CHUNKS)
+        self._error: BaseException | None = None
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="layer-tarsum", daemon=True)
+        self._thread.start()
+
+    @property
+    def failed(self) -> bool:
+        return self._error is not None
+
+    def _run(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            if self._error is None:  # after an error, chunks are only taken off the queue
+                try:
+                    self._tarsum.update(chunk)
+                except BaseException as exc:  # re-raised on the request thread by finish()
+                    self._error = exc
+
+    def feed(self, chunk: bytes) -> None:
+        self._queue.put(chunk)  # blocks while the queue is full: the helper always drains it
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._queue.put(None)
+            self._thread.join()
+
+    def finish(self) -> str:
+        self.close()
+        if self._error is not None:
+            raise self._error
+        return self._tarsum.finish()
 
 
 def _storage_failure(exc: OSError) -> StorageFailure:

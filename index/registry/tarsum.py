@@ -254,17 +254,11 @@ class TarSum:
         return "tarsum+sha256:" + final.hexdigest()
 
 
-class LayerDigester:
-    """What is computed from a layer body while it streams: size, payload checksum, TarSum.
-
-    The body is a gzip'd tar (what docker sends) or a plain tar.
-    """
+class LayerTarSum:
+    """TarSum v0 of a layer body as sent: a gzip'd tar (what docker sends) or a plain tar."""
 
     def __init__(self, image_json: bytes) -> None:
         self.image_json = image_json
-        self.size = 0
-        # docker 0.10+: sha256(json + "\n" + the bytes sent as the layer body).
-        self._payload = hashlib.sha256(image_json + b"\n")
         self._tarsum = TarSum()
         self._inflate: Any = None
         self._mode = ""            # "" until two bytes tell gzip from plain tar
@@ -272,8 +266,6 @@ class LayerDigester:
         self._trailing = False
 
     def update(self, chunk: bytes) -> None:
-        self.size += len(chunk)
-        self._payload.update(chunk)
         if not self._mode:
             self._head += chunk
             if len(self._head) < 2:
@@ -302,11 +294,45 @@ class LayerDigester:
                 self._tarsum.update(out)
             data = self._inflate.unused_data if self._inflate.eof else self._inflate.unconsumed_tail
 
-    def finish(self) -> tuple[str, str]:
-        """``(tarsum, payload checksum)``; TarError if the archive is truncated or not one."""
+    def finish(self) -> str:
+        """``tarsum+sha256:<hex>``; TarError if the archive is truncated or not one."""
         if not self._mode:
             raise TarError("the layer is empty or too short: expected a gzip'd tar archive")
         if self._mode == "gzip" and not self._inflate.eof:
             raise TarError("the gzip stream ends early: the layer upload is truncated")
         self._tarsum.check_complete()
-        return self._tarsum.digest(self.image_json), "sha256:" + self._payload.hexdigest()
+        return self._tarsum.digest(self.image_json)
+
+
+class PayloadChecksum:
+    """docker 0.10+'s ``X-Docker-Checksum-Payload``: sha256(json + "\n" + the layer body as sent)."""
+
+    def __init__(self, image_json: bytes) -> None:
+        self.size = 0
+        self._hash = hashlib.sha256(image_json + b"\n")
+
+    def update(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        self._hash.update(chunk)
+
+    def finish(self) -> str:
+        return "sha256:" + self._hash.hexdigest()
+
+
+class LayerDigester:
+    """Both checksums of a layer body in one pass (one thread): ``finish() -> (tarsum, payload)``."""
+
+    def __init__(self, image_json: bytes) -> None:
+        self._payload = PayloadChecksum(image_json)
+        self._tarsum = LayerTarSum(image_json)
+
+    @property
+    def size(self) -> int:
+        return self._payload.size
+
+    def update(self, chunk: bytes) -> None:
+        self._payload.update(chunk)
+        self._tarsum.update(chunk)
+
+    def finish(self) -> tuple[str, str]:
+        return self._tarsum.finish(), self._payload.finish()
