@@ -18,8 +18,8 @@ import argparse
 import gzip
 import http.client
 import json
-import os
 import random
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -124,66 +124,66 @@ def main() -> None:
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="layer-bench-", dir=args.workdir or ROOT / "bench"))
-    layer = workdir / "layer.tar.gz"
-    started = time.perf_counter()
-    build_layer(layer, args.size_mib * MIB, args.content)
-    body_size = layer.stat().st_size
-    image_json = json.dumps({"id": IMAGE_ID, "created": "2014-06-01T00:00:00Z"}).encode()
-    tarsum, payload = checksums(layer, image_json)
-    print(f"layer: {body_size / MIB:.0f} MiB body ({args.content} content, {args.size_mib} MiB in the tar), "
-          f"built and checksummed in {time.perf_counter() - started:.1f} s")
+    try:
+        layer = workdir / "layer.tar.gz"
+        started = time.perf_counter()
+        build_layer(layer, args.size_mib * MIB, args.content)
+        body_size = layer.stat().st_size
+        image_json = json.dumps({"id": IMAGE_ID, "created": "2014-06-01T00:00:00Z"}).encode()
+        tarsum, payload = checksums(layer, image_json)
+        print(f"layer: {body_size / MIB:.0f} MiB body ({args.content} content, {args.size_mib} MiB in the tar), "
+              f"built and checksummed in {time.perf_counter() - started:.1f} s")
 
-    cat_seconds = min(timed_cat(layer) for _ in range(2))
-    with running_server(workdir / "data", workdir / "server.log", workers=1) as server:
-        pid = worker_pid(server.process.pid)
-        user = V1Client(server.host, ("benchuser", "secret1"))
-        user.request("POST", "/v1/users/", json.dumps({"username": "benchuser", "password": "secret1",
-                                                       "email": "b@example.com"}).encode(),
-                     {"Content-Type": "application/json"})
-        announced = user.announce("benchuser/big", [_Announce(IMAGE_ID)])
-        auth = {"Authorization": "Token " + announced.headers["X-Docker-Token"]}
-        reply = user.request("PUT", f"/v1/images/{IMAGE_ID}/json", image_json,
-                             {**auth, "Content-Type": "application/json"})
-        assert reply.status == 200, reply.body
-        idle_kib = status_kib(pid, "VmRSS")
-        sampler = RssSampler(pid)
-        sampler.start()
+        cat_seconds = min(timed_cat(layer) for _ in range(2))
+        with running_server(workdir / "data", workdir / "server.log", workers=1) as server:
+            pid = worker_pid(server.process.pid)
+            user = V1Client(server.host, ("benchuser", "secret1"))
+            user.request("POST", "/v1/users/", json.dumps({"username": "benchuser", "password": "secret1",
+                                                           "email": "b@example.com"}).encode(),
+                         {"Content-Type": "application/json"})
+            announced = user.announce("benchuser/big", [_Announce(IMAGE_ID)])
+            auth = {"Authorization": "Token " + announced.headers["X-Docker-Token"]}
+            reply = user.request("PUT", f"/v1/images/{IMAGE_ID}/json", image_json,
+                                 {**auth, "Content-Type": "application/json"})
+            assert reply.status == 200, reply.body
+            idle_kib = status_kib(pid, "VmRSS")
+            sampler = RssSampler(pid)
+            sampler.start()
 
-        upload_started = time.perf_counter()
-        with open(layer, "rb") as handle:
-            reply = user.request("PUT", f"/v1/images/{IMAGE_ID}/layer", iter(lambda: handle.read(MIB), b""),
-                                 auth, chunked=True)
-        upload_seconds = time.perf_counter() - upload_started
-        assert reply.status == 200, reply.body
-        reply = user.request("PUT", f"/v1/images/{IMAGE_ID}/checksum", b"",
-                             {**auth, "X-Docker-Checksum": tarsum, "X-Docker-Checksum-Payload": payload})
-        assert reply.status == 200, reply.body
+            upload_started = time.perf_counter()
+            with open(layer, "rb") as handle:
+                reply = user.request("PUT", f"/v1/images/{IMAGE_ID}/layer", iter(lambda: handle.read(MIB), b""),
+                                     auth, chunked=True)
+            upload_seconds = time.perf_counter() - upload_started
+            assert reply.status == 200, reply.body
+            reply = user.request("PUT", f"/v1/images/{IMAGE_ID}/checksum", b"",
+                                 {**auth, "X-Docker-Checksum": tarsum, "X-Docker-Checksum-Payload": payload})
+            assert reply.status == 200, reply.body
 
-        download_started = time.perf_counter()
-        connection = http.client.HTTPConnection(server.host, timeout=600)
-        connection.request("GET", f"/v1/images/{IMAGE_ID}/layer", headers=basic_header("benchuser", "secret1"))
-        response = connection.getresponse()
-        received = 0
-        while chunk := response.read(MIB):
-            received += len(chunk)
-        connection.close()
-        download_seconds = time.perf_counter() - download_started
-        assert response.status == 200 and received == body_size, (response.status, received)
-        sampler.running = False
-        sampler.join()
-        hwm_kib = status_kib(pid, "VmHWM")
+            download_started = time.perf_counter()
+            connection = http.client.HTTPConnection(server.host, timeout=600)
+            connection.request("GET", f"/v1/images/{IMAGE_ID}/layer", headers=basic_header("benchuser", "secret1"))
+            response = connection.getresponse()
+            received = 0
+            while chunk := response.read(MIB):
+                received += len(chunk)
+            connection.close()
+            download_seconds = time.perf_counter() - download_started
+            assert response.status == 200 and received == body_size, (response.status, received)
+            sampler.running = False
+            sampler.join()
+            hwm_kib = status_kib(pid, "VmHWM")
 
-    mb = body_size / 1e6
-    print(f"cat layer > /dev/null : {mb / cat_seconds:8.1f} MB/s  ({cat_seconds:.2f} s, page cache warm)")
-    print(f"upload (PUT layer)    : {mb / upload_seconds:8.1f} MB/s  ({upload_seconds:.2f} s, chunked; "
-          f"includes TarSum, sha256 payload, fsync)")
-    print(f"download (GET layer)  : {mb / download_seconds:8.1f} MB/s  ({download_seconds:.2f} s)")
-    print(f"worker RSS            : idle {idle_kib / 1024:.1f} MiB, peak sampled {sampler.peak_kib / 1024:.1f} MiB "
-          f"(+{(sampler.peak_kib - idle_kib) / 1024:.1f} MiB), VmHWM {hwm_kib / 1024:.1f} MiB "
-          f"(+{(hwm_kib - idle_kib) / 1024:.1f} MiB)")
-    for path in sorted(workdir.rglob("*"), reverse=True):
-        path.unlink() if path.is_file() or path.is_symlink() else path.rmdir()
-    workdir.rmdir()
+        mb = body_size / 1e6
+        print(f"cat layer > /dev/null : {mb / cat_seconds:8.1f} MB/s  ({cat_seconds:.2f} s, page cache warm)")
+        print(f"upload (PUT layer)    : {mb / upload_seconds:8.1f} MB/s  ({upload_seconds:.2f} s, chunked; "
+              f"includes TarSum, sha256 payload, fsync)")
+        print(f"download (GET layer)  : {mb / download_seconds:8.1f} MB/s  ({download_seconds:.2f} s)")
+        print(f"worker RSS            : idle {idle_kib / 1024:.1f} MiB, peak sampled {sampler.peak_kib / 1024:.1f} MiB "
+              f"(+{(sampler.peak_kib - idle_kib) / 1024:.1f} MiB), VmHWM {hwm_kib / 1024:.1f} MiB "
+              f"(+{(hwm_kib - idle_kib) / 1024:.1f} MiB)")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 class _Announce:
