@@ -56,12 +56,15 @@ class Registry:
         candidates = set(candidates)
         if not candidates:
             return []
-        needed: set[str] = set()
-        for record in self.store.iter_repositories():
-            if keep_for is not None and (record["namespace"], record["name"]) == (keep_for.namespace, keep_for.repository):
-                continue
-            needed |= self._references_of(record)
-        removed = self.images.remove(candidates - needed, self.layers.remove)
+        # Every data file stays locked from the scan to the removal, so a push cannot announce
+        # one of these images in between (it would then be told 200 for an image about to go).
+        with self.store.lock_all():
+            needed: set[str] = set()
+            for record in self.store.iter_repositories():
+                if keep_for is not None and (record["namespace"], record["name"]) == (keep_for.namespace, keep_for.repository):
+                    continue
+                needed |= self._references_of(record)
+            removed = self.images.remove(candidates - needed, self.layers.remove)
         if removed:
             log.info("removed %d image(s) no repository references: %s", len(removed), ", ".join(removed))
         return removed

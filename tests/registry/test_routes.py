@@ -255,3 +255,38 @@ def test_external_mode_turns_the_registry_off_and_serves_its_token_checks(extern
     assert external.get(f"/v1/images/{image_id(1)}/json", headers=token).status_code == 404
     assert external.get("/v1/repositories/alice/app/tags", headers=token).status_code == 404
     assert external.delete("/v1/repositories/alice/app/", headers=token).status_code == 401
+
+
+# -- what a delete removes ------------------------------------------------------------------
+def test_delete_keeps_parents_other_repositories_tag_through_ancestry(client, pushed, app):
+    # alice/child announces only its own image, whose parent lives in alice/app.
+    base = pushed.layers[-1]
+    child = chain([image_id(3)])[0]
+    child.parent = base.image_id
+    other = Pusher(client, "alice/child", [child])
+    other.upload_all()
+    assert client.put("/v1/repositories/alice/child/tags/latest", data=json.dumps(image_id(3)),
+                      headers=other.token, content_type="application/json").status_code == 200
+
+    owner = basic("alice", "secret1")
+    started = client.delete("/v1/repositories/alice/app/", headers={**owner, "X-Docker-Token": "true"})
+    token = {"Authorization": "Token " + started.headers["X-Docker-Token"]}
+    assert client.delete("/v1/repositories/alice/app/", headers=token).status_code == 200
+    assert client.delete("/v1/repositories/alice/app/",
+                         headers={**owner, "X-Docker-Endpoints": "http://localhost/v1/"}).status_code == 200
+
+    layers_dir = app.config["DATA_DIR"] / "layers"
+    kept = sorted(path.stem for path in layers_dir.rglob("*.layer"))
+    assert kept == [image_id(1), image_id(2), image_id(3)]
+    reader = read_token(client, "alice/child")
+    assert client.get(f"/v1/images/{image_id(3)}/ancestry", headers=reader).get_json() == \
+        [image_id(3), image_id(2), image_id(1)]
+
+    # Without the final index step (a client that stops after step 2), a later index-only
+    # delete still cleans up: deleting alice/child now frees everything.
+    started = client.delete("/v1/repositories/alice/child/", headers={**owner, "X-Docker-Token": "true"})
+    assert started.status_code == 202
+    assert client.delete("/v1/repositories/alice/child/",
+                         headers={**owner, "X-Docker-Endpoints": "http://localhost/v1/"}).status_code == 200
+    assert list(layers_dir.rglob("*.layer")) == []
+    assert json.loads((app.config["DATA_DIR"] / "db" / "images" / "00.json").read_text())["images"] == {}

@@ -164,3 +164,36 @@ def test_concurrent_pushes_of_different_repositories(server):
         pulled = server.client().pull(f"{user.credentials[0]}/app")
         assert [pulled[l.image_id] for l in layers] == [(l.json_bytes, l.body) for l in layers]
     assert json.loads(users[0].request("GET", "/v1/_ping").body) is True
+
+
+def test_racing_uploads_of_one_shared_image_end_consistent(server):
+    """Two pushers upload the same new base image at once (two workers): no 5xx, one good copy."""
+    from concurrent.futures import ThreadPoolExecutor
+    base = chain([image_id(0x700)], salt="shared")[0]
+    pushers = [server.register(f"race{n}user") for n in range(2)]
+    tokens = [_token(p, f"{p.credentials[0]}/app", [base]) for p in pushers]
+
+    def upload(pair):
+        client, auth = pair
+        statuses = []
+        for _ in range(3):  # what a client would do: retry its push a few times
+            steps = [
+                client.request("PUT", f"/v1/images/{base.image_id}/json", base.json_bytes,
+                               {**auth, "Content-Type": "application/json"}),
+                client.request("PUT", f"/v1/images/{base.image_id}/layer", base.body, auth, chunked=True),
+                client.request("PUT", f"/v1/images/{base.image_id}/checksum", b"",
+                               {**auth, "X-Docker-Checksum": base.tarsum,
+                                "X-Docker-Checksum-Payload": base.payload_checksum}),
+            ]
+            statuses += [step.status for step in steps]
+            if client.request("GET", f"/v1/images/{base.image_id}/json", headers=auth).status == 200:
+                break
+        return statuses
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(upload, zip(pushers, tokens)))
+    assert all(status in (200, 400, 404, 409) for statuses in results for status in statuses), results
+    assert server.layer_file(base.image_id).read_bytes() == base.body
+    for client, auth in zip(pushers, tokens):
+        got = client.request("GET", f"/v1/images/{base.image_id}/layer", headers=auth)
+        assert got.status == 200 and got.body == base.body
