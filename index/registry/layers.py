@@ -75,13 +75,13 @@ class LayerFiles:
         payload = PayloadChecksum(image_json)
         tarsum = _TarSumThread(LayerTarSum(image_json))
         try:
-            with os.fdopen(fd, "wb") as handle:
-                _copy(body, handle, payload, tarsum)
-                try:
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    _copy(body, handle, payload, tarsum)
                     handle.flush()
                     os.fsync(handle.fileno())
-                except OSError as exc:
-                    raise _storage_failure(exc) from None
+            except OSError as exc:  # writing, flushing or closing the temp file
+                raise _storage_failure(exc) from None
             checksum = tarsum.finish()
         except BaseException:
             tarsum.close()

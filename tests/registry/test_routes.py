@@ -290,3 +290,30 @@ def test_delete_keeps_parents_other_repositories_tag_through_ancestry(client, pu
                          headers={**owner, "X-Docker-Endpoints": "http://localhost/v1/"}).status_code == 200
     assert list(layers_dir.rglob("*.layer")) == []
     assert json.loads((app.config["DATA_DIR"] / "db" / "images" / "00.json").read_text())["images"] == {}
+
+
+def test_a_full_disk_during_an_upload_is_507_and_leaves_nothing(client, alice, app, monkeypatch):
+    import errno
+    import os
+
+    from index.registry import layers as layers_module
+
+    class FullDisk:
+        def __getattr__(self, name):
+            return getattr(os, name)
+
+        @staticmethod
+        def fsync(fd):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    pusher = Pusher(client, "alice/app", chain([image_id(1)]))
+    layer = pusher.layers[0]
+    pusher.put_json(layer)
+    monkeypatch.setattr(layers_module, "os", FullDisk())
+    reply = pusher.put_layer(layer)
+    assert reply.status_code == 507 and "disk is full" in reply.get_json()["error"]
+    monkeypatch.undo()
+    assert list((app.config["DATA_DIR"] / "uploads").glob("*")) == []
+    assert pusher.put_checksum(layer).status_code == 400      # still no layer
+    assert pusher.put_layer(layer).status_code == 200          # and the next try works
+    assert pusher.put_checksum(layer).status_code == 200
