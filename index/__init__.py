@@ -1,4 +1,4 @@
-"""A self-hostable Docker Index (API v1): accounts, repositories, tokens, search."""
+"""A self-hostable Docker Index (API v1): accounts, repositories, tokens, search, built-in registry."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 from flask import Flask, Response
 
-from . import activation, cli, health, logs, probes, proxies, repositories, search, users
+from . import activation, cli, health, logs, probes, proxies, registry, repositories, search, users
 from .config import describe, load_config
 from .errors import (InsufficientStorage, StorageUnavailable, error_response,
                      register_error_handlers)
@@ -51,6 +51,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     for blueprint in (probes.bp, users.bp, repositories.bp, search.bp, health.bp, activation.bp):
         app.register_blueprint(blueprint)
     cli.register(app)
+    if not settings["REGISTRY_ENDPOINTS"]:
+        registry.install(app)  # built-in registry; otherwise external ones serve the layers
     log.info("docker index ready; effective settings: %s",
              json.dumps(describe(settings), default=str))
     return app

@@ -244,13 +244,16 @@ def repositories_describe(name: str, description: str) -> None:
 @click.argument("name")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def repositories_delete(name: str, yes: bool) -> None:
-    """Delete the index's records of repository NAME (its image list; layers stay in the registry)."""
+    """Delete repository NAME: its records, tags, and layers no other repository uses."""
     repo = _repo_name(name)
     _repository_or_fail(repo)
     if not yes:
         click.confirm(f"delete repository {repo.display}?", abort=True)
+    found = services()
     try:
-        services().store.delete_repository(repo.namespace, repo.repository)
+        removed = found.store.delete_repository(repo.namespace, repo.repository)
     except NotFound:
         _fail(f"no repository {repo.display!r}")
+    if found.registry is not None:
+        found.registry.repository_removed(removed)
     click.echo(f"deleted repository {repo.display}")

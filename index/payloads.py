@@ -14,7 +14,12 @@ JSON = "application/json"
 
 
 def read_json() -> Any:
-    """The request body parsed as JSON, or a 4xx that says what is wrong with it.
+    """The request body parsed as JSON, or a 4xx that says what is wrong with it."""
+    return read_json_raw()[1]
+
+
+def read_json_raw() -> tuple[bytes, Any]:
+    """``(body bytes, parsed JSON)``: for callers that must keep the exact bytes too.
 
     Real clients send ``application/json`` (sometimes with a charset, sometimes spelled
     ``Content-type``); a missing type is accepted too, a clearly different one is refused.
@@ -35,7 +40,7 @@ def read_json() -> Any:
     except UnicodeDecodeError:
         raise BadRequest("request body is not valid UTF-8") from None
     try:
-        return json.loads(text)
+        return raw, json.loads(text)
     except RecursionError:
         raise BadRequest("request body is nested too deeply") from None
     except ValueError as exc:

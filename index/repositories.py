@@ -19,10 +19,6 @@ from .store import NotFound as StoreNotFound
 
 bp = Blueprint("repositories", __name__)
 
-# Called for DELETE with a Token (the registry side of the same URL); set by the registry package.
-registry_delete_handlers: list[Callable[[RepoName], Response]] = []
-
-
 def route(suffix: str, methods: list[str], **options: Any) -> Callable:
     """Register a view for the user and the library form of a repository URL."""
     def decorator(view: Callable) -> Callable:
@@ -65,14 +61,17 @@ def put_repository(namespace: str, repository: str) -> Response:
 def delete_repository(namespace: str, repository: str) -> Response:
     """Two steps (protocol.md 8): hide + delete token (202), then confirm and remove (200)."""
     name = names.repo_name(namespace, repository)
-    if auth.scheme() == "token" and registry_delete_handlers:
-        return registry_delete_handlers[0](name)
+    registry = services().registry
+    if auth.scheme() == "token" and registry is not None:
+        return registry.delete_repository(name)  # same URL, registry side (protocol.md 12.15)
     user = _writer_of(name)
     store = services().store
     _visible(name, for_delete=True)
     try:
         if "X-Docker-Endpoints" in request.headers:
-            store.delete_repository(name.namespace, name.repository)
+            removed = store.delete_repository(name.namespace, name.repository)
+            if registry is not None:
+                registry.repository_removed(removed)
             return json_response("")
         store.mark_deleting(name.namespace, name.repository)
     except StoreNotFound:

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from flask import current_app
+from flask import Response, current_app
 
+from .names import RepoName
 from .passwords import VerifiedCredentials
 from .store import Store
 from .tokens import TokenSigner
@@ -16,6 +17,16 @@ if TYPE_CHECKING:
 EXTENSION_KEY = "docker_index"
 
 
+class RegistryHooks(Protocol):
+    """What the index's routes ask of the built-in registry (index.registry), when it is on."""
+
+    def delete_repository(self, name: RepoName) -> Response:
+        """The registry side of ``DELETE /v1/repositories/<ns>/<repo>/`` (a Token request)."""
+
+    def repository_removed(self, record: dict[str, Any]) -> None:
+        """The index removed this repository record: drop layers nothing references any more."""
+
+
 @dataclass
 class Services:
     store: Store
@@ -23,6 +34,7 @@ class Services:
     credentials: VerifiedCredentials
     config: dict[str, Any]
     activation: "ActivationLinks | None" = None
+    registry: RegistryHooks | None = None  # None when INDEX_REGISTRY_ENDPOINTS names external ones
 
 
 def services() -> Services:

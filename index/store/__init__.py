@@ -278,6 +278,32 @@ class Store:
             repos.remove(doc_ids=[name])
         return _repository_view(doc)
 
+    # -- tags (the built-in registry's; kept in the repository record) -------------------------
+    def set_tag(self, namespace: str, name: str, tag: str, image_id: str) -> dict[str, Any]:
+        """Point ``tag`` at ``image_id`` in an active repository."""
+        with self._transaction(self._namespace_file(namespace), "repositories") as repos:
+            doc = repos.get(doc_id=name)
+            if doc is None or doc["state"] != ACTIVE:
+                raise NotFound(f"repository {namespace}/{name} not found")
+            tags = {**doc.get("tags", {}), tag: image_id}
+            if tags != doc.get("tags"):
+                repos.upsert(Document({**doc, "tags": tags, "updated": _now()}, doc_id=name))
+        return tags
+
+    def delete_tags(self, namespace: str, name: str, tags: Iterable[str] | None = None) -> list[str]:
+        """Remove the given tags (all with None) of a repository in any state; returns those removed."""
+        with self._transaction(self._namespace_file(namespace), "repositories") as repos:
+            doc = repos.get(doc_id=name)
+            if doc is None:
+                raise NotFound(f"repository {namespace}/{name} not found")
+            current = dict(doc.get("tags", {}))
+            doomed = [tag for tag in (current if tags is None else tags) if tag in current]
+            if doomed:
+                for tag in doomed:
+                    del current[tag]
+                repos.upsert(Document({**doc, "tags": current, "updated": _now()}, doc_id=name))
+        return doomed
+
     def namespaces(self) -> list[str]:
         folder = self.db_dir / "namespaces"
         if not folder.exists():

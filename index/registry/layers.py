@@ -1,0 +1,200 @@
+"""Layer files: streamed to a temp file while their checksums are computed, then renamed into place.
+
+    <data dir>/layers/<first two hex of id>/<id>.layer   a finished upload (by image id)
+    <data dir>/uploads/<id>.<random>.part               an upload in progress
+
+A layer never passes through memory whole: the body is read in ``CHUNK`` pieces. An upload that
+breaks off leaves only its temp file, which is removed at once (or at the next start if the
+process died).
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import queue
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from ..store.files import StorageFailure, fsync_dir
+from .tarsum import LayerTarSum, PayloadChecksum, TarError
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1 << 20
+# A live upload writes continuously, so an older temp file belongs to a dead process.
+STALE_UPLOAD_SECONDS = 3600
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
+
+
+class UploadBroken(Exception):
+    """The request body ended early or could not be read (the client went away)."""
+
+
+@dataclass
+class Upload:
+    """A received layer in its temp file, with what was computed from it."""
+
+    temp_path: Path
+    size: int
+    checksum: str          # tarsum+sha256:...
+    payload_checksum: str  # sha256:... over json + "\n" + body
+
+
+class LayerFiles:
+    """The layer files under one data dir."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.layers_dir = Path(data_dir) / "layers"
+        self.uploads_dir = Path(data_dir) / "uploads"
+
+    def path(self, image_id: str) -> Path:
+        # image_id is validated as 64 hex digits; the resolved path is checked anyway.
+        path = (self.layers_dir / image_id[:2] / f"{image_id}.layer").resolve()
+        if path.parent.parent != self.layers_dir.resolve():
+            raise ValueError(f"unsafe image id {image_id!r}")
+        return path
+
+    def receive(self, image_id: str, body: BinaryIO, image_json: bytes) -> Upload:
+        """Stream ``body`` into a temp file, computing size and checksums; fsync it.
+
+        Raises UploadBroken when the body cannot be read to its end, TarError when it is not a
+        (gzip'd) tar archive, StorageFailure when the disk refuses; the temp file is gone then.
+        """
+        try:
+            self.uploads_dir.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix=f"{image_id}.", suffix=".part", dir=self.uploads_dir)
+        except OSError as exc:
+            raise _storage_failure(exc) from None
+        temp_path = Path(name)
+        payload = PayloadChecksum(image_json)
+        tarsum = _TarSumThread(LayerTarSum(image_json))
+        try:
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    _copy(body, handle, payload, tarsum)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            except OSError as exc:  # writing, flushing or closing the temp file
+                raise _storage_failure(exc) from None
+            checksum = tarsum.finish()
+        except BaseException:
+            tarsum.close()
+            with contextlib.suppress(OSError):
+                temp_path.unlink()
+            raise
+        return Upload(temp_path, payload.size, checksum, payload.finish())
+
+    def install(self, upload: Upload, image_id: str) -> None:
+        """Rename a received upload into place (replacing an older file of that image)."""
+        target = self.path(image_id)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(upload.temp_path, target)
+            fsync_dir(target.parent)
+        except OSError as exc:
+            raise _storage_failure(exc) from None
+
+    def discard(self, upload: Upload) -> None:
+        with contextlib.suppress(OSError):
+            upload.temp_path.unlink()
+
+    def remove(self, image_id: str) -> None:
+        """Delete an image's layer file, if any; the space comes back once no reader holds it."""
+        with contextlib.suppress(FileNotFoundError):
+            self.path(image_id).unlink()
+
+    def remove_stale_uploads(self, older_than: float = STALE_UPLOAD_SECONDS) -> int:
+        """Delete temp files of uploads whose process died (not touched for ``older_than`` s)."""
+        if not self.uploads_dir.exists():
+            return 0
+        removed = 0
+        limit = time.time() - older_than
+        for temp in self.uploads_dir.glob("*.part"):
+            with contextlib.suppress(OSError):
+                if temp.stat().st_mtime < limit:
+                    temp.unlink()
+                    removed += 1
+        if removed:
+            log.info("removed %d unfinished layer upload(s)", removed)
+        return removed
+
+
+def _copy(body: BinaryIO, handle: BinaryIO, payload: PayloadChecksum, tarsum: "_TarSumThread") -> None:
+    """Body -> file, chunk by chunk; once the body is known to be no tar, only read it to its end
+    (so the client gets to see the 400 instead of a reset connection)."""
+    while True:
+        try:
+            chunk = body.read(CHUNK)
+        except Exception as exc:  # the server's own errors for a broken body vary
+            raise UploadBroken(f"the layer upload broke off: {exc or type(exc).__name__}") from None
+        if not chunk:
+            return
+        if tarsum.failed:
+            continue
+        try:
+            handle.write(chunk)
+        except OSError as exc:
+            raise _storage_failure(exc) from None
+        payload.update(chunk)
+        tarsum.feed(chunk)
+
+
+class _TarSumThread:
+    """Runs LayerTarSum on a helper thread, fed through a small bounded queue.
+
+    zlib and hashlib release the GIL on large buffers, so inflating and hashing the tar runs on
+    one core while the request thread reads, writes and hashes the body on the other. The queue
+    bound keeps memory at a few chunks.
+    """
+
+    QUEUE_CHUNKS = 4
+
+    def __init__(self, tarsum: LayerTarSum) -> None:
+        self._tarsum = tarsum
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=self.QUEUE_CHUNKS)
+        self._error: BaseException | None = None
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="layer-tarsum", daemon=True)
+        self._thread.start()
+
+    @property
+    def failed(self) -> bool:
+        return self._error is not None
+
+    def _run(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            if self._error is None:  # after an error, chunks are only taken off the queue
+                try:
+                    self._tarsum.update(chunk)
+                except BaseException as exc:  # re-raised on the request thread by finish()
+                    self._error = exc
+
+    def feed(self, chunk: bytes) -> None:
+        self._queue.put(chunk)  # blocks while the queue is full: the helper always drains it
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._queue.put(None)
+            self._thread.join()
+
+    def finish(self) -> str:
+        self.close()
+        if self._error is not None:
+            raise self._error
+        return self._tarsum.finish()
+
+
+def _storage_failure(exc: OSError) -> StorageFailure:
+    no_space = exc.errno in _NO_SPACE
+    reason = "the disk is full" if no_space else (exc.strerror or str(exc))
+    return StorageFailure(f"could not store the layer: {reason}", no_space=no_space)
+
+
+__all__ = ["LayerFiles", "Upload", "UploadBroken", "TarError", "CHUNK"]

@@ -1,0 +1,88 @@
+"""Registry tag routes and the registry side of a repository delete (protocol.md 5 step 2, 8, 10).
+
+Each route exists for ``/v1/repositories/<ns>/<repo>/...`` and for the library form
+``/v1/repositories/<repo>/...`` (= ``library/<repo>``), under distinct endpoint names so that
+Werkzeug never redirects from one form to the other.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from flask import Blueprint, Response
+
+from .. import names
+from ..errors import Forbidden, NotFound
+from ..names import LIBRARY
+from ..payloads import json_response, read_json
+from ..store import NotFound as StoreNotFound
+from . import access
+from .core import registry
+
+bp = Blueprint("registry_tags", __name__)
+
+
+def route(suffix: str, methods: list[str]) -> Callable:
+    def decorator(view: Callable) -> Callable:
+        bp.add_url_rule(f"/v1/repositories/<namespace>/<repository>{suffix}", view.__name__, view,
+                        methods=methods)
+        bp.add_url_rule(f"/v1/repositories/<repository>{suffix}", f"library_{view.__name__}", view,
+                        methods=methods, defaults={"namespace": LIBRARY})
+        return view
+    return decorator
+
+
+@route("/tags", ["GET"])
+def list_tags(namespace: str, repository: str) -> Response:
+    """``{"<tag>": "<image id>"}``; 404 (which stops a pull) for an unknown repository."""
+    name = names.repo_name(namespace, repository)
+    record = access.repository(name, "read")
+    return json_response(record.get("tags", {}))
+
+
+@route("/tags/<tag>", ["GET"])
+def get_tag(namespace: str, repository: str, tag: str) -> Response:
+    name = names.repo_name(namespace, repository)
+    names.tag(tag)
+    record = access.repository(name, "read")
+    image_id = record.get("tags", {}).get(tag)
+    if image_id is None:
+        raise NotFound(f"tag {tag} not found in repository {name.display}")
+    return json_response(image_id)
+
+
+@route("/tags/<tag>", ["PUT"])
+def put_tag(namespace: str, repository: str, tag: str) -> Response:
+    """Body: the image id as a JSON string. The image must be complete and in the repository."""
+    name = names.repo_name(namespace, repository)
+    names.tag(tag)
+    record = access.repository(name, "write")
+    image_id = names.image_id(read_json())
+    if registry().complete_image(image_id) is None:
+        raise NotFound(f"image {image_id} not found")
+    if not any(entry["id"] == image_id for entry in record["images"]):
+        raise Forbidden(f"image {image_id} was not announced for repository {name.display}")
+    try:
+        registry().store.set_tag(name.namespace, name.repository, tag, image_id)
+    except StoreNotFound:
+        raise NotFound(f"repository {name.display} not found") from None
+    return json_response(True)
+
+
+@route("/tags/<tag>", ["DELETE"])
+def delete_tag(namespace: str, repository: str, tag: str) -> Response:
+    name = names.repo_name(namespace, repository)
+    names.tag(tag)
+    access.repository(name, "delete")
+    try:
+        removed = registry().store.delete_tags(name.namespace, name.repository, [tag])
+    except StoreNotFound:
+        raise NotFound(f"repository {name.display} not found") from None
+    if not removed:
+        raise NotFound(f"tag {tag} not found in repository {name.display}")
+    return json_response(True)
+
+
+@route("/tags", ["DELETE"])
+def delete_all_tags(namespace: str, repository: str) -> Response:
+    """docker-registry's alias of the registry-side repository delete."""
+    return registry().delete_repository(names.repo_name(namespace, repository))

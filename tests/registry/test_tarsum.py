@@ -1,0 +1,114 @@
+"""TarSum v0 and payload checksums, against sums computed from what was put into the tar."""
+from __future__ import annotations
+
+import gzip
+import io
+import tarfile
+import zlib
+
+import pytest
+
+from index.registry.tarsum import LayerDigester, TarError, TarSum, go_path_clean
+
+from .layers import Entry, Layer, chain
+
+ID = "ab" * 32
+
+
+def digest(json_bytes: bytes, body: bytes, piece: int = 1 << 20) -> tuple[str, str]:
+    digester = LayerDigester(json_bytes)
+    for start in range(0, len(body), piece):
+        digester.update(body[start:start + piece])
+    return digester.finish()
+
+
+@pytest.mark.parametrize("tar_format", [tarfile.PAX_FORMAT, tarfile.GNU_FORMAT])
+@pytest.mark.parametrize("piece", [1, 511, 4096, 1 << 20])
+def test_matches_the_oracle_in_any_chunking(tar_format, piece):
+    layer = chain([ID])[0]
+    layer.tar_format = tar_format
+    assert digest(layer.json_bytes, layer.body, piece) == (layer.tarsum, layer.payload_checksum)
+
+
+def test_ustar_prefix_long_names_hardlinks_and_devices():
+    layer = Layer(ID, None, [
+        Entry("p" * 60 + "/" + "n" * 60, b"prefixed name"),           # ustar splits into prefix/name
+        Entry("hard", kind=tarfile.LNKTYPE, linkname="p" * 60 + "/" + "n" * 30),
+        Entry("fifo", kind=tarfile.FIFOTYPE, mode=0o600, uid=1000, gid=1000, uname="u", gname="g"),
+    ], tar_format=tarfile.USTAR_FORMAT)
+    assert digest(layer.json_bytes, layer.body) == (layer.tarsum, layer.payload_checksum)
+
+
+def test_a_repeated_name_keeps_only_the_last_sum_like_go():
+    first = Layer(ID, None, [Entry("same", b"one"), Entry("same", b"two")])
+    only_last = Layer(ID, None, [Entry("same", b"two")])
+    assert digest(first.json_bytes, first.body)[0] == only_last.tarsum
+
+
+def test_plain_uncompressed_tar_is_accepted_and_json_is_part_of_the_sum():
+    layer = chain([ID])[0]
+    assert digest(layer.json_bytes, layer.tar_bytes)[0] == layer.tarsum
+    assert digest(b'{"id":"other"}', layer.tar_bytes)[0] != layer.tarsum
+
+
+def test_empty_archive_sums_only_the_json():
+    import hashlib
+    layer = Layer(ID, None, [])
+    assert digest(layer.json_bytes, layer.body)[0] == "tarsum+sha256:" + hashlib.sha256(layer.json_bytes).hexdigest()
+
+
+def test_multi_member_gzip_is_read_to_the_end():
+    layer = chain([ID])[0]
+    raw = layer.tar_bytes
+    body = gzip.compress(raw[:700]) + gzip.compress(raw[700:])
+    assert digest(layer.json_bytes, body)[0] == layer.tarsum
+
+
+@pytest.mark.parametrize("body, message", [
+    (b"", "empty"),
+    (b"x", "too short"),
+    (b"\x1f\x8b" + b"garbage" * 10, "not valid gzip"),
+    (b"not a tar archive at all" * 40, "tar header"),
+])
+def test_not_a_layer(body, message):
+    with pytest.raises(TarError, match=message):
+        digest(b"{}", body)
+
+
+def test_truncated_gzip_and_truncated_tar():
+    layer = chain([ID])[0]
+    with pytest.raises(TarError, match="truncated"):
+        digest(layer.json_bytes, layer.body[:-30])
+    with pytest.raises(TarError, match="middle of an entry"):
+        digest(layer.json_bytes, layer.tar_bytes[:1200])
+
+
+def test_decompression_output_is_bounded_per_step():
+    # 64 MiB of zeros compress to ~64 KiB; the digester must not inflate it in one piece.
+    bomb_tar = io.BytesIO()
+    with tarfile.open(fileobj=bomb_tar, mode="w") as archive:
+        info = tarfile.TarInfo("zeros")
+        info.size = 64 << 20
+        archive.addfile(info, io.BytesIO(bytes(info.size)))
+    body = zlib.compress(bomb_tar.getvalue())  # zlib framing is not gzip: refused cleanly
+    with pytest.raises(TarError):
+        digest(b"{}", body)
+    seen = []
+    original = TarSum.update
+
+    def spy(self, data):
+        seen.append(len(data))
+        return original(self, data)
+
+    TarSum.update = spy
+    try:
+        digest(b"{}", gzip.compress(bomb_tar.getvalue(), compresslevel=1))
+    finally:
+        TarSum.update = original
+    assert max(seen) <= 1 << 20
+
+
+@pytest.mark.parametrize("raw, clean", [("a/b/", "a/b"), ("./a", "a"), ("//a", "/a"), ("", "."),
+                                        ("a/../b", "b"), ("/", "/")])
+def test_go_path_clean(raw, clean):
+    assert go_path_clean(raw) == clean
