@@ -76,9 +76,18 @@ def tag(value: Any) -> str:
     return _check(TAG_RE, value, "tag", "1 to 128 characters of A-Z, a-z, 0-9, _, . and -")
 
 
+def _require_unicode(value: str, field: str) -> None:
+    """JSON's "\\ud800" decodes to a lone surrogate, which cannot be encoded (or hashed) as UTF-8."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(f"{field} is not valid Unicode text (unpaired surrogate)") from None
+
+
 def password(value: Any) -> str:
     if not isinstance(value, str):
         raise ValidationError("password must be a string")
+    _require_unicode(value, "password")
     if len(value) < MIN_PASSWORD_CHARS:
         raise ValidationError(f"password must be at least {MIN_PASSWORD_CHARS} characters")
     if len(value.encode("utf-8", "surrogatepass")) > MAX_PASSWORD_BYTES:
@@ -91,6 +100,7 @@ def password(value: Any) -> str:
 def email(value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ValidationError("email is required: a valid e-mail address")
+    _require_unicode(value, "email")
     if len(value) > MAX_EMAIL_CHARS or not EMAIL_RE.fullmatch(value):
         raise ValidationError(f"invalid email {value[:80]!r}: expected an address like name@example.com")
     return value
