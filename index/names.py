@@ -63,7 +63,10 @@ def repo_name(namespace: Any, repository: Any) -> RepoName:
     _check(NAMESPACE_RE, namespace, "namespace",
            "2 to 30 characters of a-z, 0-9, _ and - (no leading, trailing or double -)")
     _check(REPOSITORY_RE, repository, "repository name", "1 to 128 characters of a-z, 0-9, _, . and -")
-    if set(repository) == {"."}:
+    if ".." in repository:
+        # Registries may turn names into paths; ".", ".." and "a..b" are never worth the risk.
+        raise ValidationError(f"invalid repository name {repository!r}: must not contain '..'")
+    if repository == ".":
         raise ValidationError(f"invalid repository name {repository!r}")
     return RepoName(namespace, repository)
 
