@@ -16,7 +16,8 @@ NAMESPACE_RE = re.compile(r"(?!-)(?!.*--)[a-z0-9_-]{2,30}(?<!-)")
 REPOSITORY_RE = re.compile(r"[a-z0-9_.-]{1,128}")
 IMAGE_ID_RE = re.compile(r"[a-f0-9]{64}")
 TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
-CHECKSUM_RE = re.compile(r"[a-z0-9]+(?:\+[a-z0-9]+)?:[a-f0-9]{32,128}")
+# "tarsum+sha256:" (docker 0.7), versioned "tarsum.v1+sha256:" / "tarsum.dev+sha256:", "sha256:".
+CHECKSUM_RE = re.compile(r"[a-z0-9]+(?:\.[a-z0-9]+)?(?:\+[a-z0-9]+)?:[a-f0-9]{32,128}")
 EMAIL_RE = re.compile(r"[^@\s\x00-\x1f]+@[^@\s\x00-\x1f.]+(?:\.[^@\s\x00-\x1f.]+)+")
 
 LIBRARY = "library"
