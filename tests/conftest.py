@@ -94,3 +94,19 @@ def docker(client) -> DockerActions:
 def alice(docker) -> DockerActions:
     assert docker.register("alice", "secret1").status_code == 201
     return docker
+
+
+def disk_state(root) -> dict[str, bytes]:
+    """Every data file under ``root`` with its bytes, to show a refused write changed nothing.
+
+    Lock files are left out: filelock creates them on first use and they hold no data.
+    """
+    from pathlib import Path
+    return {str(path.relative_to(root)): path.read_bytes()
+            for path in sorted(Path(root).rglob("*")) if path.is_file() and not path.name.endswith(".lock")}
+
+
+def json_post(client, url: str, value: Any, headers: dict[str, str] | None = None, method: str = "post"):
+    """Send ``value`` as compact JSON with docker's login Content-Type."""
+    return getattr(client, method)(url, data=json.dumps(value), headers=headers or {},
+                                   content_type="application/json; charset=utf-8")
