@@ -3,19 +3,41 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import ADMIN, image_id
+from index import create_app
+from index.services import EXTENSION_KEY
+from tests.conftest import ADMIN, DockerActions, basic, image_id
 
 RESULT_TYPES = {"name": str, "description": str, "star_count": int, "is_official": bool,
                 "is_trusted": bool, "is_automated": bool}
 
 
-@pytest.fixture
-def repos(alice, store):
+def shared_index(tmp_path_factory, name: str) -> DockerActions:
+    app = create_app({"TESTING": True, "DATA_DIR": tmp_path_factory.mktemp(name) / "data", "SECRET_KEY": "t",
+                      "BCRYPT_ROUNDS": 4, "ADMIN_USERNAME": ADMIN[0], "ADMIN_PASSWORD": ADMIN[1]})
+    docker = DockerActions(app.test_client())
+    assert docker.register("alice", "secret1").status_code == 201
+    return docker
+
+
+def fill(docker: DockerActions) -> DockerActions:
     for remote, auth in [("alice/app", ("alice", "secret1")), ("alice/web", ("alice", "secret1")),
                          ("busybox", ADMIN), ("tools/app-builder", ADMIN)]:
-        assert alice.put_repository(remote, [{"id": image_id(1)}], auth=auth).status_code == 200
+        assert docker.put_repository(remote, [{"id": image_id(1)}], auth=auth).status_code == 200
+    store = docker.client.application.extensions[EXTENSION_KEY].store
     store.set_description("alice", "web", "A small Web Server for testing")
-    return alice
+    return docker
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    """Read-only tests share one filled index (searching changes nothing)."""
+    return fill(shared_index(tmp_path_factory, "search"))
+
+
+@pytest.fixture
+def repos(alice):
+    """A filled index of the test's own, for tests that change it."""
+    return fill(alice)
 
 
 def names_of(response) -> list[str]:
@@ -30,8 +52,8 @@ def test_empty_index(client):
                                    "page_size": 25, "results": []}
 
 
-def test_result_shape_and_json_types(repos, client):
-    body = client.get("/v1/search?q=app").get_json()
+def test_result_shape_and_json_types(shared):
+    body = shared.client.get("/v1/search?q=app").get_json()
     assert type(body["query"]) is str
     for key in ("num_results", "num_pages", "page", "page_size"):
         assert type(body[key]) is int, key
@@ -42,8 +64,8 @@ def test_result_shape_and_json_types(repos, client):
             assert type(result[key]) is kind, key   # docker refuses "3" or 3.5 for star_count
 
 
-def test_raw_bytes_have_no_floats_or_strings_for_numbers(repos, client):
-    raw = client.get("/v1/search?q=busybox").data
+def test_raw_bytes_have_no_floats_or_strings_for_numbers(shared):
+    raw = shared.client.get("/v1/search?q=busybox").data
     assert b'"star_count":0' in raw
     assert b'"is_official":false' in raw
 
@@ -59,8 +81,8 @@ def test_raw_bytes_have_no_floats_or_strings_for_numbers(repos, client):
     ("nothing-like-this", []),
     ("", ["alice/app", "alice/web", "busybox", "tools/app-builder"]),
 ])
-def test_matches_name_and_description(repos, client, query, expected):
-    response = client.get("/v1/search", query_string={"q": query})
+def test_matches_name_and_description(shared, query, expected):
+    response = shared.client.get("/v1/search", query_string={"q": query})
     assert response.status_code == 200
     body = response.get_json()
     assert body["query"] == query
@@ -68,19 +90,18 @@ def test_matches_name_and_description(repos, client, query, expected):
     assert body["num_results"] == len(expected)
 
 
-def test_missing_q_is_everything(repos, client):
-    assert client.get("/v1/search").get_json()["num_results"] == 4
+def test_missing_q_is_everything(shared):
+    assert shared.client.get("/v1/search").get_json()["num_results"] == 4
 
 
-def test_plus_in_the_query_string_is_a_space(repos, client):
-    response = client.get("/v1/search?q=web+server")
+def test_plus_in_the_query_string_is_a_space(shared):
+    response = shared.client.get("/v1/search?q=web+server")
     assert response.get_json()["query"] == "web server"
     assert names_of(response) == ["alice/web"]
 
 
-def test_docker_headers_are_accepted(repos, client):
-    from tests.conftest import basic
-    response = client.get("/v1/search?q=app", headers={"X-Docker-Token": "true", **basic("alice", "secret1")})
+def test_docker_headers_are_accepted(shared):
+    response = shared.client.get("/v1/search?q=app", headers={"X-Docker-Token": "true", **basic("alice", "secret1")})
     assert response.status_code == 200
     assert "X-Docker-Token" not in response.headers
 
@@ -90,11 +111,12 @@ def test_repositories_being_deleted_are_hidden(repos, client, store):
     assert names_of(client.get("/v1/search?q=app")) == ["tools/app-builder"]
 
 
-@pytest.fixture
-def many(alice):
+@pytest.fixture(scope="module")
+def many(tmp_path_factory):
+    docker = shared_index(tmp_path_factory, "pages")
     for n in range(30):
-        assert alice.put_repository(f"alice/repo{n:02d}", [{"id": image_id(n)}]).status_code == 200
-    return alice
+        assert docker.put_repository(f"alice/repo{n:02d}", [{"id": image_id(n)}]).status_code == 200
+    return docker
 
 
 @pytest.mark.parametrize("args,page,page_size,count,first", [
@@ -107,8 +129,8 @@ def many(alice):
     ("&n=7&page=5", 5, 7, 2, "alice/repo28"),
     ("&n=&page=", 1, 25, 25, "alice/repo00"),           # empty values mean the defaults
 ])
-def test_pagination(many, client, args, page, page_size, count, first):
-    body = client.get(f"/v1/search?q=repo{args}").get_json()
+def test_pagination(many, args, page, page_size, count, first):
+    body = many.client.get(f"/v1/search?q=repo{args}").get_json()
     assert body["num_results"] == 30
     assert body["page"] == page
     assert body["page_size"] == page_size

@@ -69,7 +69,9 @@ def test_header_fields_must_equal_the_signed_ones(signer, tamper):
         signer.verify(tamper(token))
 
 
-@pytest.mark.parametrize("position", [0, 5, -1, -3])
+# Payload characters, and signature characters that carry only data bits (the final base64
+# character of the signature also holds padding bits, so changing it may change nothing).
+@pytest.mark.parametrize("position", [0, 5, -2, -3, -10])
 def test_tampered_signature_is_refused(signer, position):
     token = signer.issue("alice/app", "write", "alice")
     signature = _signature(token)
