@@ -674,3 +674,56 @@ def test_other_methods_are_405_json(client, method, url):
     assert response.status_code == 405
     assert response.get_json()["error"]
     assert response.headers["Allow"]
+
+
+# -- X-Docker-Endpoints from the Host header ----------------------------------------------------
+
+@pytest.mark.parametrize("host", [
+    "docker_index:5000",        # a compose service name: Werkzeug's host check refuses "_"
+    "127.0.0.1:5000",
+    "index.example.org",
+    "[::1]:5000",
+])
+def test_endpoint_is_the_host_the_client_used(alice, client, host):
+    response = put(client, "/v1/repositories/alice/app/", CHAIN, {**basic(*ALICE), "Host": host})
+    assert response.status_code == 200
+    assert response.headers.getlist("X-Docker-Endpoints") == [host]
+    pulled = client.get("/v1/repositories/alice/app/images", headers={"X-Docker-Token": "true", "Host": host})
+    assert pulled.headers.getlist("X-Docker-Endpoints") == [host]
+
+
+@pytest.mark.parametrize("host", ["evil.example/x", "a,b", "a b", "http://x", "x:y:z", "h\x7f"])
+@pytest.mark.parametrize("method", ["put", "delete"])
+def test_unusable_host_header_is_400_before_any_write(pushed, client, host, method):
+    # An empty or mangled X-Docker-Endpoints would send the client to "http:///v1/".
+    before = disk_state(data_dir(client))
+    headers = {**basic(*ALICE), "Host": host, "X-Docker-Token": "true"}
+    if method == "put":
+        response = put(client, "/v1/repositories/alice/app/", CHAIN + [{"id": image_id(7)}], headers)
+    else:
+        response = client.delete("/v1/repositories/alice/app/", headers=headers)
+    assert response.status_code == 400
+    assert "INDEX_REGISTRY_ENDPOINTS" in response.get_json()["error"]
+    assert "X-Docker-Endpoints" not in response.headers
+    assert disk_state(data_dir(client)) == before
+
+
+def test_configured_endpoints_do_not_need_the_host_header(settings):
+    client = create_app({**settings, "REGISTRY_ENDPOINTS": "registry.example:5000"}).test_client()
+    response = put(client, "/v1/repositories/busybox/", CHAIN, {**basic(*ADMIN), "Host": "bad host"})
+    assert response.status_code == 200
+    assert response.headers.getlist("X-Docker-Endpoints") == ["registry.example:5000"]
+
+
+def test_delete_confirmation_needs_no_endpoint(pushed, client, store):
+    delete(client, "alice/app")
+    response = client.delete("/v1/repositories/alice/app/",
+                             headers={**basic(*ALICE), "Host": "bad host", "X-Docker-Endpoints": "localhost"})
+    assert response.status_code == 200
+    assert store.get_repository("alice", "app") is None
+
+
+def test_pull_with_an_unusable_host_header_is_400(pushed, client):
+    response = client.get("/v1/repositories/alice/app/images", headers={"X-Docker-Token": "true", "Host": "a b"})
+    assert response.status_code == 400
+    assert "X-Docker-Token" not in response.headers
