@@ -23,6 +23,17 @@ def image_id(n: int) -> str:
     return f"{n:064x}"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_index_environment():
+    """Tests see only the settings they pass: an INDEX_* variable of the developer's shell
+    (say INDEX_REGISTRY_ENDPOINTS) must not change what the tests expect."""
+    import os
+    with pytest.MonkeyPatch.context() as patch:
+        for name in [name for name in os.environ if name.startswith("INDEX_")]:
+            patch.delenv(name)
+        yield
+
+
 @pytest.fixture
 def settings(tmp_path) -> dict[str, Any]:
     return {"TESTING": True, "DATA_DIR": tmp_path / "data", "SECRET_KEY": "test-secret",
