@@ -65,9 +65,17 @@ def test_result_shape_and_json_types(shared):
 
 
 def test_raw_bytes_have_no_floats_or_strings_for_numbers(shared):
-    raw = shared.client.get("/v1/search?q=busybox").data
+    raw = shared.client.get("/v1/search?q=alice/app").data
     assert b'"star_count":0' in raw
     assert b'"is_official":false' in raw
+
+
+@pytest.mark.parametrize("query,official", [("busybox", True), ("alice/app", False), ("tools/app-builder", False)])
+def test_library_repositories_are_the_official_ones(shared, query, official):
+    # As on the hub: the admin-curated library namespace is what docker search marks [OK].
+    (result,) = shared.client.get("/v1/search", query_string={"q": query}).get_json()["results"]
+    assert result["is_official"] is official
+    assert result["is_trusted"] is False and result["is_automated"] is False
 
 
 @pytest.mark.parametrize("query,expected", [
