@@ -94,7 +94,7 @@ def password(value: Any) -> str:
     _require_unicode(value, "password")
     if len(value) < MIN_PASSWORD_CHARS:
         raise ValidationError(f"password must be at least {MIN_PASSWORD_CHARS} characters")
-    if len(value.encode("utf-8", "surrogatepass")) > MAX_PASSWORD_BYTES:
+    if len(value.encode("utf-8")) > MAX_PASSWORD_BYTES:
         raise ValidationError(f"password must be at most {MAX_PASSWORD_BYTES} bytes")
     if "\x00" in value:
         raise ValidationError("password must not contain NUL characters")
