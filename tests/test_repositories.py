@@ -727,3 +727,19 @@ def test_pull_with_an_unusable_host_header_is_400(pushed, client):
     response = client.get("/v1/repositories/alice/app/images", headers={"X-Docker-Token": "true", "Host": "a b"})
     assert response.status_code == 400
     assert "X-Docker-Token" not in response.headers
+
+
+def test_delete_with_a_token_goes_to_the_registry_side_when_one_is_installed(pushed, client, store, monkeypatch):
+    # protocol.md 12.15: the same URL is the index call (Basic) and the registry call (Token).
+    from flask import Response
+
+    from index import repositories
+    seen = []
+    monkeypatch.setattr(repositories, "registry_delete_handlers",
+                        [lambda name: seen.append(name.full) or Response("registry", 200)])
+    token = delete(client, "alice/app").headers["X-Docker-Token"]         # Basic: index, 202
+    response = client.delete("/v1/repositories/alice/app/", headers={"Authorization": f"Token {token}"})
+    assert (response.status_code, response.data, seen) == (200, b"registry", ["alice/app"])
+    assert store.get_repository("alice", "app")["state"] == "deleting"      # the index confirm is separate
+    bare = client.delete("/v1/repositories/busybox/", headers={"Authorization": f"Token {token}"})
+    assert bare.status_code == 200 and seen[-1] == "library/busybox"
