@@ -16,7 +16,8 @@ NAMESPACE_RE = re.compile(r"(?!-)(?!.*--)[a-z0-9_-]{2,30}(?<!-)")
 REPOSITORY_RE = re.compile(r"[a-z0-9_.-]{1,128}")
 IMAGE_ID_RE = re.compile(r"[a-f0-9]{64}")
 TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
-CHECKSUM_RE = re.compile(r"[a-z0-9]+(?:\+[a-z0-9]+)?:[a-f0-9]{32,128}")
+# "tarsum+sha256:" (docker 0.7), versioned "tarsum.v1+sha256:" / "tarsum.dev+sha256:", "sha256:".
+CHECKSUM_RE = re.compile(r"[a-z0-9]+(?:\.[a-z0-9]+)?(?:\+[a-z0-9]+)?:[a-f0-9]{32,128}")
 EMAIL_RE = re.compile(r"[^@\s\x00-\x1f]+@[^@\s\x00-\x1f.]+(?:\.[^@\s\x00-\x1f.]+)+")
 
 LIBRARY = "library"
@@ -63,7 +64,10 @@ def repo_name(namespace: Any, repository: Any) -> RepoName:
     _check(NAMESPACE_RE, namespace, "namespace",
            "2 to 30 characters of a-z, 0-9, _ and - (no leading, trailing or double -)")
     _check(REPOSITORY_RE, repository, "repository name", "1 to 128 characters of a-z, 0-9, _, . and -")
-    if set(repository) == {"."}:
+    if ".." in repository:
+        # Registries may turn names into paths; ".", ".." and "a..b" are never worth the risk.
+        raise ValidationError(f"invalid repository name {repository!r}: must not contain '..'")
+    if repository == ".":
         raise ValidationError(f"invalid repository name {repository!r}")
     return RepoName(namespace, repository)
 
@@ -76,12 +80,21 @@ def tag(value: Any) -> str:
     return _check(TAG_RE, value, "tag", "1 to 128 characters of A-Z, a-z, 0-9, _, . and -")
 
 
+def _require_unicode(value: str, field: str) -> None:
+    """JSON's "\\ud800" decodes to a lone surrogate, which cannot be encoded (or hashed) as UTF-8."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(f"{field} is not valid Unicode text (unpaired surrogate)") from None
+
+
 def password(value: Any) -> str:
     if not isinstance(value, str):
         raise ValidationError("password must be a string")
+    _require_unicode(value, "password")
     if len(value) < MIN_PASSWORD_CHARS:
         raise ValidationError(f"password must be at least {MIN_PASSWORD_CHARS} characters")
-    if len(value.encode("utf-8", "surrogatepass")) > MAX_PASSWORD_BYTES:
+    if len(value.encode("utf-8")) > MAX_PASSWORD_BYTES:
         raise ValidationError(f"password must be at most {MAX_PASSWORD_BYTES} bytes")
     if "\x00" in value:
         raise ValidationError("password must not contain NUL characters")
@@ -91,6 +104,7 @@ def password(value: Any) -> str:
 def email(value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ValidationError("email is required: a valid e-mail address")
+    _require_unicode(value, "email")
     if len(value) > MAX_EMAIL_CHARS or not EMAIL_RE.fullmatch(value):
         raise ValidationError(f"invalid email {value[:80]!r}: expected an address like name@example.com")
     return value

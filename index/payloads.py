@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Iterable
 
 from flask import Response, current_app, request
@@ -11,6 +12,9 @@ from .names import RepoName
 from .services import services
 
 JSON = "application/json"
+# A bare host[:port] as docker expects in X-Docker-Endpoints. Wider than Werkzeug's own host check,
+# which refuses "_" (compose service names such as "docker_index:5000" are real hosts to docker).
+PLAIN_HOST_RE = re.compile(r"(?:[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 
 
 def read_json() -> Any:
@@ -57,13 +61,21 @@ def empty_response(status: int) -> Response:
 
 def endpoints() -> list[str]:
     """Registry hosts for ``X-Docker-Endpoints``: configured ones, else the public host, else
-    the host this request was sent to (as seen through trusted proxies)."""
+    the host this request was sent to (as seen through trusted proxies).
+
+    A Host header that is no bare host[:port] is a 400: the client would build ``http:///v1/``
+    from an empty value. Views that write call this first, so such a request changes nothing.
+    """
     config = services().config
     if config["REGISTRY_ENDPOINTS"]:
         return list(config["REGISTRY_ENDPOINTS"])
     if config["PUBLIC_HOST"]:
         return [config["PUBLIC_HOST"]]
-    return [request.host]
+    host = request.host or request.headers.get("Host", "")
+    if not PLAIN_HOST_RE.fullmatch(host):
+        raise BadRequest(f"the Host header {host[:80]!r} is not a host[:port] that a registry endpoint can be "
+                         "named by; send a plain Host header or set INDEX_PUBLIC_HOST or INDEX_REGISTRY_ENDPOINTS")
+    return [host]
 
 
 def add_endpoints(response: Response, hosts: Iterable[str] | None = None) -> Response:

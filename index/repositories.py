@@ -12,7 +12,7 @@ from flask import Blueprint, Response, request
 from . import auth, names
 from .errors import Forbidden, NotFound, Unauthorized
 from .names import LIBRARY, RepoName
-from .payloads import add_endpoints, add_token, empty_response, json_response, read_json
+from .payloads import add_endpoints, add_token, empty_response, endpoints, json_response, read_json
 from .services import services
 from .store import ACTIVE
 from .store import NotFound as StoreNotFound
@@ -53,6 +53,7 @@ def put_repository(namespace: str, repository: str) -> Response:
     name = names.repo_name(namespace, repository)
     user = _writer_of(name)
     images = names.image_list(read_json())
+    endpoints()  # the answer must name an endpoint: fail (400) before writing, not after
     services().store.announce_repository(name.namespace, name.repository, images, owner=user["username"])
     return add_token(json_response(""), name, "write", user["username"])
 
@@ -73,6 +74,7 @@ def delete_repository(namespace: str, repository: str) -> Response:
             if registry is not None:
                 registry.repository_removed(removed)
             return json_response("")
+        endpoints()  # the 202 must name an endpoint: fail (400) before hiding the repository
         store.mark_deleting(name.namespace, name.repository)
     except StoreNotFound:
         raise NotFound(f"repository {name.display} not found") from None

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from .errors import BadRequest
-from .names import RepoName
+from .names import LIBRARY, RepoName
 from .payloads import json_response
 from .services import services
 from .store import ACTIVE
@@ -35,9 +35,11 @@ def _int_arg(name: str, default: int, low: int, high: int | None) -> int:
 
 def _result(record: dict[str, Any]) -> dict[str, Any]:
     name = RepoName(record["namespace"], record["name"])
-    # The types docker decodes strictly: ints as ints, bools as bools.
+    # The types docker decodes strictly: ints as ints, bools as bools. As on the hub, the
+    # admin-curated library namespace holds the official repositories (docker search: [OK]).
     return {"name": name.display, "description": record.get("description") or "",
-            "star_count": 0, "is_official": False, "is_trusted": False, "is_automated": False}
+            "star_count": 0, "is_official": name.namespace == LIBRARY, "is_trusted": False,
+            "is_automated": False}
 
 
 @bp.get("/v1/search")

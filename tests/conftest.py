@@ -26,6 +26,17 @@ def image_id(n: int) -> str:
     return f"{n:064x}"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_index_environment():
+    """Tests see only the settings they pass: an INDEX_* variable of the developer's shell
+    (say INDEX_REGISTRY_ENDPOINTS) must not change what the tests expect."""
+    import os
+    with pytest.MonkeyPatch.context() as patch:
+        for name in [name for name in os.environ if name.startswith("INDEX_")]:
+            patch.delenv(name)
+        yield
+
+
 @pytest.fixture
 def settings(tmp_path) -> dict[str, Any]:
     return {"TESTING": True, "DATA_DIR": tmp_path / "data", "SECRET_KEY": "test-secret",
@@ -97,3 +108,19 @@ def docker(client) -> DockerActions:
 def alice(docker) -> DockerActions:
     assert docker.register("alice", "secret1").status_code == 201
     return docker
+
+
+def disk_state(root) -> dict[str, bytes]:
+    """Every data file under ``root`` with its bytes, to show a refused write changed nothing.
+
+    Lock files are left out: filelock creates them on first use and they hold no data.
+    """
+    from pathlib import Path
+    return {str(path.relative_to(root)): path.read_bytes()
+            for path in sorted(Path(root).rglob("*")) if path.is_file() and not path.name.endswith(".lock")}
+
+
+def json_post(client, url: str, value: Any, headers: dict[str, str] | None = None, method: str = "post"):
+    """Send ``value`` as compact JSON with docker's login Content-Type."""
+    return getattr(client, method)(url, data=json.dumps(value), headers=headers or {},
+                                   content_type="application/json; charset=utf-8")
