@@ -6,12 +6,12 @@ from typing import Any, Mapping
 
 from flask import Flask, Response
 
-from . import probes, repositories, search, users
+from . import openapi, probes, ratelimit, repositories, search, transport, users
 from .config import describe, load_config
 from .errors import (InsufficientStorage, StorageUnavailable, error_response,
                      register_error_handlers)
 from .names import ValidationError
-from .passwords import VerifiedCredentials, hash_password
+from .passwords import VerifiedCredentials, hash_password, warm_up
 from .probes import API_VERSION
 from .secrets import load_or_create_key
 from .services import EXTENSION_KEY, Services
@@ -38,12 +38,16 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         config=settings,
     )
     _bootstrap_admin(store, settings)
+    ratelimit.init_app(app)
+    warm_up(settings["BCRYPT_ROUNDS"])  # so the first unknown user is not slower than the rest
 
     register_error_handlers(app)
     _register_domain_errors(app)
     app.after_request(_common_headers)
+    transport.init_app(app)
     for blueprint in (probes.bp, users.bp, repositories.bp, search.bp):
         app.register_blueprint(blueprint)
+    app.register_blueprint(openapi.bp)
     log.info("docker index ready: %s", describe(settings))
     return app
 

@@ -41,6 +41,13 @@ def _parse_positive_int(raw: str) -> int:
     return value
 
 
+def _parse_non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError(f"must be 0 or a positive whole number, got {raw!r}")
+    return value
+
+
 def _parse_rounds(raw: str) -> int:
     value = int(raw)
     if not 4 <= value <= 31:
@@ -75,6 +82,13 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "MAX_JSON_BYTES": (4 * 1024 * 1024, _parse_positive_int),
     # How long verified Basic credentials are remembered, so a push does not pay bcrypt per request.
     "CREDENTIAL_CACHE_SECONDS": (60, int),
+    # Failed Basic logins allowed per client address and per username in any 60 s (0 = no limit).
+    # Counted in each worker process: with N workers an attacker gets up to N times as many.
+    "LOGIN_FAILURES_PER_MINUTE": (10, _parse_non_negative_int),
+    # Refuse credentials (Basic, or a password in a body) that arrive over plain HTTP.
+    "REQUIRE_TLS": (False, _parse_bool),
+    # ... except from 127.0.0.0/8 and ::1, where nothing crosses a network.
+    "TLS_EXEMPT_LOOPBACK": (True, _parse_bool),
 }
 
 SECRET_SETTINGS = ("SECRET_KEY", "ADMIN_PASSWORD")

@@ -6,6 +6,7 @@ Nothing here knows about Flask; failures raise :class:`ValidationError` (answere
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,7 +82,11 @@ def password(value: Any) -> str:
         raise ValidationError("password must be a string")
     if len(value) < MIN_PASSWORD_CHARS:
         raise ValidationError(f"password must be at least {MIN_PASSWORD_CHARS} characters")
-    if len(value.encode("utf-8", "surrogatepass")) > MAX_PASSWORD_BYTES:
+    try:
+        encoded = value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (JSON "\ud800") is no text bcrypt can take
+        raise ValidationError("password must be valid Unicode text") from None
+    if len(encoded) > MAX_PASSWORD_BYTES:
         raise ValidationError(f"password must be at most {MAX_PASSWORD_BYTES} bytes")
     if "\x00" in value:
         raise ValidationError("password must not contain NUL characters")
@@ -91,9 +96,14 @@ def password(value: Any) -> str:
 def email(value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ValidationError("email is required: a valid e-mail address")
-    if len(value) > MAX_EMAIL_CHARS or not EMAIL_RE.fullmatch(value):
+    if len(value) > MAX_EMAIL_CHARS or not EMAIL_RE.fullmatch(value) or _has_invisible(value):
         raise ValidationError(f"invalid email {value[:80]!r}: expected an address like name@example.com")
     return value
+
+
+def _has_invisible(value: str) -> bool:
+    """Control, format (bidi overrides, zero-width), surrogate, private-use or unassigned characters."""
+    return any(unicodedata.category(char).startswith("C") for char in value)
 
 
 def image_list(data: Any) -> list[dict[str, str]]:

@@ -11,6 +11,9 @@ from .names import RepoName
 from .services import services
 
 JSON = "application/json"
+# Index bodies are at most two levels deep (a list of image objects); deeper is never legitimate,
+# and a parser's recursion limit is not a contract to lean on.
+MAX_JSON_DEPTH = 32
 
 
 def read_json() -> Any:
@@ -35,11 +38,27 @@ def read_json() -> Any:
     except UnicodeDecodeError:
         raise BadRequest("request body is not valid UTF-8") from None
     try:
-        return json.loads(text)
+        data = json.loads(text)
     except RecursionError:
         raise BadRequest("request body is nested too deeply") from None
     except ValueError as exc:
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    if _deeper_than(data, MAX_JSON_DEPTH):
+        raise BadRequest(f"request body is nested too deeply (at most {MAX_JSON_DEPTH} levels)")
+    return data
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """True when lists/objects nest more than ``limit`` levels (iterative: no recursion to blow)."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+    return False
 
 
 def json_response(value: Any, status: int = 200) -> Response:
