@@ -8,7 +8,7 @@ PORT ?= 5000
 WORKERS ?= 2
 THREADS ?= 4
 
-.PHONY: run dev test venv clean-venv
+.PHONY: run dev test fuzz venv clean-venv
 
 venv: $(VENV)/.installed
 
@@ -29,6 +29,13 @@ dev: venv
 
 test: venv
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# Longer schemathesis and hypothesis runs than `make test` does (CI runs this after the tests).
+FUZZ_EXAMPLES ?= 100
+PROPERTY_EXAMPLES ?= 1000
+fuzz: venv
+	INDEX_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) INDEX_PROPERTY_EXAMPLES=$(PROPERTY_EXAMPLES) \
+		$(BIN)/python -m pytest -q -p no:cacheprovider tests/security/test_fuzz.py tests/security/test_properties.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -167,8 +167,10 @@ def _index_paths() -> Json:
              "400": COMMON_ERRORS["400"]},
             parameters=[
                 {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": 256}},
-                {"name": "n", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
-                {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                {"name": "n", "in": "query", "allowEmptyValue": True,
+                 "schema": {"type": "integer", "minimum": 1, "maximum": 100}, "description": "page size, 25 if empty"},
+                {"name": "page", "in": "query", "allowEmptyValue": True,
+                 "schema": {"type": "integer", "minimum": 1}, "description": "1 if empty"},
             ])},
         "/v1/openapi.json": {"get": _operation("this document", {
             "200": _json({"type": "object"}, "OpenAPI 3.0 document")})},
