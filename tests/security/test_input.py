@@ -66,6 +66,19 @@ def test_bad_image_lists_are_refused_without_a_write(seeded, client, method, pat
     assert snapshot(seeded) == before
 
 
+@pytest.mark.parametrize("depth, status", [(30, 201), (40, 400), (5000, 400)])
+def test_nesting_is_limited_even_where_the_field_is_ignored(seeded, client, depth, status):
+    """docker sends an ignored "auth" field at registration: nesting there is refused all the same."""
+    body = ('{"username": "deepuser", "password": "secret1", "email": "d@example.com", "auth": '
+            + "[" * depth + "]" * depth + "}")
+    before = snapshot(seeded)
+    answer = client.post("/v1/users/", data=body, content_type="application/json")
+    assert answer.status_code == status
+    if status == 400:
+        assert "nested too deeply" in answer.get_json()["error"]
+        assert snapshot(seeded) == before
+
+
 def test_an_oversized_body_is_413_without_a_write(seeded, client, settings):
     before = snapshot(seeded)
     huge = json.dumps([{"id": image_id(n)} for n in range(60_000)])  # ~4.7 MB > 4 MiB default

@@ -186,3 +186,23 @@ def test_tokens_and_passwords_never_reach_logs_or_error_bodies(alice, client, ca
     everything = "\n".join(bodies) + "\n" + caplog.text
     for secret in (signature, signature[:-3] + "xyz", "secret1", "wrong-password-123", "p" * 100):
         assert secret not in everything
+
+
+def test_live_server_log_holds_no_tokens_or_passwords(live_server):
+    password, wrong = "Sup3r-Secret-Pw", "Wr0ng-Guess-Pw"
+    body = json.dumps({"username": "logwatch", "password": password, "email": "l@example.com"}).encode()
+    assert live_server.request("POST", "/v1/users/", body=body,
+                               headers={"Content-Type": "application/json"})[0] == 201
+    assert live_server.request("GET", "/v1/users/", headers=basic("logwatch", wrong))[0] == 401
+    status, headers, _ = live_server.request(
+        "PUT", "/v1/repositories/logwatch/app/", body=json.dumps(IMAGES).encode(),
+        headers={**basic("logwatch", password), "Content-Type": "application/json", "X-Docker-Token": "true"})
+    assert status == 200
+    token = headers["x-docker-token"]
+    signature = token.split(",", 1)[0].removeprefix("signature=")
+    for value in (token, token.replace(signature, signature[::-1])):
+        live_server.request("GET", "/v1/repositories/logwatch/app/images", headers={"Authorization": f"Token {value}"})
+    log = live_server.log()
+    assert "/v1/repositories/logwatch/app/images" in log  # the access log is on and was written
+    for secret in (password, wrong, signature, signature[::-1]):
+        assert secret not in log
