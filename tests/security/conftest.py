@@ -19,6 +19,20 @@ ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_SECONDS = 20.0
 REQUEST_TIMEOUT_SECONDS = 10.0
 LIVE_FAILURE_LIMIT = 5
+_FIGURES: list[str] = []
+
+
+@pytest.fixture
+def report_figure():
+    """Record a measured figure; all of them are printed at the end of the run."""
+    return _FIGURES.append
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if _FIGURES:
+        terminalreporter.section("security figures")
+        for line in _FIGURES:
+            terminalreporter.write_line(line)
 
 
 def free_port() -> int:

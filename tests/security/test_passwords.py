@@ -31,7 +31,7 @@ def test_unknown_user_and_wrong_password_get_the_same_answer(alice, client):
     assert known.headers["WWW-Authenticate"] == unknown.headers["WWW-Authenticate"]
 
 
-def test_unknown_user_and_wrong_password_take_the_same_time(tmp_path):
+def test_unknown_user_and_wrong_password_take_the_same_time(tmp_path, report_figure):
     """Medians of interleaved real-bcrypt logins; a missing dummy check would be ~100x faster."""
     app = create_app({"TESTING": True, "DATA_DIR": tmp_path / "data", "SECRET_KEY": "timing",
                       "BCRYPT_ROUNDS": TIMING_ROUNDS, "LOGIN_FAILURES_PER_MINUTE": 0,
@@ -47,9 +47,9 @@ def test_unknown_user_and_wrong_password_take_the_same_time(tmp_path):
             bucket.append(time.perf_counter() - started)
     known_ms, unknown_ms = statistics.median(known) * 1000, statistics.median(unknown) * 1000
     ratio = unknown_ms / known_ms
-    print(f"\nlogin timing, bcrypt {TIMING_ROUNDS} rounds, {TIMING_SAMPLES} samples each: "
-          f"existing user {known_ms:.2f} ms, unknown user {unknown_ms:.2f} ms, ratio {ratio:.2f}")
-    assert 0.5 < ratio < 2.0
+    report_figure(f"login timing, bcrypt {TIMING_ROUNDS} rounds, {TIMING_SAMPLES} samples each: "
+                  f"existing user {known_ms:.2f} ms, unknown user {unknown_ms:.2f} ms, ratio {ratio:.2f}")
+    assert 1 / 3 < ratio < 3  # loose for a noisy machine; a skipped bcrypt gives ~0.02
 
 
 def test_check_password_runs_bcrypt_for_unknown_users(monkeypatch):
