@@ -11,8 +11,8 @@ from .names import RepoName
 from .services import services
 
 JSON = "application/json"
-# Index bodies are at most two levels deep (a list of image objects); deeper is never legitimate,
-# and a parser's recursion limit is not a contract to lean on.
+# Index bodies are two levels deep (a list of image objects), an image's json a few more; 32 is
+# far past anything legitimate, and a parser's recursion limit is not a contract to lean on.
 MAX_JSON_DEPTH = 32
 
 
