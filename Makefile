@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # (only there: a HOST variable in the shell's environment is not taken for an address).
 SERVE_ENV := $(foreach var,HOST PORT WORKERS THREADS,$(if $(filter command line,$(origin $(var))),INDEX_$(var)=$($(var))))
 
-.PHONY: run dev cert self-check test venv clean-venv
+.PHONY: run dev cert self-check test fuzz venv clean-venv
 
 venv: $(VENV)/.installed
 
@@ -36,6 +36,13 @@ self-check: venv
 
 test: venv
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# Longer schemathesis and hypothesis runs than `make test` does (CI runs this after the tests).
+FUZZ_EXAMPLES ?= 100
+PROPERTY_EXAMPLES ?= 1000
+fuzz: venv
+	INDEX_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) INDEX_PROPERTY_EXAMPLES=$(PROPERTY_EXAMPLES) \
+		$(BIN)/python -m pytest -q -p no:cacheprovider tests/security/test_fuzz.py tests/security/test_properties.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -7,12 +7,13 @@ from typing import Any, Mapping
 
 from flask import Flask, Response
 
-from . import activation, cli, health, logs, probes, proxies, registry, repositories, search, users
+from . import (activation, cli, health, logs, openapi, probes, proxies, ratelimit, registry,
+               repositories, search, transport, users)
 from .config import describe, load_config
 from .errors import (InsufficientStorage, StorageUnavailable, error_response,
                      register_error_handlers)
 from .names import ValidationError
-from .passwords import VerifiedCredentials, hash_password
+from .passwords import VerifiedCredentials, hash_password, warm_up
 from .probes import API_VERSION
 from .secrets import load_or_create_key
 from .services import EXTENSION_KEY, Services
@@ -44,11 +45,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                                               settings["SECRET_KEY_FALLBACKS"]),
     )
     _bootstrap_admin(store, settings)
+    ratelimit.init_app(app)
+    warm_up(settings["BCRYPT_ROUNDS"])  # so the first unknown user is not slower than the rest
 
     register_error_handlers(app)
     _register_domain_errors(app)
     app.after_request(_common_headers)
-    for blueprint in (probes.bp, users.bp, repositories.bp, search.bp, health.bp, activation.bp):
+    transport.init_app(app)
+    for blueprint in (probes.bp, users.bp, repositories.bp, search.bp, health.bp, activation.bp, openapi.bp):
         app.register_blueprint(blueprint)
     cli.register(app)
     if not settings["REGISTRY_ENDPOINTS"]:

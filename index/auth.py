@@ -8,6 +8,7 @@ from flask import request
 from . import logs, passwords
 from .errors import Forbidden, Unauthorized
 from .names import LIBRARY, RepoName
+from .ratelimit import login_throttle
 from .services import services
 from .tokens import Grant, TokenError
 
@@ -24,7 +25,8 @@ def basic_user() -> dict[str, Any] | None:
     """The account named by Basic credentials, or None for an anonymous caller.
 
     Empty credentials (``Basic Og==``, what docker sends when nobody is logged in) are anonymous.
-    Wrong credentials are a 401 here; whether the account is active is the caller's question.
+    Wrong credentials are a 401 here, and after too many of them a 429 (see ``ratelimit``);
+    whether the account is active is the caller's question.
     """
     if scheme() != "basic":
         return None
@@ -39,8 +41,12 @@ def basic_user() -> dict[str, Any] | None:
     stored_hash = user["password_hash"] if user else None
     if stored_hash and found.credentials.is_verified(username, password, stored_hash):
         logs.set_user(username)
-        return user
+        return user  # remembered: a push in progress is never throttled
+    throttle = login_throttle()
+    address = request.remote_addr or ""
+    throttle.check(address, username)
     if not passwords.check_password(password, stored_hash, found.config["BCRYPT_ROUNDS"]):
+        throttle.record_failure(address, username)
         raise Unauthorized("wrong username or password")
     assert user is not None and stored_hash is not None
     found.credentials.remember(username, password, stored_hash)

@@ -44,6 +44,13 @@ def _parse_positive_int(raw: str) -> int:
     return value
 
 
+def _parse_non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError(f"must be 0 or a positive whole number, got {raw!r}")
+    return value
+
+
 def _parse_rounds(raw: str) -> int:
     value = int(raw)
     if not 4 <= value <= 31:
@@ -156,6 +163,13 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "SMTP_PASSWORD": (None, _parse_str),
     "SMTP_FROM": ("docker-index@localhost", _parse_str),
     "LOG_FORMAT": ("plain", _choice(*LOG_FORMATS)),
+    # Failed Basic logins allowed per client address and per username in any 60 s (0 = no limit).
+    # Counted in each worker process: with N workers an attacker gets up to N times as many.
+    "LOGIN_FAILURES_PER_MINUTE": (10, _parse_non_negative_int),
+    # Refuse credentials (Basic, or a password in a body) that arrive over plain HTTP.
+    "REQUIRE_TLS": (False, _parse_bool),
+    # ... except from 127.0.0.0/8 and ::1, where nothing crosses a network.
+    "TLS_EXEMPT_LOOPBACK": (True, _parse_bool),
 }
 
 SECRET_SETTINGS = ("SECRET_KEY", "ADMIN_PASSWORD", "SECRET_KEY_FALLBACKS", "SMTP_PASSWORD")

@@ -53,6 +53,16 @@ class UnsupportedMediaType(ApiError):
     status = 415
 
 
+class TooManyRequests(ApiError):
+    """Too many failed logins: try again after ``retry_after`` seconds."""
+
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+        self.retry_after = retry_after
+
+
 class StorageUnavailable(ApiError):
     """The data dir cannot be written (full disk, I/O error, read-only): nothing was changed."""
 

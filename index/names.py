@@ -6,6 +6,7 @@ Nothing here knows about Flask; failures raise :class:`ValidationError` (answere
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,9 +106,14 @@ def email(value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ValidationError("email is required: a valid e-mail address")
     _require_unicode(value, "email")
-    if len(value) > MAX_EMAIL_CHARS or not EMAIL_RE.fullmatch(value):
+    if len(value) > MAX_EMAIL_CHARS or not EMAIL_RE.fullmatch(value) or _has_invisible(value):
         raise ValidationError(f"invalid email {value[:80]!r}: expected an address like name@example.com")
     return value
+
+
+def _has_invisible(value: str) -> bool:
+    """Control, format (bidi overrides, zero-width), surrogate, private-use or unassigned characters."""
+    return any(unicodedata.category(char).startswith("C") for char in value)
 
 
 def image_list(data: Any) -> list[dict[str, str]]:

@@ -25,6 +25,11 @@ def _dummy_hash(rounds: int) -> bytes:
     return bcrypt.hashpw(b"dummy password for unknown users", bcrypt.gensalt(rounds))
 
 
+def warm_up(rounds: int) -> None:
+    """Compute the dummy hash now rather than on the first unknown user's login."""
+    _dummy_hash(rounds)
+
+
 def check_password(password: str, stored_hash: str | None, rounds: int) -> bool:
     """True when ``password`` matches ``stored_hash``.
 

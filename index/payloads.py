@@ -15,6 +15,9 @@ JSON = "application/json"
 # A bare host[:port] as docker expects in X-Docker-Endpoints. Wider than Werkzeug's own host check,
 # which refuses "_" (compose service names such as "docker_index:5000" are real hosts to docker).
 PLAIN_HOST_RE = re.compile(r"(?:[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
+# Index bodies are two levels deep (a list of image objects), an image's json a few more; 32 is
+# far past anything legitimate, and a parser's recursion limit is not a contract to lean on.
+MAX_JSON_DEPTH = 32
 
 
 def read_json() -> Any:
@@ -44,11 +47,27 @@ def read_json_raw() -> tuple[bytes, Any]:
     except UnicodeDecodeError:
         raise BadRequest("request body is not valid UTF-8") from None
     try:
-        return raw, json.loads(text)
+        data = json.loads(text)
     except RecursionError:
         raise BadRequest("request body is nested too deeply") from None
     except ValueError as exc:
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    if _deeper_than(data, MAX_JSON_DEPTH):
+        raise BadRequest(f"request body is nested too deeply (at most {MAX_JSON_DEPTH} levels)")
+    return raw, data
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """True when lists/objects nest more than ``limit`` levels (iterative: no recursion to blow)."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+    return False
 
 
 def json_response(value: Any, status: int = 200) -> Response:

@@ -20,7 +20,10 @@ MAX_QUERY_CHARS = 256
 
 
 def _int_arg(name: str, default: int, low: int, high: int | None) -> int:
-    raw = request.args.get(name)
+    values = request.args.getlist(name)
+    if len(values) > 1:
+        raise BadRequest(f"give {name} at most once")
+    raw = values[0] if values else None
     if raw is None or raw == "":
         return default
     try:

@@ -189,7 +189,7 @@ BAD_NAMES = [
     ("alice/a..b", "repository"),
     ("alice/..", "repository"),
     ("alice/app%0A", "repository"),          # trailing newline
-    ("alice/app%00", "repository"),
+    ("alice/app%00", "NUL"),
     ("alice/a%20b", "repository"),
     ("Alice/app", "namespace"),
     ("al--ice/app", "namespace"),
