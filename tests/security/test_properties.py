@@ -19,7 +19,8 @@ EXAMPLES = int(os.environ.get("INDEX_PROPERTY_EXAMPLES", "150"))
 PROPERTY = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 NAMESPACES = st.from_regex(r"[a-z0-9_]{1,10}(-[a-z0-9_]{1,9}){0,2}", fullmatch=True).filter(lambda s: len(s) >= 2)
-REPOSITORIES = st.from_regex(r"[a-z0-9_.-]{1,40}", fullmatch=True).filter(lambda s: set(s) != {"."})
+# Valid repository names never hold ".." (names.repo_name refuses it anywhere).
+REPOSITORIES = st.from_regex(r"[a-z0-9_.-]{1,40}", fullmatch=True).filter(lambda s: ".." not in s and set(s) != {"."})
 # Small pools: quick to draw, and collisions (the interesting case for merging) are frequent.
 IDS = st.sampled_from([f"{n:064x}" for n in range(1, 13)])
 CHECKSUMS = st.sampled_from([f"tarsum+sha256:{n:064x}" for n in range(1, 7)])
