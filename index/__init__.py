@@ -7,6 +7,7 @@ from typing import Any, Mapping
 from flask import Flask, Response
 
 from . import probes, repositories, search, users
+from .backup import backup_command, restore_command
 from .config import describe, load_config
 from .errors import (InsufficientStorage, StorageUnavailable, error_response,
                      register_error_handlers)
@@ -44,6 +45,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.after_request(_common_headers)
     for blueprint in (probes.bp, users.bp, repositories.bp, search.bp):
         app.register_blueprint(blueprint)
+    app.cli.add_command(backup_command)
+    app.cli.add_command(restore_command)
     log.info("docker index ready: %s", describe(settings))
     return app
 
