@@ -98,10 +98,10 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
     ensure_dir(path.parent)
     fd, temp_name = tempfile.mkstemp(prefix=path.name + TEMP_MARK, dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
+        try:
+            _write_durably(fd, payload)
+        finally:
+            os.close(fd)
         os.replace(temp_name, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -109,6 +109,14 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
         raise
     # Without this the rename itself may be lost on power failure (the old version comes back).
     fsync_dir(path.parent)
+
+
+def _write_durably(fd: int, payload: bytes) -> None:
+    """All of ``payload`` to ``fd``, then fsync (ENOSPC and EIO surface here)."""
+    view = memoryview(payload)
+    while view:
+        view = view[os.write(fd, view):]
+    os.fsync(fd)
 
 
 @contextlib.contextmanager
