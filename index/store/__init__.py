@@ -148,7 +148,7 @@ class Store:
         The gate is held shared so that a backup (exclusive) sees no write half-way through; a
         fresh TinyDB and table each time, since TinyDB caches query results per table object.
         """
-        with flocked(self.root / GATE_LOCK, exclusive=False), datafile.locked():
+        with self.writing(), datafile.locked():
             storage = _TransactionStorage(datafile)
             yield _Database(storage=_StorageFactory(storage)).table(table, cache_size=0)
             storage.commit()
@@ -194,6 +194,16 @@ class Store:
 
     def data_files(self) -> list[Path]:
         return sorted(path for path in self.db_dir.rglob("*.json") if path.is_file())
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold off backups while changing files of the data dir (held shared: writers run together).
+
+        Other parts that keep files in the data dir (layers) should write inside this too, or
+        write each file to a temp name and rename it, so a backup never catches one half-written.
+        """
+        with flocked(self.root / GATE_LOCK, exclusive=False):
+            yield
 
     @contextlib.contextmanager
     def lock_all(self, timeout: float = LOCK_TIMEOUT_SECONDS) -> Iterator[None]:

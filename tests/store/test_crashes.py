@@ -11,4 +11,4 @@ def test_kill_9_never_loses_an_acknowledged_write_nor_damages_a_file(tmp_path):
     outcome = run_trials(tmp_path / "data", TRIALS, max_delay=0.12)
     assert outcome.problems == []
     assert outcome.trials == TRIALS
-    assert outcome.acknowledged > TRIALS  # the writers did get writes through before the kills
+    assert outcome.acknowledged >= TRIALS // 2  # every odd trial waited for at least one
