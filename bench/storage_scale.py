@@ -199,8 +199,8 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None, help="where to build the data dirs")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="storage-bench-", dir=args.workdir))
-    print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, "
-          f"data in {workdir}; samples per operation: {args.samples}; latencies in ms")
+    print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, load average "
+          f"{os.getloadavg()[0]:.1f}, data in {workdir}; samples per operation: {args.samples}; latencies in ms")
     try:
         for size in (int(part) for part in args.sizes.split(",")):
             data_dir = workdir / f"data-{size}"

@@ -66,14 +66,23 @@ def _skipped(relative: PurePosixPath) -> bool:
 
 
 def _walk(root: Path) -> Iterator[tuple[Path, PurePosixPath]]:
-    """Every regular file under ``root`` that belongs in a backup, with its archive name."""
-    for folder, dirs, files in os.walk(root):
-        dirs.sort()
-        for name in sorted(files):
-            path = Path(folder) / name
-            relative = PurePosixPath(path.relative_to(root).as_posix())
-            if not _skipped(relative) and path.is_file() and not path.is_symlink():
-                yield path, relative
+    """Every regular file under ``root`` that belongs in a backup, with its archive name.
+
+    ``os.scandir`` answers "is it a plain file?" from the directory itself, without a stat per
+    file: the listing runs while writes are held off.
+    """
+    pending = [(root, PurePosixPath())]
+    while pending:
+        folder, relative_folder = pending.pop()
+        with os.scandir(folder) as entries:
+            for entry in sorted(entries, key=lambda item: item.name):
+                relative = relative_folder / entry.name
+                if _skipped(relative):
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append((Path(entry.path), relative))
+                elif entry.is_file(follow_symlinks=False):
+                    yield Path(entry.path), relative
 
 
 def _remove_stale_staging(data_dir: Path) -> None:
@@ -109,9 +118,12 @@ def create_backup(store: Store, dest: Path) -> Summary:
 
 def _snapshot(data_dir: Path, staging: Path) -> list[PurePosixPath]:
     names = []
+    made: set[PurePosixPath] = set()
     for path, relative in _walk(data_dir):
+        if relative.parent not in made:
+            (staging / relative.parent).mkdir(parents=True, exist_ok=True)
+            made.add(relative.parent)
         target = staging / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.link(path, target)
         except FileNotFoundError:
