@@ -1,7 +1,7 @@
 """Backups of the whole data dir while the index runs, and restores onto a stopped index.
 
 ``backup``: with every write held off (:meth:`Store.lock_all`), each file of the data dir is
-hard-linked into a staging folder — no data is copied, so writes wait only milliseconds. Data
+hard-linked into a staging folder — no data is copied, so writes wait well under a second. Data
 files are never changed in place (always replaced whole), so the links keep the moment's versions
 while the archive is compressed afterwards. The archive is written to a temp file, fsynced and
 renamed, so ``DEST`` is a whole archive or absent.
@@ -11,7 +11,8 @@ unless ``--force`` (then the old content is moved aside, not deleted), checks th
 member is a plain file or folder that stays inside the data dir, and checks that every data file
 parses before anything is swapped in.
 
-Both are ``flask --app wsgi backup|restore`` commands; ``python -m index restore`` also works when the data dir is too damaged for the app to start.
+Both are ``flask --app wsgi backup|restore`` commands; ``python -m index restore`` also works when
+the data dir is too damaged for the app to start.
 """
 from __future__ import annotations
 

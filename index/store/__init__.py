@@ -21,8 +21,8 @@ from typing import Any, Iterable, Iterator
 from tinydb import Storage, TinyDB
 from tinydb.table import Document, Table
 
-from .files import (GATE_LOCK, LOCK_TIMEOUT_SECONDS, CorruptDataFile, DataFile, InUseMark, StorageFailure, StoreError,
-                    ensure_dir, flocked, remove_stale_temp_files)
+from .files import (GATE_LOCK, LOCK_TIMEOUT_SECONDS, CorruptDataFile, DataFile, InUseMark,
+                    StorageFailure, StoreError, ensure_dir, flocked, remove_stale_temp_files)
 
 __all__ = ["Store", "StoreError", "StorageFailure", "CorruptDataFile", "NotFound", "AlreadyExists"]
 
