@@ -203,6 +203,8 @@ def restore_backup(archive: Path, data_dir: Path, *, force: bool = False,
     if not archive.is_file():
         raise BackupError(f"{archive} does not exist")
     with exclusive_use(data_dir):
+        for leftover in data_dir.glob(RESTORING_PREFIX + "*"):  # from a restore that was killed
+            shutil.rmtree(leftover, ignore_errors=True)
         keep_aside = _holds_data(data_dir, admin_username)
         if keep_aside and not force:
             raise BackupError(f"{data_dir} already holds data; give --force to replace it (the "

@@ -21,7 +21,7 @@ from typing import Any, Iterable, Iterator
 from tinydb import Storage, TinyDB
 from tinydb.table import Document, Table
 
-from .files import (GATE_LOCK, LOCK_TIMEOUT_SECONDS, CorruptDataFile, DataFile, InUseMark,
+from .files import (GATE_LOCK, LOCK_TIMEOUT_SECONDS, CorruptDataFile, DataFile, ForkSafe, InUseMark,
                     StorageFailure, StoreError, ensure_dir, flocked, remove_stale_temp_files)
 
 __all__ = ["Store", "StoreError", "StorageFailure", "CorruptDataFile", "NotFound", "AlreadyExists"]
@@ -110,15 +110,18 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-class Store:
+class Store(ForkSafe):
     """All persistent state of the index under ``root`` (the data dir)."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.db_dir = self.root / "db"
         self._files: dict[Path, DataFile] = {}
-        self._files_lock = threading.Lock()
         self._in_use: InUseMark | None = None
+        super().__init__()
+
+    def _new_locks(self) -> None:
+        self._files_lock = threading.Lock()
 
     # -- plumbing ---------------------------------------------------------------------------
     def _datafile(self, path: Path) -> DataFile:

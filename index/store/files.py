@@ -24,6 +24,7 @@ import secrets
 import tempfile
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -199,15 +200,43 @@ def exclusive_use(data_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
-class DataFile:
+class ForkSafe:
+    """Objects holding thread locks rebuild them in a forked child (e.g. ``gunicorn --preload``).
+
+    A lock held by another thread at fork time stays held forever in the child, and filelock
+    refuses a lock object inherited across fork; the child gets fresh ones before it runs on.
+    """
+
+    _instances: weakref.WeakSet[ForkSafe] = weakref.WeakSet()
+
+    def __init__(self) -> None:
+        self._new_locks()
+        ForkSafe._instances.add(self)
+
+    def _new_locks(self) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def _after_fork_in_child(cls) -> None:
+        for instance in list(cls._instances):
+            instance._new_locks()
+
+
+os.register_at_fork(after_in_child=ForkSafe._after_fork_in_child)
+
+
+class DataFile(ForkSafe):
     """One JSON document on disk, shared by every thread of this process."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._thread_lock = threading.RLock()
-        self._file_lock = FileLock(str(path) + LOCK_SUFFIX, thread_local=False)
         # ((inode, size, mtime_ns), first bytes) -> parsed content; replaced whole, never mutated.
         self._cache: tuple[tuple[tuple[int, int, int], bytes], dict[str, Any]] | None = None
+        super().__init__()
+
+    def _new_locks(self) -> None:
+        self._thread_lock = threading.RLock()
+        self._file_lock = FileLock(str(self.path) + LOCK_SUFFIX, thread_local=False)
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:

@@ -160,3 +160,14 @@ def test_backup_refuses_a_destination_inside_the_data_dir(tmp_path):
     filled(source).close()
     refused = run([*FLASK, "backup", str(source / "backup.tar.gz")], source, check=False)
     assert refused.returncode != 0 and "inside the data dir" in refused.stderr
+
+
+def test_the_index_does_not_start_while_a_restore_runs(tmp_path, settings):
+    from index import create_app
+    from index.store import StorageFailure
+    from index.store.files import exclusive_use
+    settings["DATA_DIR"] = tmp_path / "data"
+    with exclusive_use(settings["DATA_DIR"]):
+        with pytest.raises(StorageFailure, match="being restored"):
+            create_app(settings)
+    create_app(settings)

@@ -1,6 +1,7 @@
 """Damaged files stop the start loudly; temp files are cleaned; the read cache never serves stale data."""
 import json
 import os
+import time
 
 import pytest
 
@@ -113,3 +114,33 @@ def test_damaged_file_read_directly(tmp_path):
     path.write_text('"a string"')
     with pytest.raises(CorruptDataFile, match="top level is not a JSON object"):
         DataFile(path).check()
+
+
+def test_a_starting_worker_never_removes_the_temp_file_of_a_running_write(filled):
+    """Store.open() cleans temp files under each file's lock: a live writer's one is left alone.
+
+    The writer uses a DataFile made before the fork, as a worker of ``gunicorn --preload`` does.
+    """
+    datafile = DataFile(filled.root / "db" / "users.json")
+    temp = filled.root / "db" / "users.json.tmp-live"
+    ready_read, ready_write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # a writer in another process, half-way through its write
+        try:
+            with datafile.locked():
+                temp.write_text(json.dumps({"users": {}}))
+                os.write(ready_write, b"x")
+                time.sleep(0.5)
+                os.replace(temp, datafile.path)
+            os._exit(0)
+        finally:
+            os._exit(1)
+    os.close(ready_write)
+    assert os.read(ready_read, 1) == b"x", "the writer failed before it held the lock"
+    os.close(ready_read)
+    started = time.monotonic()
+    Store(filled.root).open()  # a worker starting meanwhile: waits for the lock
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0  # its rename found the temp file
+    assert time.monotonic() - started > 0.2
+    assert json.loads(datafile.path.read_text()) == {"users": {}}

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from index.passwords import hash_password
+from index.store import Store
 from tests.store.crashes import image_id
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,13 +43,20 @@ def _request(base, method, path, body=None, headers=None):
         return exc.code, exc.read()
 
 
-@pytest.fixture
-def server(tmp_path):
+@pytest.fixture(params=[[], ["--preload"]], ids=["workers-load-app", "preload"])
+def server(tmp_path, request):
+    # Files that exist at start are opened by the app before gunicorn forks when it preloads: the
+    # workers then write through objects made in the master process.
+    seeded = Store(tmp_path / "data")
+    seeded.open()
+    seeded.create_user("alice", hash_password("secret1", 4), "alice@example.com")
+    seeded.announce_repository("alice", "shared", [], owner="alice")
+    seeded.close()
     port = _free_port()
     env = {**os.environ, "INDEX_DATA_DIR": str(tmp_path / "data"), "INDEX_BCRYPT_ROUNDS": "4",
            "INDEX_SECRET_KEY": "gunicorn-test"}
     process = subprocess.Popen([GUNICORN, "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4",
-                                "--graceful-timeout", "5", "wsgi:app"], cwd=ROOT, env=env,
+                                "--graceful-timeout", "5", *request.param, "wsgi:app"], cwd=ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -74,8 +83,8 @@ def server(tmp_path):
 @pytest.mark.skipif(GUNICORN is None, reason="gunicorn is not installed in this environment")
 def test_concurrent_pushes_through_two_workers_lose_no_image(server):
     base, _ = server
-    registered = _request(base, "POST", "/v1/users/", {"username": "alice", "password": "secret1",
-                                                       "email": "alice@example.com"})
+    registered = _request(base, "POST", "/v1/users/", {"username": "bobby", "password": "secret1",
+                                                       "email": "bobby@example.com"})
     assert registered[0] == 201
     headers = {"Authorization": AUTH, "X-Docker-Token": "true"}
 
