@@ -145,7 +145,13 @@ def _write_archive(staging: Path, names: list[PurePosixPath], dest: Path) -> int
             info.size, info.mtime, info.mode = len(manifest), int(time.time()), 0o600
             tar.addfile(info, io.BytesIO(manifest))
             for name in names:
-                tar.add(staging / name, arcname=str(name), recursive=False)
+                # Each member built by hand as a plain file: tarfile's own add() would store files
+                # that share an inode (hard links inside the data dir) as links, which restore refuses.
+                with open(staging / name, "rb") as source:
+                    stat = os.fstat(source.fileno())
+                    info = tarfile.TarInfo(str(name))
+                    info.size, info.mtime, info.mode = stat.st_size, int(stat.st_mtime), stat.st_mode & 0o777
+                    tar.addfile(info, source)
             tar.close()
             raw.flush()
             os.fsync(raw.fileno())

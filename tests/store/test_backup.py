@@ -35,6 +35,7 @@ def filled(data_dir: Path) -> Store:
     layer = data_dir / "layers" / image_id(1) / "layer"
     layer.parent.mkdir(parents=True)
     layer.write_bytes(b"layer bytes")
+    os.link(layer, data_dir / "layers" / "same-inode")  # e.g. a registry that deduplicates by linking
     (data_dir / "secret_key").write_text("the-key")
     return store
 
@@ -79,6 +80,7 @@ def test_backup_while_writing_then_restore_into_an_empty_dir(tmp_path):
     assert restored.find_user("alice") is not None
     assert (target / "secret_key").read_text() == "the-key"
     assert (target / "layers" / image_id(1) / "layer").read_bytes() == b"layer bytes"
+    assert (target / "layers" / "same-inode").read_bytes() == b"layer bytes"
 
 
 def test_restore_refuses_a_dir_with_data_unless_forced_and_keeps_the_old_content(tmp_path):
