@@ -77,6 +77,7 @@ def _failure(action: str, path: Path, exc: OSError) -> StorageFailure:
 
 
 def fsync_dir(folder: Path) -> None:
+    """Make the folder's entries (a rename, a new file) durable."""
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
