@@ -9,6 +9,7 @@ from flask import Flask, Response
 
 from . import (activation, cli, health, logs, openapi, probes, proxies, ratelimit, registry,
                repositories, search, transport, users)
+from .backup import backup_command, restore_command
 from .config import describe, load_config
 from .errors import (InsufficientStorage, StorageUnavailable, error_response,
                      register_error_handlers)
@@ -55,6 +56,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     for blueprint in (probes.bp, users.bp, repositories.bp, search.bp, health.bp, activation.bp, openapi.bp):
         app.register_blueprint(blueprint)
     cli.register(app)
+    app.cli.add_command(backup_command)
+    app.cli.add_command(restore_command)
     if not settings["REGISTRY_ENDPOINTS"]:
         registry.install(app)  # built-in registry; otherwise external ones serve the layers
     log.info("docker index ready; effective settings: %s",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,12 +21,12 @@ from typing import Any, Iterable, Iterator
 from tinydb import Storage, TinyDB
 from tinydb.table import Document, Table
 
-from filelock import FileLock, Timeout
-
-from .files import (LOCK_SUFFIX, CorruptDataFile, DataFile, StorageFailure, StoreError,
-                    remove_stale_temp_files)
+from .files import (GATE_LOCK, LOCK_TIMEOUT_SECONDS, CorruptDataFile, DataFile, ForkSafe, InUseMark,
+                    StorageFailure, StoreError, ensure_dir, flocked, remove_stale_temp_files)
 
 __all__ = ["Store", "StoreError", "StorageFailure", "CorruptDataFile", "NotFound", "AlreadyExists"]
+
+log = logging.getLogger(__name__)
 
 ACTIVE = "active"
 DELETING = "deleting"
@@ -49,22 +50,56 @@ class KeyedTable(Table):
     document_id_class = str
 
 
-class _FileStorage(Storage):
-    """TinyDB's storage seam over a DataFile: shared cached reads, or private copies to write."""
+class _ReadStorage(Storage):
+    """TinyDB's storage seam for reads: the DataFile's shared, cached parse."""
 
-    def __init__(self, datafile: DataFile, writable: bool) -> None:
+    def __init__(self, datafile: DataFile) -> None:
         self._datafile = datafile
-        self._writable = writable
 
     def read(self) -> dict[str, Any] | None:
-        if self._writable:
-            return self._datafile.read_private()
         return self._datafile.read_shared()
 
     def write(self, data: dict[str, Any]) -> None:
-        if not self._writable:
-            raise RuntimeError("write outside a transaction")
-        self._datafile.write(data)
+        raise RuntimeError("write outside a transaction")
+
+
+class _TransactionStorage(Storage):
+    """TinyDB's storage seam inside one transaction: parse once, write once at commit.
+
+    TinyDB reads and writes the whole document on every operation; a store method makes several
+    (look up, check, insert), so the working copy stays in memory and only a transaction that ends
+    without an exception writes it back. A method that raises half-way changes nothing on disk.
+    """
+
+    def __init__(self, datafile: DataFile) -> None:
+        self._datafile = datafile
+        self._working: dict[str, Any] | None = None
+        self._dirty = False
+
+    def read(self) -> dict[str, Any] | None:
+        if self._working is None:
+            self._working = self._datafile.read_private()
+        return self._working
+
+    def write(self, data: dict[str, Any]) -> None:
+        self._working = data
+        self._dirty = True
+
+    def commit(self) -> None:
+        if self._dirty and self._working is not None:
+            self._datafile.write(self._working)
+        self._working = None
+        self._dirty = False
+
+
+class _StorageFactory:
+    """TinyDB builds its storage from a class; hand it an instance we already made."""
+
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+
+    def __call__(self) -> Storage:
+        return self._storage
 
 
 class _Database(TinyDB):
@@ -75,14 +110,20 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-class Store:
+class Store(ForkSafe):
     """All persistent state of the index under ``root`` (the data dir)."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.db_dir = self.root / "db"
         self._files: dict[Path, DataFile] = {}
+        self._in_use: InUseMark | None = None
+        super().__init__()
+
+    def _new_locks(self) -> None:
         self._files_lock = threading.Lock()
+        # Set while this thread holds every write off (lock_all): its own writes then go ahead.
+        self._holding_all = threading.local()
 
     # -- plumbing ---------------------------------------------------------------------------
     def _datafile(self, path: Path) -> DataFile:
@@ -92,57 +133,110 @@ class Store:
                 datafile = self._files[path] = DataFile(path)
             return datafile
 
+    def _users_path(self) -> Path:
+        return self.db_dir / "users.json"
+
+    def _namespace_path(self, namespace: str) -> Path:
+        # Namespaces are validated by names.NAMESPACE_RE before they get here: no separators.
+        return self.db_dir / "namespaces" / f"{namespace}.json"
+
     def _users_file(self) -> DataFile:
-        return self._datafile(self.db_dir / "users.json")
+        return self._datafile(self._users_path())
 
     def _namespace_file(self, namespace: str) -> DataFile:
-        # Namespaces are validated by names.NAMESPACE_RE before they get here: no separators.
-        return self._datafile(self.db_dir / "namespaces" / f"{namespace}.json")
+        return self._datafile(self._namespace_path(namespace))
 
     @contextlib.contextmanager
     def _transaction(self, datafile: DataFile, table: str) -> Iterator[Table]:
-        """One whole read-modify-write under the file's lock, on freshly read data."""
-        with datafile.locked():
-            yield _Database(storage=_FileStorage, datafile=datafile, writable=True).table(table, cache_size=0)
+        """One whole read-modify-write under the file's lock, on freshly read data.
+
+        The gate is held shared so that a backup (exclusive) sees no write half-way through; a
+        fresh TinyDB and table each time, since TinyDB caches query results per table object.
+        """
+        with self.writing(), datafile.locked():
+            storage = _TransactionStorage(datafile)
+            yield _Database(storage=_StorageFactory(storage)).table(table, cache_size=0)
+            storage.commit()
 
     @staticmethod
     def _reader(datafile: DataFile, table: str) -> Table:
-        return _Database(storage=_FileStorage, datafile=datafile, writable=False).table(table, cache_size=0)
+        return _Database(storage=_StorageFactory(_ReadStorage(datafile))).table(table, cache_size=0)
+
+    def _existing(self, path: Path) -> DataFile | None:
+        """The DataFile for reading ``path``; None when the file does not exist.
+
+        Reads of names that do not exist (any URL can name one) create no lasting object.
+        """
+        with self._files_lock:
+            datafile = self._files.get(path)
+        if datafile is None and not path.exists():
+            return None
+        return datafile or self._datafile(path)
 
     def open(self) -> None:
         """Prepare the data dir: finish interrupted writes' clean-up, then parse every file.
 
-        Raises CorruptDataFile naming the first file that does not parse.
+        Raises CorruptDataFile naming the first file that does not parse. A data dir that exists
+        but cannot be written (read-only mount) is still opened, so reads keep being served.
         """
         try:
-            self.db_dir.mkdir(parents=True, exist_ok=True)
+            ensure_dir(self.db_dir / "namespaces")
         except OSError as exc:
-            raise StorageFailure(f"cannot create the data directory {self.db_dir}: {exc.strerror}") from None
-        remove_stale_temp_files(self.db_dir, self._datafile)
-        for path in sorted(self.db_dir.rglob("*.json")):
+            if not self.db_dir.is_dir():
+                raise StorageFailure(f"cannot create the data directory {self.db_dir}: {exc.strerror}") from None
+        self._in_use = InUseMark(self.root)
+        try:
+            remove_stale_temp_files(self.db_dir, self._datafile)
+        except StorageFailure as exc:
+            log.error("could not clean up temp files (the data dir is not writable?): %s", exc)
+        for path in self.data_files():
             self._datafile(path).check()
 
-    def data_files(self) -> list[Path]:
-        return sorted(self.db_dir.rglob("*.json"))
+    def close(self) -> None:
+        """Stop marking the data dir as in use by this process (see :func:`files.exclusive_use`)."""
+        if self._in_use is not None:
+            self._in_use.release()
 
-    def lock_all(self) -> contextlib.ExitStack:
-        """Hold every data file's lock (for a consistent backup). Use as a context manager."""
-        stack = contextlib.ExitStack()
-        try:
-            for path in self.data_files():
-                stack.enter_context(self._datafile(path).locked())
-        except BaseException:
-            stack.close()
-            raise
-        return stack
+    def data_files(self) -> list[Path]:
+        return sorted(path for path in self.db_dir.rglob("*.json") if path.is_file())
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold off backups while changing files of the data dir (held shared: writers run together).
+
+        Other parts that keep files in the data dir (layers) should write inside this too, or
+        write each file to a temp name and rename it, so a backup never catches one half-written.
+        """
+        if getattr(self._holding_all, "held", False):
+            yield  # inside lock_all on this thread: a shared flock would wait for ourselves
+            return
+        with flocked(self.root / GATE_LOCK, exclusive=False):
+            yield
+
+    @contextlib.contextmanager
+    def lock_all(self, timeout: float = LOCK_TIMEOUT_SECONDS) -> Iterator[None]:
+        """Wait for running writes to finish and hold off new ones (for a consistent backup).
+
+        Writes that arrive meanwhile wait up to their own lock timeout, then answer 503.
+        """
+        with flocked(self.root / GATE_LOCK, exclusive=True, timeout=timeout):
+            self._holding_all.held = True
+            try:
+                yield
+            finally:
+                self._holding_all.held = False
 
     # -- users ------------------------------------------------------------------------------
     def find_user(self, username: str) -> dict[str, Any] | None:
-        doc = self._reader(self._users_file(), "users").get(doc_id=username)
+        datafile = self._existing(self._users_path())
+        doc = self._reader(datafile, "users").get(doc_id=username) if datafile else None
         return copy.deepcopy(dict(doc)) if doc is not None else None
 
     def list_users(self) -> list[dict[str, Any]]:
-        return [copy.deepcopy(dict(doc)) for doc in self._reader(self._users_file(), "users").all()]
+        datafile = self._existing(self._users_path())
+        if datafile is None:
+            return []
+        return [copy.deepcopy(dict(doc)) for doc in self._reader(datafile, "users").all()]
 
     def create_user(self, username: str, password_hash: str, email: str, *,
                     active: bool = True, admin: bool = False) -> dict[str, Any]:
@@ -207,19 +301,17 @@ class Store:
 
     def users_lock_available(self, timeout: float) -> bool:
         """Whether the accounts file's lock can be taken within ``timeout`` seconds (readiness)."""
-        # A separate lock object on the same file: it waits for holders in this process too.
-        probe = FileLock(str(self._users_file().path) + LOCK_SUFFIX, thread_local=False)
         try:
-            probe.acquire(timeout=timeout)
-        except Timeout:
+            with self._users_file().locked(timeout):
+                return True
+        except StorageFailure:
             return False
-        probe.release()
-        return True
 
     # -- repositories -----------------------------------------------------------------------
     def get_repository(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The repository record, in whatever state (``active`` or ``deleting``)."""
-        doc = self._reader(self._namespace_file(namespace), "repositories").get(doc_id=name)
+        datafile = self._existing(self._namespace_path(namespace))
+        doc = self._reader(datafile, "repositories").get(doc_id=name) if datafile else None
         return _repository_view(doc) if doc is not None else None
 
     def announce_repository(self, namespace: str, name: str, images: Iterable[dict[str, str]],
@@ -313,7 +405,10 @@ class Store:
     def iter_repositories(self, namespace: str | None = None) -> Iterator[dict[str, Any]]:
         """Every repository record (all states), namespace by namespace."""
         for ns in ([namespace] if namespace else self.namespaces()):
-            for doc in self._reader(self._namespace_file(ns), "repositories").all():
+            datafile = self._existing(self._namespace_path(ns))
+            if datafile is None:
+                continue
+            for doc in self._reader(datafile, "repositories").all():
                 yield _repository_view(doc)
 
 

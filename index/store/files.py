@@ -1,20 +1,32 @@
-"""Durable JSON files: atomic replace with fsync, a lock across threads and processes, a read cache.
+"""Durable JSON files: atomic replace with fsync, locks across threads and processes, a read cache.
 
 TinyDB's stock JSONStorage overwrites its file in place and is not safe across processes. Here a
 write goes to a temp file in the same folder, is fsynced, ``os.replace``d over the old file and the
 folder is fsynced, so a file is always the old or the new version, even after ``kill -9``.
+
+Locks (all ``flock``: released by the kernel when a process dies, so a crash never leaves one held):
+
+* each data file has ``<file>.lock``, held (with a thread lock) for a whole read-modify-write;
+* ``<data dir>/.gate.lock`` is held *shared* by every write and *exclusively* by a backup, so a
+  backup sees all files at one moment without holding thousands of per-file locks;
+* ``<data dir>/.in-use.lock`` is held shared by every process serving the data dir, for its whole
+  life, so ``restore`` can tell that the index is still running.
 """
 from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import json
 import logging
 import os
+import secrets
 import tempfile
 import threading
+import time
+import weakref
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from filelock import FileLock, Timeout
 
@@ -22,8 +34,17 @@ log = logging.getLogger(__name__)
 
 TEMP_MARK = ".tmp-"
 LOCK_SUFFIX = ".lock"
+GATE_LOCK = ".gate.lock"
+IN_USE_LOCK = ".in-use.lock"
 LOCK_TIMEOUT_SECONDS = 30.0
 _NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
+
+# Every file we write starts with this key and a random value that is new on every write. Inode
+# numbers are reused once a replaced file is freed, and mtime has a coarse clock, so (inode, size,
+# mtime_ns) alone can repeat for two versions written in quick succession; the stamp cannot.
+STAMP_KEY = "_write"
+_STAMP_HEX = 16
+_PREFIX_LEN = len(json.dumps({STAMP_KEY: "0" * _STAMP_HEX}, separators=(",", ":"))) - 1
 
 
 class StoreError(Exception):
@@ -44,7 +65,8 @@ class CorruptDataFile(StoreError):
     def __init__(self, path: Path, reason: str) -> None:
         super().__init__(
             f"data file {path} is damaged ({reason}); stop the index and restore the data "
-            f"directory from a backup (see README, 'Backups')")
+            f"directory from a backup (README: 'Storage, durability and backups'), "
+            f"or move the file aside to start without it")
         self.path = path
 
 
@@ -55,6 +77,7 @@ def _failure(action: str, path: Path, exc: OSError) -> StorageFailure:
 
 
 def fsync_dir(folder: Path) -> None:
+    """Make the folder's entries (a rename, a new file) durable."""
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -62,79 +85,209 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def ensure_dir(folder: Path) -> None:
+    """Create ``folder`` (and parents) durably: a new directory entry is fsynced in its parent."""
+    if folder.is_dir():
+        return
+    ensure_dir(folder.parent)
+    with contextlib.suppress(FileExistsError):
+        folder.mkdir()
+    fsync_dir(folder.parent)
+
+
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
     """Write ``payload`` to ``path`` so that readers see the old or the new bytes, never a mix."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_dir(path.parent)
     fd, temp_name = tempfile.mkstemp(prefix=path.name + TEMP_MARK, dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
+        try:
+            _write_durably(fd, payload)
+        finally:
+            os.close(fd)
         os.replace(temp_name, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temp_name)
         raise
+    # Without this the rename itself may be lost on power failure (the old version comes back).
     fsync_dir(path.parent)
 
 
-class DataFile:
+def _write_durably(fd: int, payload: bytes) -> None:
+    """All of ``payload`` to ``fd``, then fsync (ENOSPC and EIO surface here)."""
+    view = memoryview(payload)
+    while view:
+        view = view[os.write(fd, view):]
+    os.fsync(fd)
+
+
+@contextlib.contextmanager
+def flocked(path: Path, exclusive: bool, timeout: float = LOCK_TIMEOUT_SECONDS,
+            what: str = "the data directory") -> Iterator[None]:
+    """Hold a shared or exclusive ``flock`` on ``path`` (own descriptor, so threads share safely)."""
+    try:
+        ensure_dir(path.parent)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise _failure("lock", path, exc) from None
+    try:
+        mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+        deadline = time.monotonic() + timeout
+        delay = 0.001
+        while True:
+            try:
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise StorageFailure(f"{what} is busy (a backup or another writer); try again") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the flock
+
+
+class InUseMark:
+    """A shared flock on ``<data dir>/.in-use.lock`` held for this process's life (see module doc)."""
+
+    def __init__(self, data_dir: Path, timeout: float = 5.0) -> None:
+        self._fd: int | None = None
+        path = data_dir / IN_USE_LOCK
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            log.warning("cannot mark %s as in use (%s); restore will not notice this process",
+                        data_dir, exc.strerror)
+            return  # a read-only data dir can still be served for reads
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise StorageFailure(f"{data_dir} is being restored from a backup; "
+                                         f"start the index when the restore has finished") from None
+                time.sleep(0.05)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __del__(self) -> None:
+        self.release()
+
+
+@contextlib.contextmanager
+def exclusive_use(data_dir: Path) -> Iterator[None]:
+    """Hold ``data_dir`` so that no index process uses it; StorageFailure if one does."""
+    try:
+        ensure_dir(data_dir)
+        fd = os.open(data_dir / IN_USE_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise _failure("lock", data_dir / IN_USE_LOCK, exc) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StorageFailure(f"the index is running on {data_dir}: stop every index process "
+                                 f"(gunicorn workers included) first") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+class ForkSafe:
+    """Objects holding thread locks rebuild them in a forked child (e.g. ``gunicorn --preload``).
+
+    A lock held by another thread at fork time stays held forever in the child, and filelock
+    refuses a lock object inherited across fork; the child gets fresh ones before it runs on.
+    """
+
+    _instances: weakref.WeakSet[ForkSafe] = weakref.WeakSet()
+
+    def __init__(self) -> None:
+        self._new_locks()
+        ForkSafe._instances.add(self)
+
+    def _new_locks(self) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def _after_fork_in_child(cls) -> None:
+        for instance in list(cls._instances):
+            instance._new_locks()
+
+
+os.register_at_fork(after_in_child=ForkSafe._after_fork_in_child)
+
+
+class DataFile(ForkSafe):
     """One JSON document on disk, shared by every thread of this process."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        # ((inode, size, mtime_ns), first bytes) -> parsed content; replaced whole, never mutated.
+        self._cache: tuple[tuple[tuple[int, int, int], bytes], dict[str, Any]] | None = None
+        super().__init__()
+
+    def _new_locks(self) -> None:
         self._thread_lock = threading.RLock()
-        self._file_lock = FileLock(str(path) + LOCK_SUFFIX, thread_local=False)
-        # (inode, size, mtime_ns) -> parsed content; replaced as a whole, never mutated.
-        self._cache: tuple[tuple[int, int, int], dict[str, Any]] | None = None
+        self._file_lock = FileLock(str(self.path) + LOCK_SUFFIX, thread_local=False)
 
     @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
+    def locked(self, timeout: float = LOCK_TIMEOUT_SECONDS) -> Iterator[None]:
         """Hold the file for a whole read-modify-write, against threads and other processes."""
-        with self._thread_lock:
+        busy = StorageFailure(f"{self.path.name} is locked by another writer; try again")
+        if not self._thread_lock.acquire(timeout=timeout):
+            raise busy
+        try:
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._file_lock.acquire(timeout=LOCK_TIMEOUT_SECONDS)
+                ensure_dir(self.path.parent)
+                self._file_lock.acquire(timeout=timeout)
             except Timeout:
-                raise StorageFailure(f"{self.path.name} is locked by another writer; try again") from None
+                raise busy from None
             except OSError as exc:
                 raise _failure("lock", self.path, exc) from None
             try:
                 yield
             finally:
                 self._file_lock.release()
+        finally:
+            self._thread_lock.release()
 
     def read_shared(self) -> dict[str, Any]:
-        """The parsed file, reused while its inode, size and mtime are unchanged. Do not mutate."""
-        try:
-            info = os.stat(self.path)
-        except FileNotFoundError:
-            return {}
-        except OSError as exc:
-            raise _failure("read", self.path, exc) from None
-        cached = self._cache
-        if cached is not None and cached[0] == (info.st_ino, info.st_size, info.st_mtime_ns):
-            return cached[1]
-        return self._load()
-
-    def read_private(self) -> dict[str, Any]:
-        """A freshly parsed copy that the caller may change (used inside ``locked``)."""
-        return self._load(keep=False)
-
-    def _load(self, keep: bool = True) -> dict[str, Any]:
+        """The parsed file, reused while it is the same version. Callers must not mutate it."""
         try:
             with open(self.path, "rb") as handle:
                 info = os.fstat(handle.fileno())
+                cached = self._cache
+                if cached is not None and cached[0][0] == _stat_key(info):
+                    if handle.read(_PREFIX_LEN) == cached[0][1]:
+                        return cached[1]
+                    handle.seek(0)
                 raw = handle.read()
         except FileNotFoundError:
             return {}
         except OSError as exc:
             raise _failure("read", self.path, exc) from None
         data = self._parse(raw)
-        if keep:
-            self._cache = ((info.st_ino, info.st_size, info.st_mtime_ns), data)
+        self._cache = ((_stat_key(info), raw[:_PREFIX_LEN]), data)
         return data
+
+    def read_private(self) -> dict[str, Any]:
+        """A freshly parsed copy that the caller may change (used inside ``locked``)."""
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise _failure("read", self.path, exc) from None
+        return self._parse(raw)
 
     def _parse(self, raw: bytes) -> dict[str, Any]:
         try:
@@ -143,41 +296,39 @@ class DataFile:
             raise CorruptDataFile(self.path, f"not valid JSON: {exc}") from None
         if not isinstance(data, dict):
             raise CorruptDataFile(self.path, "top level is not a JSON object")
+        data.pop(STAMP_KEY, None)
         return data
 
     def write(self, data: dict[str, Any]) -> None:
-        """Replace the file with ``data``; durable on return. Call inside ``locked``."""
-        payload = json.dumps(data, separators=(",", ":")).encode("utf-8")
+        """Replace the file with ``data``; durable on return. Call inside ``locked``.
+
+        ``data`` becomes the read cache: the caller must not change it afterwards.
+        """
+        stamped = {STAMP_KEY: secrets.token_hex(_STAMP_HEX // 2), **data}
+        payload = json.dumps(stamped, separators=(",", ":")).encode("utf-8")
+        self._cache = None
         try:
             atomic_write_bytes(self.path, payload)
-        except OSError as exc:
-            self._cache = None
-            raise _failure("write", self.path, exc) from None
-        try:
             info = os.stat(self.path)
-        except OSError:
-            self._cache = None
-            return
-        self._cache = ((info.st_ino, info.st_size, info.st_mtime_ns), data)
-
-    def remove(self) -> None:
-        """Delete the file (inside ``locked``); durable on return."""
-        try:
-            os.unlink(self.path)
-            fsync_dir(self.path.parent)
-        except FileNotFoundError:
-            pass
         except OSError as exc:
-            raise _failure("remove", self.path, exc) from None
-        self._cache = None
+            raise _failure("write", self.path, exc) from None
+        self._cache = ((_stat_key(info), payload[:_PREFIX_LEN]), data)
 
     def check(self) -> None:
         """Parse the file now: raises CorruptDataFile for a damaged one."""
-        self._load()
+        self.read_shared()
 
 
-def remove_stale_temp_files(folder: Path, datafile_for) -> int:
-    """Delete temp files left by a writer killed mid-write; each under its target's lock."""
+def _stat_key(info: os.stat_result) -> tuple[int, int, int]:
+    return (info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def remove_stale_temp_files(folder: Path, datafile_for: Callable[[Path], DataFile]) -> int:
+    """Delete temp files left by a writer killed mid-write; each under its target's lock.
+
+    A writer holds that lock from creating its temp file until the rename, so a temp file seen
+    under the lock belongs to nobody (another worker may be starting or writing right now).
+    """
     removed = 0
     if not folder.exists():
         return 0
@@ -189,5 +340,5 @@ def remove_stale_temp_files(folder: Path, datafile_for) -> int:
                 temp.unlink()
                 removed += 1
     if removed:
-        log.info("removed %d temp file(s) left by an interrupted write", removed)
+        log.warning("removed %d temp file(s) left by an interrupted write", removed)
     return removed

@@ -1,0 +1,113 @@
+"""gunicorn with 2 workers on a loopback port, concurrent pushes: every acknowledged image stays."""
+import base64
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from index.passwords import hash_password
+from index.store import Store
+from tests.store.crashes import image_id
+
+ROOT = Path(__file__).resolve().parents[2]
+GUNICORN = shutil.which("gunicorn", path=str(Path(sys.executable).parent))
+AUTH = "Basic " + base64.b64encode(b"alice:secret1").decode()
+PUSHERS = 8
+PUSHES = 6  # per pusher
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _request(base, method, path, body=None, headers=None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(base + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+@pytest.fixture(params=[[], ["--preload"]], ids=["workers-load-app", "preload"])
+def server(tmp_path, request):
+    # Files that exist at start are opened by the app before gunicorn forks when it preloads: the
+    # workers then write through objects made in the master process.
+    seeded = Store(tmp_path / "data")
+    seeded.open()
+    seeded.create_user("alice", hash_password("secret1", 4), "alice@example.com")
+    seeded.announce_repository("alice", "shared", [], owner="alice")
+    seeded.close()
+    port = _free_port()
+    env = {**os.environ, "INDEX_DATA_DIR": str(tmp_path / "data"), "INDEX_BCRYPT_ROUNDS": "4",
+           "INDEX_SECRET_KEY": "gunicorn-test"}
+    process = subprocess.Popen([GUNICORN, "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4",
+                                "--graceful-timeout", "5", *request.param, "wsgi:app"], cwd=ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if _request(base, "GET", "/v1/_ping")[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("gunicorn did not answer within 30 s")
+        yield base, tmp_path / "data"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+        process.stderr.close()
+
+
+@pytest.mark.skipif(GUNICORN is None, reason="gunicorn is not installed in this environment")
+def test_concurrent_pushes_through_two_workers_lose_no_image(server):
+    base, _ = server
+    registered = _request(base, "POST", "/v1/users/", {"username": "bobby", "password": "secret1",
+                                                       "email": "bobby@example.com"})
+    assert registered[0] == 201
+    headers = {"Authorization": AUTH, "X-Docker-Token": "true"}
+
+    def push(pusher: int) -> list[tuple[str, str]]:
+        acknowledged = []
+        for n in range(PUSHES):
+            repo = "alice/shared" if n % 2 else f"alice/own{pusher}"
+            first, second = image_id(pusher, n, 1), image_id(pusher, n, 2)
+            status, _ = _request(base, "PUT", f"/v1/repositories/{repo}/", [{"id": first}], headers)
+            if status == 200:
+                acknowledged.append((repo, first))
+            status, _ = _request(base, "PUT", f"/v1/repositories/{repo}/images", [{"id": second}], headers)
+            if status == 204:
+                acknowledged.append((repo, second))
+        return acknowledged
+
+    with ThreadPoolExecutor(PUSHERS) as pool:
+        acknowledged = [ack for result in pool.map(push, range(PUSHERS)) for ack in result]
+    assert len(acknowledged) == PUSHERS * PUSHES * 2  # nothing was refused either
+
+    for repo in {repo for repo, _ in acknowledged}:
+        for _ in range(4):  # several requests, so both workers' read caches answer
+            status, body = _request(base, "GET", f"/v1/repositories/{repo}/images", headers={"Authorization": AUTH})
+            assert status == 200
+            seen = {image["id"] for image in json.loads(body)}
+            assert seen >= {image for name, image in acknowledged if name == repo}
