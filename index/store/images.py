@@ -112,14 +112,20 @@ class ImageStore:
         return copy.deepcopy(record)
 
     def remove(self, image_ids: Iterable[str], remove_file: Callable[[str], None]) -> list[str]:
-        """Delete records and (under the same lock) their layer files; returns the removed ids."""
+        """Delete records, then their layer files; returns the removed ids.
+
+        Callers hold every write off (``Store.lock_all``), so nothing re-creates an image between
+        its record's removal and its file's.
+        """
         removed = []
         for image_id in sorted(set(image_ids)):
             with self._store._transaction(self._shard(image_id), TABLE) as images:
-                if images.contains(doc_id=image_id):
-                    # Record first: a failure between the two leaves a stray file, never a
-                    # record that points at nothing.
+                present = images.contains(doc_id=image_id)
+                if present:
                     images.remove(doc_ids=[image_id])
-                    remove_file(image_id)
-                    removed.append(image_id)
+            if present:
+                # Only once the record's removal is on disk (the transaction wrote it on exit):
+                # a failure in between leaves a stray file, never a record pointing at nothing.
+                remove_file(image_id)
+                removed.append(image_id)
         return removed
