@@ -8,7 +8,11 @@ Nothing secret is printed: not the password, not a token.
 from __future__ import annotations
 
 import base64
+import gzip
+import hashlib
+import io
 import json
+import tarfile
 import secrets
 import ssl
 import sys
@@ -62,13 +66,16 @@ class Session:
         raw = f"{self.username}:{self.password}".encode()
         return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
 
-    def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Reply:
-        data = None
+    def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
+                *, raw: bytes | None = None, base_url: str | None = None) -> Reply:
+        """One request to the index (or, with ``base_url``, a registry); ``raw`` sends bytes as is."""
+        data = raw
         all_headers = dict(headers or {})
         if body is not None:
             data = json.dumps(body, separators=(",", ":")).encode()
             all_headers.setdefault("Content-Type", "application/json")
-        request = urllib.request.Request(self.base_url + path, data=data, method=method, headers=all_headers)
+        request = urllib.request.Request((base_url or self.base_url) + path, data=data, method=method,
+                                         headers=all_headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout, context=self.ssl_context) as response:
                 return Reply(response.status, response.headers, response.read())
@@ -145,6 +152,8 @@ def check_push_announce(session: Session) -> str:
     if any("://" in endpoint for endpoint in endpoints):
         raise CheckFailed(f"X-Docker-Endpoints must be bare host[:port], got {endpoints}")
     session.facts["write_token"] = token
+    scheme = urlsplit(session.base_url).scheme
+    session.facts["registry_url"] = f"{scheme}://{endpoints[0].split(',')[0].strip()}"
     return f"created {session.repository}, write token issued, endpoints {', '.join(endpoints)}"
 
 
@@ -164,6 +173,76 @@ def check_token_validation(session: Session) -> str:
     if session.image_id not in [entry["id"] for entry in images]:
         raise CheckFailed("the announced image is missing from the list a registry receives")
     return "a registry accepts the write token and sees the announced image"
+
+
+class _TinyLayer:
+    """A one-file image whose checksums are computed here, independently of the server's code."""
+
+    CONTENT = b"written by docker-index self-check\n"
+    MTIME = 1_400_000_000
+
+    def __init__(self, image_id: str) -> None:
+        self.json = json.dumps({"id": image_id, "created": "2014-05-13T00:00:00Z",
+                                "container_config": {"Cmd": None}}, separators=(",", ":")).encode()
+        info = tarfile.TarInfo("selfcheck.txt")
+        info.size, info.mode, info.mtime = len(self.CONTENT), 0o644, self.MTIME
+        tar = io.BytesIO()
+        with tarfile.open(fileobj=tar, mode="w", format=tarfile.USTAR_FORMAT) as archive:
+            archive.addfile(info, io.BytesIO(self.CONTENT))
+        self.body = gzip.compress(tar.getvalue(), mtime=0)
+        # TarSum v0 (protocol.md 4.3): header fields then content, per entry; then json + sums.
+        header_text = (f"nameselfcheck.txtmode{0o644}uid0gid0size{len(self.CONTENT)}mtime{self.MTIME}"
+                       f"typeflag0linknameunamegnamedevmajor0devminor0")
+        entry_sum = hashlib.sha256(header_text.encode() + self.CONTENT).hexdigest()
+        self.tarsum = "tarsum+sha256:" + hashlib.sha256(self.json + entry_sum.encode()).hexdigest()
+        self.payload = "sha256:" + hashlib.sha256(self.json + b"\n" + self.body).hexdigest()
+
+
+def check_registry_upload(session: Session) -> str:
+    """The registry half of a push: image json, layer, checksums and the tag (protocol.md 4.1)."""
+    layer = _TinyLayer(session.image_id)
+    registry, token = session.facts["registry_url"], {"Authorization": f"Token {session.facts['write_token']}"}
+    image = f"/v1/images/{session.image_id}"
+    expect(session.request("PUT", f"{image}/json", raw=layer.json, base_url=registry,
+                           headers={**token, "Content-Type": "application/json"}), 200)
+    expect(session.request("PUT", f"{image}/layer", raw=layer.body, base_url=registry,
+                           headers={**token, "Content-Type": "application/octet-stream"}), 200)
+    expect(session.request("PUT", f"{image}/checksum", raw=b"", base_url=registry,
+                           headers={**token, "X-Docker-Checksum": layer.tarsum,
+                                    "X-Docker-Checksum-Payload": layer.payload}), 200)
+    expect(session.request("PUT", f"/v1/repositories/{session.repository}/tags/latest",
+                           body=session.image_id, base_url=registry, headers=token), 200, 201)
+    session.facts["layer"] = layer
+    return f"json, layer ({len(layer.body)} bytes), checksums and tag accepted by {registry}"
+
+
+def check_registry_pull(session: Session) -> str:
+    """The registry half of a pull: tags, ancestry, json and the layer, byte for byte."""
+    listed = session.request("GET", f"/v1/repositories/{session.repository}/images",
+                             headers={"X-Docker-Token": "true", **session.basic()})
+    expect(listed, 200)
+    registry = session.facts["registry_url"]
+    token = {"Authorization": f"Token {header(listed, 'X-Docker-Token')}"}
+    tags = session.request("GET", f"/v1/repositories/{session.repository}/tags", base_url=registry,
+                           headers=token)
+    expect(tags, 200)
+    if tags.json() != {"latest": session.image_id}:
+        raise CheckFailed(f"tags are {tags.excerpt()}, expected latest -> the pushed image")
+    image = f"/v1/images/{session.image_id}"
+    ancestry = session.request("GET", f"{image}/ancestry", base_url=registry, headers=token)
+    expect(ancestry, 200)
+    if ancestry.json() != [session.image_id]:
+        raise CheckFailed(f"ancestry is {ancestry.excerpt()}")
+    layer = session.facts["layer"]
+    image_json = session.request("GET", f"{image}/json", base_url=registry, headers=token)
+    expect(image_json, 200)
+    if image_json.body != layer.json:
+        raise CheckFailed("image json differs from what was pushed")
+    body = session.request("GET", f"{image}/layer", base_url=registry, headers=token)
+    expect(body, 200)
+    if body.body != layer.body:
+        raise CheckFailed(f"layer differs from what was pushed ({len(body.body)} bytes back)")
+    return "tags, ancestry, json and the layer came back byte for byte"
 
 
 def check_push_commit(session: Session) -> str:
@@ -222,8 +301,11 @@ CHECKS: list[Check] = [
     Check("login", check_login, needs=("ping",)),
     Check("push: announce repository", check_push_announce, needs=("login",)),
     Check("push: registry validates token", check_token_validation, needs=("push: announce repository",)),
+    Check("push: upload to the registry", check_registry_upload, needs=("push: registry validates token",)),
     Check("push: final image list", check_push_commit, needs=("push: announce repository",)),
     Check("pull: image list and read token", check_pull, needs=("push: final image list",)),
+    Check("pull: layer from the registry", check_registry_pull,
+          needs=("push: upload to the registry", "pull: image list and read token")),
     Check("search", check_search, needs=("push: final image list",)),
     Check("delete throwaway repository", check_delete, cleanup_of="push: announce repository"),
 ]
@@ -290,8 +372,9 @@ def self_check_command(url: str, username: str, password_stdin: bool, email: str
                        ca_file: str | None, insecure: bool, timeout: float) -> None:
     """Run the docker client's index flows against the index at URL and print PASS/FAIL per step.
 
-    Steps: ping, login (register if needed), push (announce, registry token check, final list),
-    pull (image list, read token), search, and deletion of the throwaway repository.
+    Steps: ping, login (register if needed), push (announce, registry token check, upload of a
+    one-file image to the registry, final list), pull (image list, read token, the image back byte
+    for byte), search, and deletion of the throwaway repository.
     """
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
