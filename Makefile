@@ -20,7 +20,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 # gunicorn with several workers (the store is safe across processes), long timeouts for big
 # layer uploads, TLS when INDEX_TLS_CERT/INDEX_TLS_KEY are set, graceful stop on SIGTERM.
 run: venv
-	$(SERVE_ENV) $(BIN)/python -m index serve
+	$(SERVE_ENV) exec $(BIN)/python -m index serve
 
 # Flask's development server with the reloader.
 dev: venv
