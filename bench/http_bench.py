@@ -232,6 +232,7 @@ class Server:
         self.port = free_port()
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
+        self.profilers: list[subprocess.Popen] = []
 
     def start(self) -> None:
         env = {**os.environ, "INDEX_DATA_DIR": str(self.data_dir)}
@@ -260,6 +261,26 @@ class Server:
         self.stop()
         raise RuntimeError(f"the server did not answer /v1/_ping within {START_TIMEOUT_SECONDS:.0f} s")
 
+    def worker_pids(self) -> list[int]:
+        """gunicorn's workers: the children of the master, the child of the make we started."""
+        def children(pid: int) -> list[int]:
+            found: list[int] = []
+            for task in Path(f"/proc/{pid}/task").glob("*/children"):
+                found += [int(child) for child in task.read_text().split()]
+            return found
+        assert self.process is not None
+        masters = children(self.process.pid)
+        return [worker for master in masters for worker in children(master)]
+
+    def profile(self, py_spy: str, prefix: Path, seconds: float) -> None:
+        """Sample every worker with py-spy for ``seconds`` (in the background), raw stacks to files."""
+        prefix.parent.mkdir(parents=True, exist_ok=True)
+        for pid in self.worker_pids():
+            self.profilers.append(subprocess.Popen([py_spy, "record", "--pid", str(pid), "--duration", str(max(1, int(seconds))),
+                              "--rate", "200", "--nonblocking", "--format", "raw",
+                              "--output", f"{prefix}-worker{pid}.txt"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
     def workers(self) -> int:
         return self.log_path.read_text(errors="replace").count("Booting worker")
 
@@ -267,6 +288,12 @@ class Server:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def stop(self) -> None:
+        for profiler in self.profilers:
+            try:
+                profiler.wait(timeout=STOP_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                profiler.kill()
+                profiler.wait(timeout=10)
         if self.process is None or self.process.poll() is not None:
             return
         group = self.process.pid  # start_new_session: the group id is the pid we started
@@ -619,7 +646,10 @@ class Measurement:
     latencies: list[float]
     step_latencies: dict[str, list[float]]
     sub_steps: bool
-    ceiling: float = 0.0  # req/s of /v1/_ping in the slices paired with this workload's
+    server_cpu: float = 0.0   # CPU seconds the gunicorn workers used in the measured window
+    client_cpu: float = 0.0   # CPU seconds this load generator used in it
+    ceiling: float = 0.0      # req/s of /v1/_ping in the slices paired with this workload's
+    ceiling_cpu: float = 0.0  # server CPU µs per ping request in those slices
 
     def add(self, other: "Measurement") -> None:
         """Fold another slice of the same workload into this one."""
@@ -627,6 +657,8 @@ class Measurement:
         self.ops += other.ops
         self.requests += other.requests
         self.errors += other.errors
+        self.server_cpu += other.server_cpu
+        self.client_cpu += other.client_cpu
         self.first_error = self.first_error or other.first_error
         self.latencies += other.latencies
         for name, values in other.step_latencies.items():
@@ -640,9 +672,35 @@ class Measurement:
     def requests_per_second(self) -> float:
         return self.requests / self.seconds
 
+    @property
+    def server_us_per_request(self) -> float:
+        return 1e6 * self.server_cpu / self.requests if self.requests else float("nan")
 
-def run_workload(workload: Workload, port: int, clients: int, warmup: float, duration: float) -> Measurement:
-    """Warm up, then measure: ``clients`` threads, each on its own keep-alive connection."""
+    @property
+    def client_us_per_request(self) -> float:
+        return 1e6 * self.client_cpu / self.requests if self.requests else float("nan")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes (all their threads) so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / ticks
+
+
+def run_workload(workload: Workload, port: int, clients: int, warmup: float, duration: float,
+                 on_measure: Callable[[], None] | None = None, server_pids: list[int] = ()) -> Measurement:
+    """Warm up, then measure: ``clients`` threads, each on its own keep-alive connection.
+
+    ``on_measure`` is called when the measured window opens (to attach a profiler); the CPU time
+    that ``server_pids`` and this process use in the window is recorded.
+    """
     operations = [workload.prepare(client) for client in range(clients)]
     results = [ClientResult() for _ in range(clients)]
     finished = [0.0] * clients
@@ -678,8 +736,14 @@ def run_workload(workload: Workload, port: int, clients: int, warmup: float, dur
     window["warmup_end"] = time.perf_counter() + warmup
     window["end"] = window["warmup_end"] + duration
     start.wait()
+    time.sleep(max(0.0, window["warmup_end"] - time.perf_counter()))
+    server_cpu, client_cpu = cpu_seconds(list(server_pids)), time.process_time()
+    if on_measure is not None:
+        on_measure()
     for thread in threads:
         thread.join(timeout=warmup + duration + RESPONSE_TIMEOUT_SECONDS + 5)
+    server_cpu = cpu_seconds(list(server_pids)) - server_cpu
+    client_cpu = time.process_time() - client_cpu
     # Operations started before the end finish after it: the window closes at the last answer.
     seconds = max(max(finished), window["end"]) - window["warmup_end"]
     merged_steps: dict[str, list[float]] = {}
@@ -690,7 +754,7 @@ def run_workload(workload: Workload, port: int, clients: int, warmup: float, dur
     return Measurement(workload.name, clients, seconds, sum(r.ops for r in results),
                        sum(len(v) for v in merged_steps.values()), sum(r.errors for r in results),
                        first_error, [x for r in results for x in r.latencies], merged_steps,
-                       workload.sub_steps)
+                       workload.sub_steps, server_cpu=server_cpu, client_cpu=client_cpu)
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:
@@ -714,7 +778,11 @@ def machine() -> str:
             f"Python {platform.python_version()}")
 
 
-def measure_paired(workload: Workload, ping: Workload, port: int, args: argparse.Namespace,
+def slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name).strip("-")
+
+
+def measure_paired(workload: Workload, ping: Workload, server: "Server", args: argparse.Namespace,
                    ping_total: list[Measurement]) -> Measurement:
     """Alternate slices of ``workload`` and of ``/v1/_ping`` so both see the same machine.
 
@@ -727,32 +795,47 @@ def measure_paired(workload: Workload, ping: Workload, port: int, args: argparse
     pinged: Measurement | None = None
     for index in range(args.slices):
         warmup = args.warmup if index == 0 else 0.0
-        ping_slice = run_workload(ping, port, args.clients, warmup if not ping_total else 0.0, piece)
+        pids = server.worker_pids()
+        ping_slice = run_workload(ping, server.port, args.clients, warmup if not ping_total else 0.0, piece,
+                                  server_pids=pids)
         ping_total.append(ping_slice)
-        measured = run_workload(workload, port, args.clients, warmup, piece)
+        profile = None
+        if args.profile and index == 0:
+            def profile() -> None:
+                server.profile(args.py_spy, args.profile / slug(workload.name), piece)
+        measured = run_workload(workload, server.port, args.clients, warmup, piece, profile, pids)
         total = measured if total is None else (total.add(measured) or total)
         pinged = ping_slice if pinged is None else (pinged.add(ping_slice) or pinged)
     assert total is not None and pinged is not None
     total.ceiling = pinged.requests_per_second
+    total.ceiling_cpu = pinged.server_us_per_request
     return total
 
 
 def report(measurements: list[Measurement]) -> str:
-    header = (f"{'workload':<46} {'ops/s':>7} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
-              f"{'errors':>6} {'ping req/s':>10} {'÷ ping':>7}")
+    """The table: throughput and latency, then the ratios to the ping measured beside each.
+
+    ``÷ ping`` is req/s over the ping's req/s in the interleaved slices. ``CPU ÷`` is the ping's
+    server CPU per request over this workload's: what the ratio would be on a machine where the
+    server had the CPUs to itself (it does not depend on what else runs meanwhile).
+    """
+    header = (f"{'workload':<44} {'ops/s':>6} {'req/s':>6} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} "
+              f"{'err':>3} {'ping/s':>6} {'÷ ping':>6} {'srv µs/req':>10} {'CPU ÷':>6} {'gen µs/req':>10}")
     lines = [header, "-" * len(header)]
     for m in measurements:
         values = sorted(m.latencies)
         ratio = f"{m.requests_per_second / m.ceiling:.2f}" if m.ceiling else "-"
-        lines.append(f"{m.name:<46} {m.ops_per_second:>7.0f} {m.requests_per_second:>7.0f} "
-                     f"{percentile(values, .50):>8.2f} {percentile(values, .95):>8.2f} "
-                     f"{percentile(values, .99):>8.2f} {m.errors:>6} {m.ceiling:>10.0f} {ratio:>7}")
+        cpu_ratio = f"{m.ceiling_cpu / m.server_us_per_request:.2f}" if m.ceiling_cpu and m.server_cpu else "-"
+        lines.append(f"{m.name:<44} {m.ops_per_second:>6.0f} {m.requests_per_second:>6.0f} "
+                     f"{percentile(values, .50):>7.2f} {percentile(values, .95):>7.2f} "
+                     f"{percentile(values, .99):>7.2f} {m.errors:>3} {m.ceiling:>6.0f} {ratio:>6} "
+                     f"{m.server_us_per_request:>10.0f} {cpu_ratio:>6} {m.client_us_per_request:>10.0f}")
         if m.sub_steps:
             for name, step_values in m.step_latencies.items():
                 ordered = sorted(step_values)
-                lines.append(f"  {name:<44} {'':>7} {len(ordered) / m.seconds:>7.0f} "
-                             f"{percentile(ordered, .50):>8.2f} {percentile(ordered, .95):>8.2f} "
-                             f"{percentile(ordered, .99):>8.2f}")
+                lines.append(f"  {name:<42} {'':>6} {len(ordered) / m.seconds:>6.0f} "
+                             f"{percentile(ordered, .50):>7.2f} {percentile(ordered, .95):>7.2f} "
+                             f"{percentile(ordered, .99):>7.2f}")
         if m.first_error:
             lines.append(f"  first error: {m.first_error[:200]}")
     return "\n".join(lines)
@@ -770,8 +853,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--small", type=int, default=1_000, help="repositories of the small data set")
     parser.add_argument("--large", type=int, default=100_000, help="repositories of the large data set (0: skip)")
     parser.add_argument("--only", default="", help="comma-separated workload names to run, e.g. "
-                        "'login,search 1,000 repos' (ping runs beside each)")
+                        "'login,search 1000 repos' (ping runs beside each)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--profile", type=Path,
+                        help="sample each worker with py-spy during each workload's first measured "
+                             "slice; raw stacks go to this folder (see bench/profile_summary.py)")
+    parser.add_argument("--py-spy", default="py-spy", help="the py-spy program (default: py-spy on PATH)")
     args = parser.parse_args(argv)
     if not 1 <= args.slices <= 100:
         parser.error("--slices must be between 1 and 100")
@@ -797,9 +884,9 @@ def main(argv: list[str] | None = None) -> int:
     measurements: list[Measurement] = []
     workdir = Path(tempfile.mkdtemp(prefix="index-bench-"))
     try:
-        datasets = [("small", args.small, f"search {args.small:,} repos")]
-        if args.large and selected(f"search {args.large:,} repos"):
-            datasets.append(("large", args.large, f"search {args.large:,} repos"))
+        datasets = [("small", args.small, f"search {args.small} repos")]
+        if args.large and selected(f"search {args.large} repos"):
+            datasets.append(("large", args.large, f"search {args.large} repos"))
         for label, repositories, search_name in datasets:
             data_dir, namespaces, seconds = make_data_dir(workdir, label, repositories, users)
             print(f"\n[{label}] {repositories:,} repositories in {namespaces:,} namespaces "
@@ -814,7 +901,7 @@ def main(argv: list[str] | None = None) -> int:
                     workloads.append(search_workload(search_name))
                 ping_slices: list[Measurement] = []
                 for workload in workloads:
-                    measurement = measure_paired(workload, ping, server.port, args, ping_slices)
+                    measurement = measure_paired(workload, ping, server, args, ping_slices)
                     measurements.append(measurement)
                     print(f"  {measurement.name}: {measurement.requests_per_second:,.0f} req/s, "
                           f"ping beside it {measurement.ceiling:,.0f} req/s, {measurement.errors} errors",
@@ -825,6 +912,7 @@ def main(argv: list[str] | None = None) -> int:
                         overall.add(extra)
                     overall.name = f"ping (all slices, {label} data set)"
                     overall.ceiling = overall.requests_per_second
+                    overall.ceiling_cpu = overall.server_us_per_request
                     measurements.append(overall)
                 print(f"  server: {server.workers()} gunicorn workers booted (log {server.log_path.name})")
             finally:
@@ -837,6 +925,9 @@ def main(argv: list[str] | None = None) -> int:
                  "p50_ms": percentile(sorted(m.latencies), .5), "p95_ms": percentile(sorted(m.latencies), .95),
                  "p99_ms": percentile(sorted(m.latencies), .99), "errors": m.errors,
                  "ping_requests_per_second": m.ceiling,
+                 "server_cpu_us_per_request": m.server_us_per_request,
+                 "ping_server_cpu_us_per_request": m.ceiling_cpu,
+                 "load_generator_cpu_us_per_request": m.client_us_per_request,
                  "ratio_to_ping": m.requests_per_second / m.ceiling if m.ceiling else None}
                 for m in measurements], indent=2))
     finally:
