@@ -855,6 +855,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--only", default="", help="comma-separated workload names to run, e.g. "
                         "'login,search 1000 repos' (ping runs beside each)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--data-parent", type=Path, default=None,
+                        help="where the server's data dirs go (default: the system temp dir); "
+                             "/dev/shm shows what the durable writes' fsyncs cost")
     parser.add_argument("--profile", type=Path,
                         help="sample each worker with py-spy during each workload's first measured "
                              "slice; raw stacks go to this folder (see bench/profile_summary.py)")
@@ -882,7 +885,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.duration / args.slices:g} s workload); server: make run (gunicorn)")
     users = [BenchUser(f"bench{client}", f"benchpass{client}") for client in range(args.clients)]
     measurements: list[Measurement] = []
-    workdir = Path(tempfile.mkdtemp(prefix="index-bench-"))
+    workdir = Path(tempfile.mkdtemp(prefix="index-bench-", dir=args.data_parent))
     try:
         datasets = [("small", args.small, f"search {args.small} repos")]
         if args.large and selected(f"search {args.large} repos"):
