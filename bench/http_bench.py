@@ -1,17 +1,20 @@
 """HTTP workloads of the index, measured side by side against the ``/v1/_ping`` ceiling.
 
     make bench                                   # or: .venv/bin/python bench/http_bench.py
-    .venv/bin/python bench/http_bench.py --duration 5 --only ping,login,search-1k
+    .venv/bin/python bench/http_bench.py --duration 5 --large 0 --only "login,search 1000 repos"
 
 The server is started exactly as ``make run`` starts it (``make -C <repo> run HOST=127.0.0.1
 PORT=<free port>``: gunicorn, the Makefile's workers/threads, access log) with a temporary
 ``INDEX_DATA_DIR``, once on a data dir with 1,000 repositories and once on one with 100,000.
-The data is written beforehand through the public ``Store`` API, never through HTTP.
+The data is written beforehand through the ``Store`` API (or, for the large set, its files are
+written whole and checked through it), never through HTTP.
 
 This process is the load generator: ``--clients`` threads, each with its own keep-alive
-connection and pre-built request bytes, run every workload for ``--warmup`` then ``--duration``
-seconds (closed loop: the next request goes out when the previous answer is read). Loopback only;
-every loop is bounded in time and count. See bench/README.md.
+connection and pre-built request bytes (closed loop: the next request goes out when the previous
+answer is read). Each workload is warmed up, then measured in ``--slices`` that alternate with
+slices of ``/v1/_ping``, so each ratio compares with a ceiling measured at the same time; the
+gunicorn workers' CPU time per request is reported too. Loopback only; every loop is bounded in
+time and count. See bench/README.md.
 """
 from __future__ import annotations
 
@@ -435,10 +438,9 @@ def timed(connection: Connection, step: Step, result: ClientResult, record: bool
 
 
 class Workload:
-    """A named operation that each client repeats; ``steps_per_op`` HTTP requests each."""
+    """A named operation that each client repeats: one request, or a handshake of several."""
 
     name = ""
-    steps_per_op = 1
     sub_steps = False  # print per-request rows under the operation's row
 
     def prepare(self, client: int) -> Callable[[Connection, ClientResult, bool], None]:
@@ -495,7 +497,6 @@ class PushHandshake(Workload):
     """PUT repo/ (Basic) -> 3 token validations (Token) -> PUT images [] (Basic), as docker 1.x + registry."""
 
     name = "push handshake"
-    steps_per_op = 5
     sub_steps = True
 
     def __init__(self, users: list[BenchUser], port: int) -> None:
@@ -526,7 +527,6 @@ class PullHandshake(Workload):
     """Anonymous GET images with X-Docker-Token: true -> 1 token validation, as docker 1.x + registry."""
 
     name = "pull handshake"
-    steps_per_op = 2
     sub_steps = True
 
     def __init__(self, users: list[BenchUser]) -> None:
@@ -778,6 +778,15 @@ def machine() -> str:
             f"Python {platform.python_version()}")
 
 
+def merged(slices: list[Measurement]) -> Measurement:
+    """One measurement from several slices of the same workload (a new object: slices stay as they are)."""
+    first = slices[0]
+    total = Measurement(first.name, first.clients, 0.0, 0, 0, 0, "", [], {}, first.sub_steps)
+    for piece in slices:
+        total.add(piece)
+    return total
+
+
 def slug(name: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in name).strip("-")
 
@@ -791,22 +800,20 @@ def measure_paired(workload: Workload, ping: Workload, server: "Server", args: a
     interleaved with its own slices.
     """
     piece = args.duration / args.slices
-    total: Measurement | None = None
-    pinged: Measurement | None = None
+    slices: list[Measurement] = []
+    pings: list[Measurement] = []
     for index in range(args.slices):
         warmup = args.warmup if index == 0 else 0.0
         pids = server.worker_pids()
-        ping_slice = run_workload(ping, server.port, args.clients, warmup if not ping_total else 0.0, piece,
-                                  server_pids=pids)
-        ping_total.append(ping_slice)
-        profile = None
+        pings.append(run_workload(ping, server.port, args.clients, 0.0 if ping_total else warmup, piece,
+                                  server_pids=pids))
+        ping_total.append(pings[-1])
+        on_measure = None
         if args.profile and index == 0:
-            def profile() -> None:
-                server.profile(args.py_spy, args.profile / slug(workload.name), piece)
-        measured = run_workload(workload, server.port, args.clients, warmup, piece, profile, pids)
-        total = measured if total is None else (total.add(measured) or total)
-        pinged = ping_slice if pinged is None else (pinged.add(ping_slice) or pinged)
-    assert total is not None and pinged is not None
+            prefix = args.profile / slug(workload.name)
+            on_measure = lambda: server.profile(args.py_spy, prefix, piece)  # noqa: E731
+        slices.append(run_workload(workload, server.port, args.clients, warmup, piece, on_measure, pids))
+    total, pinged = merged(slices), merged(pings)
     total.ceiling = pinged.requests_per_second
     total.ceiling_cpu = pinged.server_us_per_request
     return total
@@ -910,9 +917,7 @@ def main(argv: list[str] | None = None) -> int:
                           f"ping beside it {measurement.ceiling:,.0f} req/s, {measurement.errors} errors",
                           flush=True)
                 if ping_slices:
-                    overall = ping_slices[0]
-                    for extra in ping_slices[1:]:
-                        overall.add(extra)
+                    overall = merged(ping_slices)
                     overall.name = f"ping (all slices, {label} data set)"
                     overall.ceiling = overall.requests_per_second
                     overall.ceiling_cpu = overall.server_us_per_request
