@@ -16,6 +16,8 @@ the lower-cased query in ``namespace/name`` or in their lower-cased description)
   whose (inode, size, mtime_ns) changed are re-read. A folder or file time too close to the
   present to tell a later change from this one (timestamps are coarse) is not trusted until it is
   older than :data:`RACY_NS` (:data:`RACY_COARSE_NS` on file systems with whole-second times).
+  Only the store's renames change the folder: a file edited in place while the index runs (not
+  something the index does; restoring a backup means stopping it) is seen after the next write.
 """
 from __future__ import annotations
 
@@ -160,13 +162,13 @@ class SearchIndex:
 
     def _load(self, namespace: str, version: tuple[int, int, int], now: int) -> None:
         # The version was taken before this read, so the records are at least that new; a write
-        # in between only causes one more read at the next query.
+        # in between only causes one more read at the next query. Everything is read before the
+        # old entries go, so a damaged file (an exception here) leaves the index as it was.
+        entries = [_entry(record) for record in self._store.iter_repositories(namespace)
+                   if record.get("state") == ACTIVE]
         self._forget(namespace)
         known = _Namespace(version, _racy(version[2], now))
-        for record in self._store.iter_repositories(namespace):
-            if record.get("state") != ACTIVE:
-                continue
-            entry = _entry(record)
+        for entry in entries:
             known.names.append(entry.name)
             self._entries[entry.name] = entry
             for token in entry.tokens():

@@ -178,3 +178,18 @@ def test_a_change_within_the_same_time_stamp_is_still_seen(filled):
 
 def test_an_empty_data_dir_has_no_results(client):
     assert answer(client, "") == {"num_results": 0, "num_pages": 1, "results": []}
+
+
+def test_a_damaged_namespace_file_is_a_500_and_the_rest_of_the_index_survives(client, filled, settings):
+    assert answer(client, "zebra")["num_results"] == 0
+    other = Store(Path(settings["DATA_DIR"]))
+    other.announce_repository("ns1", "zebra", [{"id": "e" * 64}], owner="ns1")
+    assert answer(client, "zebra")["num_results"] == 1
+    damaged = Path(settings["DATA_DIR"]) / "db" / "namespaces" / "ns1.json"
+    damaged.write_text('{"repositories": {')
+    response = client.get("/v1/search", query_string={"q": "zebra"})
+    assert response.status_code == 500
+    assert "damaged" in response.get_json()["error"]
+    other.announce_repository("ns2", "zebra", [{"id": "f" * 64}], owner="ns2")
+    damaged.unlink()
+    assert answer(client, "zebra")["results"] == [("ns2/zebra", "")]
