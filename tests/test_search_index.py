@@ -193,3 +193,15 @@ def test_a_damaged_namespace_file_is_a_500_and_the_rest_of_the_index_survives(cl
     other.announce_repository("ns2", "zebra", [{"id": "f" * 64}], owner="ns2")
     damaged.unlink()
     assert answer(client, "zebra")["results"] == [("ns2/zebra", "")]
+
+
+def test_store_versions_change_with_every_write(store):
+    assert store.namespaces_version() is None and store.namespace_versions() == {}
+    store.announce_repository("ns1", "app", [{"id": "a" * 64}], owner="ns1")
+    files = store.namespace_versions()
+    assert store.namespaces_version() is not None
+    assert set(files) == {"ns1"}  # lock files are not namespaces
+    # The folder's time may not move within one clock tick (the index allows for that); the
+    # file's inode always does, since each write renames a new file over the old one.
+    store.set_description("ns1", "app", "x")
+    assert store.namespace_versions()["ns1"] != files["ns1"]
