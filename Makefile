@@ -46,3 +46,9 @@ fuzz: venv
 
 clean-venv:
 	rm -rf $(VENV)
+
+# HTTP workloads (push/pull handshakes, login, search) beside the /v1/_ping ceiling, against a
+# server started as `make run` starts it; see bench/README.md. Shorter: BENCH_ARGS="--duration 3".
+.PHONY: bench
+bench: venv
+	$(BIN)/python bench/http_bench.py $(BENCH_ARGS)

@@ -4,16 +4,16 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
 
 from .errors import BadRequest
-from .names import LIBRARY, RepoName
 from .payloads import json_response
+from .search_index import SearchIndex
 from .services import services
-from .store import ACTIVE
 
 bp = Blueprint("search", __name__)
 
+SEARCH_INDEX_KEY = "docker_index.search"
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
 MAX_QUERY_CHARS = 256
@@ -36,13 +36,20 @@ def _int_arg(name: str, default: int, low: int, high: int | None) -> int:
     return value
 
 
-def _result(record: dict[str, Any]) -> dict[str, Any]:
-    name = RepoName(record["namespace"], record["name"])
+def _result(name: str, description: str) -> dict[str, Any]:
     # The types docker decodes strictly: ints as ints, bools as bools. As on the hub, the
-    # admin-curated library namespace holds the official repositories (docker search: [OK]).
-    return {"name": name.display, "description": record.get("description") or "",
-            "star_count": 0, "is_official": name.namespace == LIBRARY, "is_trusted": False,
-            "is_automated": False}
+    # admin-curated library namespace holds the official repositories (docker search: [OK]);
+    # their names are shown without "library/".
+    return {"name": name, "description": description, "star_count": 0,
+            "is_official": "/" not in name, "is_trusted": False, "is_automated": False}
+
+
+def _search_index() -> SearchIndex:
+    """This worker's index (built at the first query, then kept fresh)."""
+    index = current_app.extensions.get(SEARCH_INDEX_KEY)
+    if index is None:
+        index = current_app.extensions.setdefault(SEARCH_INDEX_KEY, SearchIndex(services().store))
+    return index
 
 
 @bp.get("/v1/search")
@@ -52,22 +59,15 @@ def search() -> Response:
         raise BadRequest(f"q must be at most {MAX_QUERY_CHARS} characters")
     page_size = _int_arg("n", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
     page = _int_arg("page", 1, 1, None)
+    # Matches the lower-cased query in "namespace/name" or the lower-cased description.
     needle = query.strip().lower()
-    matches = []
-    for record in services().store.iter_repositories():
-        if record["state"] != ACTIVE:
-            continue
-        result = _result(record)
-        full_name = f"{record['namespace']}/{record['name']}"
-        if needle in full_name or needle in result["description"].lower():
-            matches.append(result)
-    matches.sort(key=lambda result: result["name"])
     start = (page - 1) * page_size
+    total, found = _search_index().search(needle, start, page_size)
     return json_response({
         "query": query,
-        "num_results": len(matches),
-        "num_pages": max(1, math.ceil(len(matches) / page_size)),
+        "num_results": total,
+        "num_pages": max(1, math.ceil(total / page_size)),
         "page": page,
         "page_size": page_size,
-        "results": matches[start:start + page_size],
+        "results": [_result(name, description) for name, description in found],
     })

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import os
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
@@ -410,6 +411,41 @@ class Store(ForkSafe):
                 continue
             for doc in self._reader(datafile, "repositories").all():
                 yield _repository_view(doc)
+
+    # -- change detection, for what a worker keeps in memory (index.search_index) ------------
+    def namespaces_version(self) -> tuple[int, int] | None:
+        """(inode, mtime_ns) of the namespaces folder; None while there is none.
+
+        Every write renames a new file into that folder and a removal unlinks one, so this value
+        changes whenever any process changes any namespace (as finely as the file system's time
+        stamps go). Keep it so if the layout changes: the search index relies on it.
+        """
+        try:
+            info = os.stat(self.db_dir / "namespaces")
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StorageFailure(f"could not read the namespaces folder: {exc.strerror}") from None
+        return info.st_ino, info.st_mtime_ns
+
+    def namespace_versions(self) -> dict[str, tuple[int, int, int]]:
+        """Each namespace with its file's (inode, size, mtime_ns): a new value after every write."""
+        versions: dict[str, tuple[int, int, int]] = {}
+        try:
+            with os.scandir(self.db_dir / "namespaces") as entries:
+                for entry in entries:
+                    if not entry.name.endswith(".json"):
+                        continue  # lock and temp files
+                    try:
+                        info = entry.stat()
+                    except FileNotFoundError:
+                        continue  # removed since the folder was listed
+                    versions[entry.name[:-len(".json")]] = (info.st_ino, info.st_size, info.st_mtime_ns)
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise StorageFailure(f"could not read the namespaces folder: {exc.strerror}") from None
+        return versions
 
 
 def _merge(known: dict[str, str], images: Iterable[dict[str, str]]) -> dict[str, str]:

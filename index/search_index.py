@@ -1,0 +1,205 @@
+"""An in-memory search index of active repositories, one per worker process, kept fresh.
+
+``GET /v1/search`` used to read every repository record for every query: about a second at
+100,000 repositories. This index answers the same question (which active repositories contain
+the lower-cased query in ``namespace/name`` or in their lower-cased description) from memory:
+
+* Text is split into *tokens*, the longest runs without an ASCII separator (anything but
+  ``0-9 A-Z a-z``; other characters belong to tokens). A query without separators occurs in a
+  text exactly when it occurs inside one of the text's tokens, so its matches are the union of
+  the postings of the tokens that contain it: one scan of the distinct tokens, not of every text.
+  A query with separators is checked exactly, but only against the repositories that have a
+  token containing its longest separator-free piece.
+* Freshness across processes: every worker keeps its own index. Before each query the
+  namespaces folder is stat'ed (the store renames a new file into it on every write); while it is
+  unchanged nothing is re-read. When it changed, each namespace file is stat'ed and only those
+  whose (inode, size, mtime_ns) changed are re-read. A folder or file time too close to the
+  present to tell a later change from this one (timestamps are coarse) is not trusted until it is
+  older than :data:`RACY_NS` (:data:`RACY_COARSE_NS` on file systems with whole-second times).
+  Only the store's renames change the folder: a file edited in place while the index runs (not
+  something the index does; restoring a backup means stopping it) is seen after the next write.
+"""
+from __future__ import annotations
+
+import heapq
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from .names import LIBRARY
+from .store import ACTIVE, Store
+
+# Anything in ASCII but letters and digits; lower-casing keeps every one of them as it is.
+_SEPARATORS = re.compile(r"[\x00-\x2f\x3a-\x40\x5b-\x60\x7b-\x7f]+")
+_LINE = "\n"  # joins the distinct tokens for scanning; a separator, so never inside a token
+
+RACY_NS = 100_000_000              # 0.1 s: well above a kernel tick, the usual time granularity
+RACY_COARSE_NS = 3_000_000_000     # whole-second (or 2 s) time stamps: ext3, FAT, some NFS
+_SECOND_NS = 1_000_000_000
+
+
+def tokens(text: str) -> set[str]:
+    """The distinct separator-free runs of ``text``."""
+    return {token for token in _SEPARATORS.split(text) if token}
+
+
+def _racy(mtime_ns: int, now_ns: int) -> bool:
+    """True when a change after ``now_ns`` could still carry the time stamp ``mtime_ns``."""
+    window = RACY_COARSE_NS if mtime_ns % _SECOND_NS == 0 else RACY_NS
+    return now_ns - mtime_ns <= window
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """One active repository as search sees it."""
+
+    name: str               # what results show: ``ns/repo``, or ``repo`` in library
+    full: str               # ``ns/repo``, what the query is matched against (names are lower-case)
+    description: str        # as stored, for the result
+    description_lower: str
+
+    def matches(self, needle: str) -> bool:
+        return needle in self.full or needle in self.description_lower
+
+    def tokens(self) -> set[str]:
+        # Recomputed when needed rather than kept: a set per repository costs more memory
+        # than the repository's texts.
+        return tokens(self.full) | tokens(self.description_lower)
+
+
+@dataclass
+class _Namespace:
+    version: tuple[int, int, int]
+    racy: bool
+    names: list[str] = field(default_factory=list)
+
+
+class SearchIndex:
+    """Substring search over active repositories, answered from memory (thread-safe)."""
+
+    def __init__(self, store: Store, clock: Callable[[], int] = time.time_ns) -> None:
+        self._store = store
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._folder: tuple[int, int] | None = None
+        self._folder_trusted = False
+        self._namespaces: dict[str, _Namespace] = {}
+        self._entries: dict[str, _Entry] = {}
+        self._postings: dict[str, set[str]] = {}
+        self._vocabulary: str | None = None  # "\n"-joined distinct tokens, rebuilt when they change
+
+    # -- queries -------------------------------------------------------------------------------
+    def search(self, needle: str, offset: int, limit: int) -> tuple[int, list[tuple[str, str]]]:
+        """``needle`` (already stripped and lower-cased) -> (number of matches, the page).
+
+        The page holds (name, description) of the matches ``offset`` to ``offset + limit`` in
+        name order, as the full scan sorted them.
+        """
+        with self._lock:
+            self._refresh()
+            matches = self._matches(needle)
+            return len(matches), self._page(matches, offset, limit)
+
+    def _matches(self, needle: str) -> Iterable[str]:
+        if not needle:
+            return self._entries.keys()
+        pieces = [piece for piece in _SEPARATORS.split(needle) if piece]
+        if not pieces:  # only separators ("-", "/", " "): no token narrows it down
+            return [name for name, entry in self._entries.items() if entry.matches(needle)]
+        candidates = self._with_token_containing(max(pieces, key=len))
+        if len(pieces) == 1 and pieces[0] == needle:
+            return candidates  # inside a token: every candidate matches
+        return [name for name in candidates if self._entries[name].matches(needle)]
+
+    def _with_token_containing(self, piece: str) -> set[str]:
+        found: set[str] = set()
+        for token in self._tokens_containing(piece):
+            found |= self._postings[token]
+        return found
+
+    def _tokens_containing(self, piece: str) -> list[str]:
+        if self._vocabulary is None:
+            self._vocabulary = _LINE + _LINE.join(self._postings) + _LINE
+        vocabulary = self._vocabulary
+        found = []
+        position = vocabulary.find(piece)
+        while position != -1:
+            start = vocabulary.rfind(_LINE, 0, position) + 1
+            end = vocabulary.find(_LINE, position)
+            found.append(vocabulary[start:end])
+            position = vocabulary.find(piece, end)
+        return found
+
+    def _page(self, matches: Iterable[str], offset: int, limit: int) -> list[tuple[str, str]]:
+        names = list(matches)
+        wanted = offset + limit
+        if wanted * 8 < len(names):  # a first page of many matches: no need to sort them all
+            ordered = heapq.nsmallest(wanted, names)
+        else:
+            ordered = sorted(names)
+        return [(name, self._entries[name].description) for name in ordered[offset:wanted]]
+
+    # -- freshness -------------------------------------------------------------------------------
+    def _refresh(self) -> None:
+        """Re-read what changed since the last query, in this or any other process."""
+        now = self._clock()
+        folder = self._store.namespaces_version()
+        if folder is not None and folder == self._folder and self._folder_trusted:
+            return
+        # Stat the folder before the files: a write that lands during this scan changes the folder
+        # after the version kept here, so the next query scans again.
+        versions = self._store.namespace_versions()
+        for namespace in [ns for ns in self._namespaces if ns not in versions]:
+            self._forget(namespace)
+        for namespace, version in versions.items():
+            known = self._namespaces.get(namespace)
+            if known is None or known.version != version or known.racy:
+                self._load(namespace, version, now)
+        self._folder = folder
+        self._folder_trusted = folder is not None and not _racy(folder[1], now)
+
+    def _load(self, namespace: str, version: tuple[int, int, int], now: int) -> None:
+        # The version was taken before this read, so the records are at least that new; a write
+        # in between only causes one more read at the next query. Everything is read before the
+        # old entries go, so a damaged file (an exception here) leaves the index as it was.
+        entries = [_entry(record) for record in self._store.iter_repositories(namespace)
+                   if record.get("state") == ACTIVE]
+        self._forget(namespace)
+        known = _Namespace(version, _racy(version[2], now))
+        for entry in entries:
+            known.names.append(entry.name)
+            self._entries[entry.name] = entry
+            for token in entry.tokens():
+                holders = self._postings.get(token)
+                if holders is None:
+                    self._postings[token] = {entry.name}
+                    self._vocabulary = None
+                else:
+                    holders.add(entry.name)
+        self._namespaces[namespace] = known
+
+    def _forget(self, namespace: str) -> None:
+        known = self._namespaces.pop(namespace, None)
+        if known is None:
+            return
+        for name in known.names:
+            entry = self._entries.pop(name, None)
+            if entry is None:  # only if two files held the same name (damaged data)
+                continue
+            for token in entry.tokens():
+                holders = self._postings.get(token, set())
+                holders.discard(name)
+                if not holders and token in self._postings:
+                    del self._postings[token]
+                    self._vocabulary = None
+
+
+def _entry(record: dict) -> _Entry:
+    namespace, name = record["namespace"], record["name"]
+    full = f"{namespace}/{name}"
+    description = record.get("description") or ""
+    lower = description.lower()
+    return _Entry(name=name if namespace == LIBRARY else full, full=full, description=description,
+                  description_lower=lower)
