@@ -245,7 +245,10 @@ def _registry_paths() -> Json:
             "put": _operation("store an image's json", {
                 "200": anything, **registry_errors},
                 tag="registry", security=TOKEN_AUTH, parameters=image,
-                body=_json_body({"type": "object"})),
+                description="The id must equal the URL's; a parent must already be complete here.",
+                body=_json_body({"type": "object", "required": ["id"], "properties": {
+                    "id": {"type": "string", "pattern": IMAGE_ID_PATTERN},
+                    "parent": {"type": "string", "pattern": IMAGE_ID_PATTERN}}})),
         },
         "/v1/images/{image_id}/layer": {
             "get": _operation("an image's layer (ranged reads allowed)", {
