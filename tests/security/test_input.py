@@ -231,6 +231,23 @@ def test_store_paths_stay_inside_the_data_dir(store, settings):
             names.repo_name(hostile, "app")
 
 
+def test_paths_built_from_image_ids_stay_inside_the_data_dir(app, settings):
+    """Layer files and image-record shards are named by image ids: only 64 hex digits get there."""
+    from index import names
+    from index.registry.core import Registry
+    root = Path(settings["DATA_DIR"]).resolve()
+    found = app.extensions["docker_index"]
+    assert isinstance(found.registry, Registry)
+    image = "ab" * 32
+    assert found.registry.layers.path(image).parent == root / "layers" / "ab"
+    assert found.registry.images._shard(image).path.resolve().parent == root / "db" / "images"
+    for hostile in ("../" + "a" * 61, "a" * 63, "A" * 64, "a" * 64 + "\n", "..", "/etc/passwd"):
+        with pytest.raises(names.ValidationError):
+            names.image_id(hostile)
+        with pytest.raises(ValueError):
+            found.registry.layers.path("../../" + hostile)
+
+
 # -- through a real server: what a socket sends, not what a test client builds ------------------
 
 def _admin_json(extra: dict[str, str] | None = None) -> dict[str, str]:
