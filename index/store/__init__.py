@@ -327,8 +327,10 @@ class Store(ForkSafe):
                 record = dict(doc)
                 record["state"] = ACTIVE
             record["images"] = _merge(record["images"], images)
-            record["updated"] = _now()
-            repos.upsert(Document(record, doc_id=name))
+            # A re-push that announces nothing new changes nothing: no rewrite, no fsync.
+            if doc is None or record["images"] != doc["images"] or doc["state"] != ACTIVE:
+                record["updated"] = _now()
+                repos.upsert(Document(record, doc_id=name))
         return _repository_view(record)
 
     def merge_images(self, namespace: str, name: str, images: Iterable[dict[str, str]]) -> dict[str, Any]:
