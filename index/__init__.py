@@ -78,7 +78,7 @@ def _bootstrap_admin(store: Store, settings: Mapping[str, Any]) -> None:
         raise ValueError(f"INDEX_ADMIN_USERNAME/INDEX_ADMIN_PASSWORD: {exc}") from None
     try:
         store.create_user(username, hash_password(password, settings["BCRYPT_ROUNDS"]),
-                          f"{username}@localhost", active=True, admin=True)
+                          f"{username}@index.invalid", active=True, admin=True)
         log.info("created admin account %s", username)
     except AlreadyExists:
         pass  # another worker created it first

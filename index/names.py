@@ -57,7 +57,11 @@ def _check(pattern: re.Pattern[str], value: Any, field: str, rule: str) -> str:
 
 
 def username(value: Any) -> str:
-    return _check(USERNAME_RE, value, "username", "4 to 30 characters of a-z, 0-9 and _")
+    _check(USERNAME_RE, value, "username", "4 to 30 characters of a-z, 0-9 and _")
+    if value == LIBRARY:
+        # A user's namespace is their name, and "library" is the admins' namespace.
+        raise ValidationError("username 'library' is reserved for the admin-only library namespace")
+    return value
 
 
 def repo_name(namespace: Any, repository: Any) -> RepoName:

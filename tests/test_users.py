@@ -316,3 +316,25 @@ def test_no_admin_without_the_settings(settings):
 def test_bootstrap_with_invalid_settings_stops_the_start(settings, username, password):
     with pytest.raises(ValueError, match="INDEX_ADMIN"):
         create_app({**settings, "ADMIN_USERNAME": username, "ADMIN_PASSWORD": password})
+
+
+def test_username_library_is_reserved(client):
+    response = json_post(client, "/v1/users/", {"username": "library", "password": "secret1",
+                                                "email": "lib@example.com"})
+    assert response.status_code == 400
+    assert "reserved" in response.get_json()["error"]
+
+
+def test_bootstrap_admin_email_passes_our_own_email_check(store):
+    from index import names
+    for email in store.find_user(ADMIN[0])["emails"]:
+        assert names.email(email) == email
+
+
+def test_adding_a_known_email_in_other_letter_case_keeps_one(client, store):
+    assert json_post(client, "/v1/users/", {"username": "alice", "password": "secret1",
+                                            "email": "alice@example.com"}).status_code == 201
+    changed = client.put("/v1/users/alice/", json={"email": "ALICE@Example.com"},
+                         headers=basic("alice", "secret1"))
+    assert changed.status_code == 204
+    assert store.find_user("alice")["emails"] == ["alice@example.com"]

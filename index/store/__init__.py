@@ -261,7 +261,8 @@ class Store(ForkSafe):
             if user is None:
                 raise NotFound(f"user {username} not found")
             changes: dict[str, Any] = {}
-            if add_email is not None and add_email not in user["emails"]:
+            known = {email.lower() for email in user["emails"]}
+            if add_email is not None and add_email.lower() not in known:
                 owner = _email_owner(users.all(), add_email)
                 if owner is not None and owner != username:
                     raise AlreadyExists("email")
