@@ -33,7 +33,7 @@ import click
 
 from .store import Store
 from .store.files import (GATE_LOCK, IN_USE_LOCK, LOCK_SUFFIX, TEMP_MARK, DataFile, StoreError,
-                          exclusive_use, fsync_dir)
+                          atomic_file, exclusive_use, fsync_dir)
 
 MANIFEST = "index-backup.json"
 FORMAT = 1
@@ -139,9 +139,8 @@ def _snapshot(data_dir: Path, staging: Path) -> list[PurePosixPath]:
 def _write_archive(staging: Path, names: list[PurePosixPath], dest: Path) -> int:
     manifest = json.dumps({"format": FORMAT, "created": datetime.now(timezone.utc).isoformat(),
                            "files": [str(name) for name in names]}, indent=1).encode()
-    fd, temp_name = tempfile.mkstemp(prefix=dest.name + TEMP_MARK, dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
+    with atomic_file(dest) as fd:
+        with os.fdopen(fd, "wb", closefd=False) as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
             info = tarfile.TarInfo(MANIFEST)
             info.size, info.mtime, info.mode = len(manifest), int(time.time()), 0o600
             tar.addfile(info, io.BytesIO(manifest))
@@ -153,15 +152,6 @@ def _write_archive(staging: Path, names: list[PurePosixPath], dest: Path) -> int
                     info = tarfile.TarInfo(str(name))
                     info.size, info.mtime, info.mode = stat.st_size, int(stat.st_mtime), stat.st_mode & 0o777
                     tar.addfile(info, source)
-            tar.close()
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.replace(temp_name, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp_name)
-        raise
-    fsync_dir(dest.parent)
     return dest.stat().st_size
 
 

@@ -31,6 +31,16 @@ def _complete(image_id: str) -> dict[str, Any]:
     return record
 
 
+def _incomplete(image_id: str, missing: str) -> dict[str, Any]:
+    """The record of an image still being uploaded: 404 ``missing`` if none, 409 if complete."""
+    record = registry().images.get(image_id)
+    if record is None:
+        raise NotFound(missing)
+    if record["state"] == COMPLETE:
+        raise Conflict("Image already exists")  # docker skips the image on this answer
+    return record
+
+
 def _already_exists(exc: ImageConflict) -> Conflict:
     return Conflict(exc.message)
 
@@ -84,11 +94,7 @@ def put_layer(image_id: str) -> Response:
     names.image_id(image_id)
     access.image(image_id, "write")
     found = registry()
-    record = found.images.get(image_id)
-    if record is None:
-        raise NotFound(f"image {image_id} has no json yet: PUT /v1/images/{image_id}/json first")
-    if record["state"] == COMPLETE:
-        raise Conflict("Image already exists")
+    record = _incomplete(image_id, f"image {image_id} has no json yet: PUT /v1/images/{image_id}/json first")
     try:
         upload = found.layers.receive(image_id, request.stream, record["json"].encode("utf-8"))
     except UploadBroken as exc:
@@ -121,11 +127,7 @@ def put_checksum(image_id: str) -> Response:
         raise BadRequest("X-Docker-Checksum (tarsum+sha256:...) and/or X-Docker-Checksum-Payload "
                          "(sha256:...) header required")
     found = registry()
-    record = found.images.get(image_id)
-    if record is None:
-        raise NotFound(f"image {image_id} not found")
-    if record["state"] == COMPLETE:
-        raise Conflict("Image already exists")
+    record = _incomplete(image_id, f"image {image_id} not found")
     if record["state"] != LAYER_STORED:
         raise BadRequest(f"image {image_id} has no layer yet: PUT /v1/images/{image_id}/layer first")
     if tarsum and tarsum != record["checksum"]:

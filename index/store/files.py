@@ -95,13 +95,19 @@ def ensure_dir(folder: Path) -> None:
     fsync_dir(folder.parent)
 
 
-def atomic_write_bytes(path: Path, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` so that readers see the old or the new bytes, never a mix."""
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[int]:
+    """A descriptor of a temp file beside ``path``, written by the caller.
+
+    On a clean exit the temp file is fsynced, renamed over ``path`` and the folder fsynced, so
+    readers see the old or the new file, never a mix; on an error it is removed.
+    """
     ensure_dir(path.parent)
     fd, temp_name = tempfile.mkstemp(prefix=path.name + TEMP_MARK, dir=path.parent)
     try:
         try:
-            _write_durably(fd, payload)
+            yield fd
+            os.fsync(fd)  # ENOSPC and EIO of delayed writes surface here at the latest
         finally:
             os.close(fd)
         os.replace(temp_name, path)
@@ -113,12 +119,17 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
     fsync_dir(path.parent)
 
 
-def _write_durably(fd: int, payload: bytes) -> None:
-    """All of ``payload`` to ``fd``, then fsync (ENOSPC and EIO surface here)."""
+def atomic_write_bytes(path: Path, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` so that readers see the old or the new bytes, never a mix."""
+    with atomic_file(path) as fd:
+        _write_all(fd, payload)
+
+
+def _write_all(fd: int, payload: bytes) -> None:
+    """All of ``payload`` to ``fd`` (os.write may write less than asked)."""
     view = memoryview(payload)
     while view:
         view = view[os.write(fd, view):]
-    os.fsync(fd)
 
 
 @contextlib.contextmanager

@@ -17,7 +17,7 @@ def _namespace_file(settings):
 def _fail_writes(monkeypatch, code):
     def failing(fd, payload):
         raise OSError(code, os.strerror(code))
-    monkeypatch.setattr(files, "_write_durably", failing)
+    monkeypatch.setattr(files, "_write_all", failing)
 
 
 def _no_temp_files(settings):
