@@ -44,24 +44,10 @@ def _parse_positive_int(raw: str) -> int:
     return value
 
 
-def _parse_non_negative_int(raw: str) -> int:
-    value = int(raw)
-    if value < 0:
-        raise ValueError(f"must be 0 or a positive whole number, got {raw!r}")
-    return value
-
-
 def _parse_rounds(raw: str) -> int:
     value = int(raw)
     if not 4 <= value <= 31:
         raise ValueError(f"bcrypt rounds must be between 4 and 31, got {raw!r}")
-    return value
-
-
-def _parse_policy(raw: str) -> str:
-    value = raw.strip().lower()
-    if value not in REGISTRATION_POLICIES:
-        raise ValueError(f"must be one of {', '.join(REGISTRATION_POLICIES)}, got {raw!r}")
     return value
 
 
@@ -130,7 +116,7 @@ def _parse_bind_host(raw: str) -> str:
 SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "DATA_DIR": ("data", _parse_str),
     "SECRET_KEY": (None, _parse_str),
-    "REGISTRATION": ("open", _parse_policy),
+    "REGISTRATION": ("open", _choice(*REGISTRATION_POLICIES)),
     "ADMIN_USERNAME": (None, _parse_str),
     "ADMIN_PASSWORD": (None, _parse_str),
     # Long enough for a multi-gigabyte push on a slow link: a registry re-checks the same token on
@@ -141,7 +127,7 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     # Index API bodies are small JSON documents (image lists); layers go through the registry.
     "MAX_JSON_BYTES": (4 * 1024 * 1024, _parse_positive_int),
     # How long verified Basic credentials are remembered, so a push does not pay bcrypt per request.
-    "CREDENTIAL_CACHE_SECONDS": (60, int),
+    "CREDENTIAL_CACHE_SECONDS": (60, _parse_count),
     # Serving (python -m index serve / make run).
     "HOST": ("127.0.0.1", _parse_bind_host),
     "PORT": (5000, _parse_port),
@@ -165,7 +151,7 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "LOG_FORMAT": ("plain", _choice(*LOG_FORMATS)),
     # Failed Basic logins allowed per client address and per username in any 60 s (0 = no limit).
     # Counted in each worker process: with N workers an attacker gets up to N times as many.
-    "LOGIN_FAILURES_PER_MINUTE": (10, _parse_non_negative_int),
+    "LOGIN_FAILURES_PER_MINUTE": (10, _parse_count),
     # Refuse credentials (Basic, or a password in a body) that arrive over plain HTTP.
     "REQUIRE_TLS": (False, _parse_bool),
     # ... except from 127.0.0.0/8 and ::1, where nothing crosses a network.
