@@ -24,8 +24,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 from index import create_app  # noqa: E402
 from index.passwords import hash_password  # noqa: E402
 from index.store.files import STAMP_KEY  # noqa: E402
+from tests.processes import free_port, stop  # noqa: E402
 
 NAMESPACE_SIZES = (1, 2, 3, 5, 8, 10, 20, 50, 5, 3, 2, 1, 12, 30, 4, 40)  # cycled; mean ~12
 MEASURED = "alice"
@@ -98,12 +97,6 @@ def fill(data_dir: Path, repositories: int, login_users: int) -> tuple[int, int]
     return namespaces, written
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class Client:
     """One keep-alive connection; returns (status, seconds)."""
 
@@ -147,15 +140,6 @@ def start_server(data_dir: Path, port: int) -> tuple[subprocess.Popen, float]:
             time.sleep(0.02)
     process.kill()
     raise SystemExit("the server did not answer within 600 s")
-
-
-def stop_server(process: subprocess.Popen) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
 
 
 def percentiles(samples: list[float]) -> str:
@@ -215,7 +199,7 @@ def main() -> None:
             try:
                 results = measure(port, args.samples)
             finally:
-                stop_server(process)
+                stop(process, timeout=30)
             print(f"\n## {size:,} repositories in {namespaces:,} namespaces "
                   f"({size_bytes / 1e6:.1f} MB of JSON, filled in {fill_seconds:.1f} s)")
             print(f"{'operation':<22} {'p50':>8} {'p95':>8}")

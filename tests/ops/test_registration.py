@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email
 import re
-import socket
 from urllib.parse import urlsplit
 
 import pytest
@@ -16,6 +15,7 @@ from index import create_app
 from index.activation import ActivationLinks
 from index.services import EXTENSION_KEY
 from tests.conftest import DockerActions
+from tests.processes import free_port
 
 LINK_RE = re.compile(r"https?://\S+/account/activate\?token=[A-Za-z0-9_.\-]+")
 
@@ -121,16 +121,10 @@ class _Inbox:
         return "250 Message accepted for delivery"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def smtp_server():
     inbox = _Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=_free_port(), ready_timeout=10)
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port(), ready_timeout=10)
     controller.start()
     try:
         yield controller, inbox
@@ -167,7 +161,7 @@ def test_smtp_login_is_used_when_configured(settings):
         ok = isinstance(auth_data, LoginPassword) and auth_data == LoginPassword(b"mailer", b"mail-secret")
         return AuthResult(success=ok)
 
-    controller = Controller(inbox, hostname="127.0.0.1", port=_free_port(), ready_timeout=10,
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port(), ready_timeout=10,
                             authenticator=authenticate, auth_required=True, auth_require_tls=False)
     controller.start()
     try:
@@ -193,7 +187,7 @@ def test_starttls_mode_refuses_a_server_without_starttls(settings, smtp_server, 
 
 def test_an_unreachable_smtp_server_leaves_the_link_in_the_log(settings, caplog):
     caplog.set_level("INFO", logger="index")
-    _, docker = _docker(settings, REGISTRATION="confirm", SMTP_HOST="127.0.0.1", SMTP_PORT=_free_port(),
+    _, docker = _docker(settings, REGISTRATION="confirm", SMTP_HOST="127.0.0.1", SMTP_PORT=free_port(),
                         SMTP_SECURITY="none")
     assert docker.register().status_code == 201
     assert "could not mail the activation link to alice" in caplog.text

@@ -13,7 +13,7 @@ from cryptography import x509
 from index.certs import cert_command
 from index.selfcheck import CHECKS, Check, CheckFailed, new_session, run_checks, self_check_command
 from index.testing import running_index
-from tests.ops.processes import ROOT, serve_env
+from tests.processes import ROOT, clean_env
 
 
 def test_self_check_passes_against_a_healthy_index():
@@ -92,7 +92,7 @@ def test_cert_command_writes_a_usable_certificate_and_says_how_to_trust_it(tmp_p
 
 
 def test_flask_cli_entry_point_and_bad_settings(tmp_path):
-    env = serve_env({"INDEX_DATA_DIR": str(tmp_path / "data")})
+    env = clean_env({"INDEX_DATA_DIR": str(tmp_path / "data")})
     flask = os.path.join(os.path.dirname(sys.executable), "flask")
     helped = subprocess.run([flask, "--app", "wsgi", "users", "--help"], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=60)

@@ -2,20 +2,16 @@
 from __future__ import annotations
 
 import http.client
-import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ADMIN
+from tests.processes import ROOT, clean_env, free_port, stop, wait_for_http
 
-ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_SECONDS = 20.0
 REQUEST_TIMEOUT_SECONDS = 10.0
 LIVE_FAILURE_LIMIT = 5
@@ -33,12 +29,6 @@ def pytest_terminal_summary(terminalreporter) -> None:
         terminalreporter.section("security figures")
         for line in _FIGURES:
             terminalreporter.write_line(line)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -80,10 +70,10 @@ def start_server(tmp_path: Path, *, workers: int = 2, extra_env: dict[str, str] 
     port = free_port()
     data_dir = tmp_path / "live-data"
     log_path = tmp_path / "server.log"
-    env = {**os.environ, "INDEX_DATA_DIR": str(data_dir), "INDEX_BCRYPT_ROUNDS": "4",
-           "INDEX_ADMIN_USERNAME": ADMIN[0], "INDEX_ADMIN_PASSWORD": ADMIN[1],
-           "INDEX_LOGIN_FAILURES_PER_MINUTE": str(LIVE_FAILURE_LIMIT), "INDEX_MAX_JSON_BYTES": "65536",
-           **(extra_env or {})}
+    env = clean_env({"INDEX_DATA_DIR": str(data_dir), "INDEX_BCRYPT_ROUNDS": "4",
+                     "INDEX_ADMIN_USERNAME": ADMIN[0], "INDEX_ADMIN_PASSWORD": ADMIN[1],
+                     "INDEX_LOGIN_FAILURES_PER_MINUTE": str(LIVE_FAILURE_LIMIT), "INDEX_MAX_JSON_BYTES": "65536",
+                     **(extra_env or {})})
     # The key is made once here so that both workers start with the same one at once.
     data_dir.mkdir(parents=True)
     (data_dir / "secret_key").write_text("live-server-test-key")
@@ -94,29 +84,18 @@ def start_server(tmp_path: Path, *, workers: int = 2, extra_env: dict[str, str] 
              "--log-level", "debug", "wsgi:app"],
             cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
     server = LiveServer(port, data_dir, log_path, workers, process)
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}:\n{server.log()}")
-        try:
-            if server.request("GET", "/v1/_ping")[0] == 200:
-                return server
-        except OSError:
-            pass
-        time.sleep(0.1)
-    stop_server(server)
-    raise RuntimeError(f"server did not answer within {START_TIMEOUT_SECONDS} s:\n{server.log()}")
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/v1/_ping", process, log_path, START_TIMEOUT_SECONDS)
+    except RuntimeError:
+        stop_server(server)
+        raise
+    return server
 
 
 def stop_server(server: LiveServer) -> None:
-    """SIGTERM the gunicorn arbiter we started (it stops its workers), SIGKILL if it lingers."""
-    if server.process.poll() is None:
-        server.process.send_signal(signal.SIGTERM)
-        try:
-            server.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.process.pid, signal.SIGKILL)  # its own session: only our processes
-            server.process.wait(timeout=5)
+    """SIGTERM the gunicorn arbiter we started (it stops its workers), SIGKILL its own session's
+    group (only our processes) if it lingers."""
+    stop(server.process, timeout=10, kill_group=True)
 
 
 @pytest.fixture(scope="module")

@@ -1,13 +1,9 @@
 """gunicorn with 2 workers on a loopback port, concurrent pushes: every acknowledged image stays."""
 import base64
 import json
-import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -17,19 +13,13 @@ import pytest
 
 from index.passwords import hash_password
 from index.store import Store
+from tests.processes import ROOT, clean_env, free_port, stop, wait_for_http
 from tests.store.crashes import image_id
 
-ROOT = Path(__file__).resolve().parents[2]
 GUNICORN = shutil.which("gunicorn", path=str(Path(sys.executable).parent))
 AUTH = "Basic " + base64.b64encode(b"alice:secret1").decode()
 PUSHERS = 8
 PUSHES = 6  # per pusher
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _request(base, method, path, body=None, headers=None):
@@ -52,32 +42,20 @@ def server(tmp_path, request):
     seeded.create_user("alice", hash_password("secret1", 4), "alice@example.com")
     seeded.announce_repository("alice", "shared", [], owner="alice")
     seeded.close()
-    port = _free_port()
-    env = {**os.environ, "INDEX_DATA_DIR": str(tmp_path / "data"), "INDEX_BCRYPT_ROUNDS": "4",
-           "INDEX_SECRET_KEY": "gunicorn-test"}
-    process = subprocess.Popen([GUNICORN, "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4",
-                                "--graceful-timeout", "5", *request.param, "wsgi:app"], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    port = free_port()
+    env = clean_env({"INDEX_DATA_DIR": str(tmp_path / "data"), "INDEX_BCRYPT_ROUNDS": "4",
+                     "INDEX_SECRET_KEY": "gunicorn-test"})
+    log_path = tmp_path / "gunicorn.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([GUNICORN, "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4",
+                                    "--graceful-timeout", "5", *request.param, "wsgi:app"], cwd=ROOT, env=env,
+                                   stdout=subprocess.DEVNULL, stderr=log)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if _request(base, "GET", "/v1/_ping")[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("gunicorn did not answer within 30 s")
+        wait_for_http(f"{base}/v1/_ping", process, log_path, timeout=30)
         yield base, tmp_path / "data"
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-        process.stderr.close()
+        stop(process)
 
 
 @pytest.mark.skipif(GUNICORN is None, reason="gunicorn is not installed in this environment")
