@@ -14,6 +14,7 @@ Locks (all ``flock``: released by the kernel when a process dies, so a crash nev
 """
 from __future__ import annotations
 
+import abc
 import contextlib
 import errno
 import fcntl
@@ -212,7 +213,7 @@ def exclusive_use(data_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
-class ForkSafe:
+class ForkSafe(abc.ABC):
     """Objects holding thread locks rebuild them in a forked child (e.g. ``gunicorn --preload``).
 
     A lock held by another thread at fork time stays held forever in the child, and filelock
@@ -225,8 +226,9 @@ class ForkSafe:
         self._new_locks()
         ForkSafe._instances.add(self)
 
+    @abc.abstractmethod
     def _new_locks(self) -> None:
-        raise NotImplementedError
+        """Create this object's locks (at construction, and again in a forked child)."""
 
     @classmethod
     def _after_fork_in_child(cls) -> None:
