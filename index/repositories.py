@@ -87,12 +87,8 @@ def put_images(namespace: str, repository: str) -> Response:
     name = names.repo_name(namespace, repository)
     _writer_of(name)
     images = names.image_list(read_json())
-    if not images:
-        # docker 0.8-1.5 always send []: nothing to merge, so no lock and no file read, just
-        # the answer merge_images would give (404 unless the repository is active).
-        _visible(name)
-        return empty_response(204)
     try:
+        # docker 0.8-1.5 always send []: the store answers that without a lock.
         services().store.merge_images(name.namespace, name.repository, images)
     except StoreNotFound:
         raise NotFound(f"repository {name.display} not found") from None

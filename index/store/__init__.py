@@ -316,9 +316,26 @@ class Store(ForkSafe):
         doc = self._reader(datafile, "repositories").get(doc_id=name) if datafile else None
         return _repository_view(doc) if doc is not None else None
 
+    def _unchanged_by(self, namespace: str, name: str, images: list[dict[str, str]]) -> dict[str, Any] | None:
+        """The active repository's view if merging ``images`` would change nothing, else None.
+
+        Read without a lock: a write that changes nothing may be ordered at the moment of the
+        (consistent, whole-file) version it read, so a re-push or docker's final ``[]`` costs
+        neither the locks nor a private parse.
+        """
+        datafile = self._existing(self._namespace_path(namespace))
+        doc = self._reader(datafile, "repositories").get(doc_id=name) if datafile else None
+        if doc is None or doc["state"] != ACTIVE or _merge(doc["images"], images) != doc["images"]:
+            return None
+        return _repository_view(doc)
+
     def announce_repository(self, namespace: str, name: str, images: Iterable[dict[str, str]],
                             owner: str) -> dict[str, Any]:
         """Create the repository or re-open it for a push, and merge the announced images."""
+        images = list(images)
+        unchanged = self._unchanged_by(namespace, name, images)
+        if unchanged is not None:
+            return unchanged
         with self._transaction(self._namespace_file(namespace), "repositories") as repos:
             doc = repos.get(doc_id=name)
             if doc is None:
@@ -336,6 +353,10 @@ class Store(ForkSafe):
 
     def merge_images(self, namespace: str, name: str, images: Iterable[dict[str, str]]) -> dict[str, Any]:
         """Add ids and checksums to an active repository's list; never removes any."""
+        images = list(images)
+        unchanged = self._unchanged_by(namespace, name, images)
+        if unchanged is not None:
+            return unchanged
         with self._transaction(self._namespace_file(namespace), "repositories") as repos:
             doc = repos.get(doc_id=name)
             if doc is None or doc["state"] != ACTIVE:
