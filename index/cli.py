@@ -7,7 +7,7 @@ stdin, never from the command line (argv is visible to every user of the machine
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from flask import Flask
@@ -30,7 +30,7 @@ def register(app: Flask) -> None:
         app.cli.add_command(command)
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     raise click.ClickException(message)
 
 
@@ -44,14 +44,12 @@ def _read_password(from_stdin: bool) -> str:
         return names.password(password)
     except ValidationError as exc:
         _fail(str(exc))
-        raise  # unreachable: _fail raises
 
 
 def _user_or_fail(username: str) -> dict[str, Any]:
     user = services().store.find_user(username)
     if user is None:
         _fail(f"no user {username!r}")
-    assert user is not None
     return user
 
 
@@ -186,14 +184,12 @@ def _repo_name(text: str) -> RepoName:
         return names.repo_name(namespace or LIBRARY, repository)
     except ValidationError as exc:
         _fail(str(exc))
-        raise
 
 
 def _repository_or_fail(name: RepoName) -> dict[str, Any]:
     record = services().store.get_repository(name.namespace, name.repository)
     if record is None:
         _fail(f"no repository {name.display!r}")
-    assert record is not None
     return record
 
 
