@@ -75,8 +75,9 @@ def may_write(user: dict[str, Any], namespace: str) -> bool:
     return namespace != LIBRARY and namespace == user["username"]
 
 
-def token_grant(name: RepoName) -> Grant:
-    """Verify ``Authorization: Token ...`` for repository ``name``.
+def token_grant(name: RepoName | None = None) -> Grant:
+    """Verify ``Authorization: Token ...`` for repository ``name`` (None: the token's own one,
+    for routes whose URL names no repository, such as the registry's image routes).
 
     401 when the token is missing, malformed, tampered with or expired, or its user can no longer
     act; 403 when it is valid but for another repository.
@@ -89,13 +90,13 @@ def token_grant(name: RepoName) -> Grant:
     except TokenError as exc:
         raise Unauthorized(str(exc), challenge=TOKEN_CHALLENGE) from None
     logs.set_user(grant.user)
-    if grant.repository != name.full:
+    if name is not None and grant.repository != name.full:
         raise Forbidden(f"token is for repository {grant.repository}, not {name.full}")
     if grant.user is not None:
         user = services().store.find_user(grant.user)
         if user is None or not user.get("active"):
             raise Unauthorized("the token's account no longer exists or is not active",
                                challenge=TOKEN_CHALLENGE)
-        if grant.access != "read" and not may_write(user, name.namespace):
-            raise Forbidden(f"the token's account may no longer change {name.full}")
+        if grant.access != "read" and not may_write(user, grant.repository.partition("/")[0]):
+            raise Forbidden(f"the token's account may no longer change {grant.repository}")
     return grant

@@ -12,14 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import request
-
 from .. import auth
 from ..errors import Forbidden, NotFound, Unauthorized
 from ..names import RepoName
 from ..services import services
 from ..store import ACTIVE
-from ..tokens import TokenError
 
 # What each access level of a token allows.
 _GRANTS = {"read": {"read", "write"}, "write": {"write"}, "delete": {"delete"}}
@@ -60,13 +57,11 @@ def repository(name: RepoName, need: str) -> dict[str, Any]:
 def image(image_id: str, need: str) -> None:
     """Authorize ``need`` (read|write) on one image, which a repository must have announced."""
     if auth.scheme() == "token":
-        try:
-            granted = services().signer.verify(request.headers.get("Authorization", ""))
-        except TokenError as exc:
-            raise Unauthorized(str(exc), challenge=auth.TOKEN_CHALLENGE) from None
-        namespace, _, repo = granted.repository.partition("/")
+        grant = auth.token_grant()  # verified once; the image's repository is the token's
+        namespace, _, repo = grant.repository.partition("/")
         name = RepoName(namespace, repo)
-        record = repository(name, need)
+        _check_grant_level(grant.access, need)
+        record = _repository(name, deleting_ok=grant.access == "delete")
         if not any(entry["id"] == image_id for entry in record["images"]):
             verb = "was not announced for" if need == "write" else "does not belong to"
             raise Forbidden(f"image {image_id} {verb} repository {name.display}")
