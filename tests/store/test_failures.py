@@ -64,9 +64,8 @@ def test_a_failing_rename_or_folder_sync_keeps_old_data(alice, settings, monkeyp
     assert _no_temp_files(settings)
 
 
-def test_read_only_data_dir_refuses_writes_and_serves_reads(alice, settings, monkeypatch):
-    assert alice.put_repository("alice/app", FIRST).status_code == 200
-    assert alice.put_images("alice/app").status_code == 204
+def _make_read_only(monkeypatch):
+    """Every open for writing fails with EROFS, as on a file system remounted read-only."""
     real_open = os.open
 
     def read_only_open(path, flags, *args, **kwargs):
@@ -74,6 +73,12 @@ def test_read_only_data_dir_refuses_writes_and_serves_reads(alice, settings, mon
             raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
         return real_open(path, flags, *args, **kwargs)
     monkeypatch.setattr(os, "open", read_only_open)
+
+
+def test_read_only_data_dir_refuses_writes_and_serves_reads(alice, settings, monkeypatch):
+    assert alice.put_repository("alice/app", FIRST).status_code == 200
+    assert alice.put_images("alice/app").status_code == 204
+    _make_read_only(monkeypatch)
 
     refused = alice.put_images("alice/app", [{"id": image_id(2)}])
     assert refused.status_code == 503
@@ -89,13 +94,7 @@ def test_read_only_data_dir_refuses_writes_and_serves_reads(alice, settings, mon
 def test_read_only_data_dir_still_starts(settings, app, monkeypatch):
     """A restarted worker on a data dir that became read-only comes up and serves reads."""
     from index import create_app
-    real_open = os.open
-
-    def read_only_open(path, flags, *args, **kwargs):
-        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
-            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
-        return real_open(path, flags, *args, **kwargs)
-    monkeypatch.setattr(os, "open", read_only_open)
+    _make_read_only(monkeypatch)
     (settings["DATA_DIR"] / "db" / "users.json.tmp-left").write_text("{")  # needs a lock to clean
     client = create_app(settings).test_client()
     assert client.get("/v1/users/", headers=basic("admin", "adminpass")).status_code == 200
