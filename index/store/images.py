@@ -10,12 +10,12 @@ and it runs under the shard's lock so the record and the file always change toge
 """
 from __future__ import annotations
 
-import copy
+from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from tinydb.table import Document
 
-from . import NotFound, Store, _now
+from . import NotFound, Store, _now, json_copy
 from .files import DataFile, StoreError
 
 JSON_STORED = "json"
@@ -38,13 +38,16 @@ class ImageStore:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    def _shard(self, image_id: str) -> DataFile:
+    def _shard_path(self, image_id: str) -> Path:
         # image ids are validated as 64 lower-case hex digits before they get here.
-        return self._store._datafile(self._store.db_dir / "images" / f"{image_id[:2]}.json")
+        return self._store.db_dir / "images" / f"{image_id[:2]}.json"
+
+    def _shard(self, image_id: str) -> DataFile:
+        return self._store._datafile(self._shard_path(image_id))
 
     def get(self, image_id: str) -> dict[str, Any] | None:
-        doc = self._store._reader(self._shard(image_id), TABLE).get(doc_id=image_id)
-        return copy.deepcopy(dict(doc)) if doc is not None else None
+        doc = self._store._lookup(self._shard_path(image_id), TABLE, image_id)
+        return json_copy(doc) if doc is not None else None
 
     def put_json(self, image_id: str, raw_json: str, parent: str | None,
                  on_reset: Callable[[], None]) -> dict[str, Any]:
@@ -73,7 +76,7 @@ class ImageStore:
             images.upsert(Document(record, doc_id=image_id))
             if doc is not None and doc["state"] == LAYER_STORED:
                 on_reset()  # after the record no longer points at the file
-        return copy.deepcopy(record)
+        return json_copy(record)
 
     def attach_layer(self, image_id: str, raw_json: str, size: int, checksum: str,
                      payload_checksum: str, move_into_place: Callable[[], None]) -> dict[str, Any]:
@@ -94,7 +97,7 @@ class ImageStore:
             record = {**doc, "state": LAYER_STORED, "size": size, "checksum": checksum,
                       "payload_checksum": payload_checksum, "updated": _now()}
             images.upsert(Document(record, doc_id=image_id))
-        return copy.deepcopy(record)
+        return json_copy(record)
 
     def mark_complete(self, image_id: str, checksum: str, payload_checksum: str) -> dict[str, Any]:
         """Complete the image if it still holds the layer these checksums were verified against."""
@@ -109,7 +112,7 @@ class ImageStore:
                 raise ImageConflict("the image's layer changed during the checksum check; upload again")
             record = {**doc, "state": COMPLETE, "updated": _now()}
             images.upsert(Document(record, doc_id=image_id))
-        return copy.deepcopy(record)
+        return json_copy(record)
 
     def remove(self, image_ids: Iterable[str], remove_file: Callable[[str], None]) -> list[str]:
         """Delete records, then their layer files; returns the removed ids.

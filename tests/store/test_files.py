@@ -144,3 +144,31 @@ def test_a_starting_worker_never_removes_the_temp_file_of_a_running_write(filled
     assert os.waitstatus_to_exitcode(status) == 0  # its rename found the temp file
     assert time.monotonic() - started > 0.2
     assert json.loads(datafile.path.read_text()) == {"users": {}}
+
+
+@pytest.mark.parametrize("content,read", [
+    ({"users": []}, lambda store: store.find_user("alice")),
+    ({"users": {"alice": "not an object"}}, lambda store: store.find_user("alice")),
+    ({"repositories": ["app"]}, lambda store: store.get_repository("alice", "app")),
+    ({"repositories": {"app": 7}}, lambda store: store.get_repository("alice", "app")),
+])
+def test_a_record_or_table_of_the_wrong_shape_is_a_damaged_file(filled, content, read):
+    """Look-ups by key read the parsed file directly; a wrong shape is reported, never a TypeError."""
+    target = "users.json" if "users" in content else "namespaces/alice.json"
+    (filled.root / "db" / target).write_text(json.dumps(content))
+    with pytest.raises(CorruptDataFile, match="is not a JSON object"):
+        read(filled)
+
+
+def test_records_handed_out_are_copies(filled):
+    """Callers may change what they get: the shared parse behind every reader stays as it was."""
+    user = filled.find_user("alice")
+    user["emails"].append("mallory@example.com")
+    user["admin"] = True
+    repository = filled.get_repository("alice", "app")
+    repository["images"].append({"id": image_id(9)})
+    repository["description"] = "changed"
+    assert filled.find_user("alice")["emails"] == ["alice@example.com"]
+    assert filled.find_user("alice")["admin"] is False
+    assert filled.get_repository("alice", "app")["images"] == [{"id": image_id(1)}]
+    assert filled.get_repository("alice", "app")["description"] == ""
