@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous.encoding import base64_encode
+from itsdangerous.url_safe import URLSafeSerializerMixin
 
 ACCESS_LEVELS = ("read", "write", "delete")
 _SALT = "docker-index.v1-token"
@@ -30,12 +32,24 @@ class Grant:
     user: str | None
 
 
+class _TokenSerializer(URLSafeTimedSerializer):
+    """itsdangerous' URL-safe timed serializer that does not try zlib when signing.
+
+    A grant is a few dozen bytes of JSON; compressing it rarely pays, and trying costs about as
+    much as the signature itself on every push and pull. Loading still accepts both forms, so
+    tokens issued with compression keep verifying.
+    """
+
+    def dump_payload(self, obj: object) -> bytes:
+        return base64_encode(super(URLSafeSerializerMixin, self).dump_payload(obj))
+
+
 class TokenSigner:
     """Issues and verifies tokens with the current key; older keys still verify."""
 
     def __init__(self, secret_key: str, ttl_seconds: int, fallback_keys: Sequence[str] = ()) -> None:
         # itsdangerous signs with the last key and accepts any of them.
-        self._serializer = URLSafeTimedSerializer([*fallback_keys, secret_key], salt=_SALT)
+        self._serializer = _TokenSerializer([*fallback_keys, secret_key], salt=_SALT)
         self.ttl_seconds = ttl_seconds
 
     def issue(self, repository: str, access: str, user: str | None) -> str:

@@ -177,3 +177,18 @@ def test_hub_example_token_parses():
     # A real hub token seen in the wild (docker-registry#948).
     value = 'signature=d0b68cf62d0eb1cc3fc2ad42ad1a2b16111b1504,repository="library/redis",access=read'
     assert parse_fields(value)["repository"] == "library/redis"
+
+
+def test_tokens_are_signed_uncompressed_and_compressed_ones_still_verify():
+    """Issuing skips itsdangerous' zlib attempt; a token issued with it (older versions) still verifies."""
+    from itsdangerous import URLSafeTimedSerializer
+
+    signer = TokenSigner("k1", TTL)
+    repeated = "abcabcabcabcabcabcabc" * 5  # compresses well: the old serializer would have zipped it
+    token = signer.issue(f"{repeated}/app", "write", repeated)
+    assert not parse_fields(token)["signature"].startswith(".")
+    zipped = URLSafeTimedSerializer(["k1"], salt="docker-index.v1-token").dumps(
+        {"r": f"{repeated}/app", "a": "write", "u": repeated})
+    assert zipped.startswith(".")
+    old_style = f'signature={zipped},repository="{repeated}/app",access=write'
+    assert signer.verify(old_style) == Grant(f"{repeated}/app", "write", repeated)
