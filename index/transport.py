@@ -15,6 +15,8 @@ _ENCODED_SEPARATOR_RE = re.compile(r"%(?:2f|5c|00)", re.IGNORECASE)
 # Every response is JSON or a blob: nothing may run, be framed or load anything.
 CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 HSTS = "max-age=31536000"
+_ALWAYS_HEADERS = (("X-Content-Type-Options", "nosniff"), ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+                   ("X-Frame-Options", "DENY"), ("Referrer-Policy", "no-referrer"))
 
 # Endpoints whose body carries a password even without an Authorization header.
 _PASSWORD_BODY_ENDPOINTS = frozenset({"users.register", "users.update_user"})
@@ -63,14 +65,16 @@ def _require_tls_for_credentials() -> None:
 
 
 def _security_headers(response: Response) -> Response:
-    headers = response.headers
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-    headers.setdefault("X-Frame-Options", "DENY")
-    headers.setdefault("Referrer-Policy", "no-referrer")
+    wanted = list(_ALWAYS_HEADERS)
     if "Authorization" in request.headers:
         # An answer to a caller with credentials is that caller's alone: no shared cache keeps it.
-        headers.setdefault("Cache-Control", "no-store")
+        wanted.append(("Cache-Control", "no-store"))
     if request.is_secure:
-        headers.setdefault("Strict-Transport-Security", HSTS)
+        wanted.append(("Strict-Transport-Security", HSTS))
+    # One pass over what the view set, then add: every answer goes through here.
+    headers = response.headers
+    present = {name.lower() for name in headers.keys()}
+    for name, value in wanted:
+        if name.lower() not in present:
+            headers.add(name, value)
     return response

@@ -108,6 +108,8 @@ def test_security_headers_on_every_response(alice, client):
         assert headers["X-Frame-Options"] == "DENY", kind
         assert headers["Referrer-Policy"] == "no-referrer", kind
         assert "Strict-Transport-Security" not in headers, kind  # plain HTTP: HSTS means nothing
+        for name in ("X-Content-Type-Options", "Content-Security-Policy", "X-Frame-Options", "Referrer-Policy"):
+            assert len(headers.getlist(name)) == 1, (kind, name)
 
 
 def test_hsts_over_tls(alice, client):
@@ -118,6 +120,10 @@ def test_hsts_over_tls(alice, client):
 def test_answers_to_callers_with_credentials_are_not_stored(alice, client):
     assert client.get("/v1/users/", headers=basic("alice", "secret1")).headers["Cache-Control"] == "no-store"
     assert "Cache-Control" not in client.get("/v1/_ping").headers
+    # A token answer sets it itself; the after-request hook must not add a second one.
+    announced = client.put("/v1/repositories/alice/app/", json=[], headers={**basic("alice", "secret1"),
+                                                                           "X-Docker-Token": "true"})
+    assert announced.status_code == 200 and announced.headers.getlist("Cache-Control") == ["no-store"]
 
 
 def test_live_server_sends_the_headers(live_server):
