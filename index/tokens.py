@@ -6,15 +6,17 @@ and ``access`` written beside the signature must equal the signed ones.
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_encode
 from itsdangerous.url_safe import URLSafeSerializerMixin
 
 ACCESS_LEVELS = ("read", "write", "delete")
+VERIFIED_TOKENS_KEPT = 4096
 _SALT = "docker-index.v1-token"
 _FIELD_RE = re.compile(r'\s*([A-Za-z_]+)=("([^"]*)"|[^,]*)\s*(?:,|$)')
 
@@ -50,7 +52,11 @@ class TokenSigner:
     def __init__(self, secret_key: str, ttl_seconds: int, fallback_keys: Sequence[str] = ()) -> None:
         # itsdangerous signs with the last key and accepts any of them.
         self._serializer = _TokenSerializer([*fallback_keys, secret_key], salt=_SALT)
+        self._clock = self._serializer.make_signer()  # itsdangerous' own notion of "now"
         self.ttl_seconds = ttl_seconds
+        # A registry checks the same token on every request of a push or pull: remember good
+        # signatures (never failures), and still check the age on each use.
+        self._unsign = functools.lru_cache(maxsize=VERIFIED_TOKENS_KEPT)(self._unsign_uncached)
 
     def issue(self, repository: str, access: str, user: str | None) -> str:
         """The header value for ``X-Docker-Token`` (no ``Token `` prefix: the client adds it)."""
@@ -66,16 +72,22 @@ class TokenSigner:
         if not signature:
             raise TokenError("token has no signature")
         try:
-            signed = self._serializer.loads(signature, max_age=self.ttl_seconds)
-        except SignatureExpired:
-            raise TokenError("token expired") from None
+            signed, issued = self._unsign(signature)
         except BadSignature:
             raise TokenError("token signature is not valid") from None
+        age = self._clock.get_timestamp() - issued
+        if not 0 <= age <= self.ttl_seconds:  # as itsdangerous' max_age: a future time is refused too
+            raise TokenError("token expired")
         if not isinstance(signed, dict) or {"r", "a", "u"} - signed.keys():
             raise TokenError("token signature is not valid")
         if fields.get("repository") != signed["r"] or fields.get("access") != signed["a"]:
             raise TokenError("token repository or access does not match its signature")
         return Grant(repository=signed["r"], access=signed["a"], user=signed["u"])
+
+    def _unsign_uncached(self, signature: str) -> tuple[Any, int]:
+        """The signed value and its time stamp (seconds); BadSignature when not ours or tampered."""
+        signed, issued = self._serializer.loads(signature, return_timestamp=True)
+        return signed, int(issued.timestamp())
 
 
 def parse_fields(value: str) -> dict[str, str]:

@@ -192,3 +192,17 @@ def test_tokens_are_signed_uncompressed_and_compressed_ones_still_verify():
     assert zipped.startswith(".")
     old_style = f'signature={zipped},repository="{repeated}/app",access=write'
     assert signer.verify(old_style) == Grant(f"{repeated}/app", "write", repeated)
+
+
+def test_a_remembered_signature_is_still_checked_against_its_fields_and_age(clock):
+    """Verified signatures are remembered; what is written beside them and their age are checked on every use."""
+    signer = TokenSigner("k1", 60)
+    token = signer.issue("alice/app", "write", "alice")
+    assert signer.verify(token).access == "write"  # now remembered
+    with pytest.raises(TokenError, match="does not match"):
+        signer.verify(token.replace("access=write", "access=delete"))
+    with pytest.raises(TokenError, match="does not match"):
+        signer.verify(token.replace('repository="alice/app"', 'repository="alice/other"'))
+    clock["t"] += 61
+    with pytest.raises(TokenError, match="expired"):
+        signer.verify(token)
