@@ -53,9 +53,9 @@ def put_repository(namespace: str, repository: str) -> Response:
     name = names.repo_name(namespace, repository)
     user = _writer_of(name)
     images = names.image_list(read_json())
-    endpoints()  # the answer must name an endpoint: fail (400) before writing, not after
+    hosts = endpoints()  # the answer must name an endpoint: fail (400) before writing, not after
     services().store.announce_repository(name.namespace, name.repository, images, owner=user["username"])
-    return add_token(json_response(""), name, "write", user["username"])
+    return add_token(json_response(""), name, "write", user["username"], hosts)
 
 
 @route("/", ["DELETE"], strict_slashes=False)
@@ -74,11 +74,11 @@ def delete_repository(namespace: str, repository: str) -> Response:
             if registry is not None:
                 registry.repository_removed(removed)
             return json_response("")
-        endpoints()  # the 202 must name an endpoint: fail (400) before hiding the repository
+        hosts = endpoints()  # the 202 must name an endpoint: fail (400) before hiding the repository
         store.mark_deleting(name.namespace, name.repository)
     except StoreNotFound:
         raise NotFound(f"repository {name.display} not found") from None
-    return add_token(json_response("", 202), name, "delete", user["username"])
+    return add_token(json_response("", 202), name, "delete", user["username"], hosts)
 
 
 @route("/images", ["PUT"])
