@@ -31,7 +31,7 @@ from typing import Iterator
 
 import click
 
-from .store import Store
+from .store import CHANGES_NAME, Store
 from .store.files import (GATE_LOCK, IN_USE_LOCK, LOCK_SUFFIX, TEMP_MARK, DataFile, StoreError,
                           atomic_file, exclusive_use, fsync_dir)
 
@@ -58,12 +58,13 @@ class Summary:
 
 
 def _skipped(relative: PurePosixPath) -> bool:
-    """Locks, temp files of interrupted writes, and our own working folders never go in a backup."""
+    """Locks, temp files of interrupted writes, the change log (a hint for running workers) and
+    our own working folders never go in a backup."""
     first = relative.parts[0]
     name = relative.name
     # uploads/ holds layer uploads in progress: never complete images, so never data to keep.
     return (first.startswith((STAGING_PREFIX, RESTORING_PREFIX, ASIDE_PREFIX)) or first == "uploads"
-            or name in _LOCK_FILES or name.endswith(LOCK_SUFFIX) or TEMP_MARK in name
+            or name in _LOCK_FILES or name == CHANGES_NAME or name.endswith(LOCK_SUFFIX) or TEMP_MARK in name
             or name.startswith(".secret_key-"))
 
 

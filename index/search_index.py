@@ -10,13 +10,17 @@ the lower-cased query in ``namespace/name`` or in their lower-cased description)
   the postings of the tokens that contain it: one scan of the distinct tokens, not of every text.
   A query with separators is checked exactly, but only against the repositories that have a
   token containing its longest separator-free piece.
-* Freshness across processes: every worker keeps its own index. Before each query the
-  namespaces folder is stat'ed (the store renames a new file into it on every write); while it is
-  unchanged nothing is re-read. When it changed, each namespace file is stat'ed and only those
-  whose (inode, size, mtime_ns) changed are re-read. A folder or file time too close to the
-  present to tell a later change from this one (timestamps are coarse) is not trusted until it is
-  older than :data:`RACY_NS` (:data:`RACY_COARSE_NS` on file systems with whole-second times).
-  Only the store's renames change the folder: a file edited in place while the index runs (not
+* Freshness across processes: every worker keeps its own index. The store appends the name of
+  every namespace it writes to a change log (``Store.changes_since``) once the file holds the
+  change; before each query the index reads what was appended since its last look and re-reads
+  just those files, so a write answered to its client is found by the next query in any worker.
+* A full scan backs the log up: at the first query, whenever the log was started afresh, and at
+  most every :data:`FULL_SCAN_INTERVAL_NS` (for a change a crashed writer never logged). It
+  stats the namespaces folder (the store renames a new file into it on every write) and, only when
+  that changed, each namespace file, re-reading those whose (inode, size, mtime_ns) changed. A
+  folder or file time too close to the present to tell a later change from this one (timestamps
+  are coarse) is not trusted until it is older than :data:`RACY_NS` (:data:`RACY_COARSE_NS` on
+  file systems with whole-second times). A file edited in place while the index runs (not
   something the index does; restoring a backup means stopping it) is seen after the next write.
 """
 from __future__ import annotations
@@ -38,6 +42,7 @@ _LINE = "\n"  # joins the distinct tokens for scanning; a separator, so never in
 RACY_NS = 100_000_000              # 0.1 s: well above a kernel tick, the usual time granularity
 RACY_COARSE_NS = 3_000_000_000     # whole-second (or 2 s) time stamps: ext3, FAT, some NFS
 _SECOND_NS = 1_000_000_000
+FULL_SCAN_INTERVAL_NS = 30 * _SECOND_NS  # at 20,000 namespace files a full scan takes ~50-70 ms
 
 
 def tokens(text: str) -> set[str]:
@@ -85,6 +90,8 @@ class SearchIndex:
         self._lock = threading.Lock()
         self._folder: tuple[int, int] | None = None
         self._folder_trusted = False
+        self._position: tuple[int, int] | None = None  # how far the change log was read
+        self._scanned_at = 0
         self._namespaces: dict[str, _Namespace] = {}
         self._entries: dict[str, _Entry] = {}
         self._postings: dict[str, set[str]] = {}
@@ -145,6 +152,23 @@ class SearchIndex:
     def _refresh(self) -> None:
         """Re-read what changed since the last query, in this or any other process."""
         now = self._clock()
+        if self._position is not None and now - self._scanned_at < FULL_SCAN_INTERVAL_NS:
+            changes = self._store.changes_since(self._position)
+            if changes is not None:
+                self._position, namespaces = changes
+                for namespace in namespaces:
+                    version = self._store.namespace_version(namespace)
+                    if version is None:
+                        self._forget(namespace)
+                    else:
+                        self._load(namespace, version, now)
+                return
+        # Where the log ends, taken before the scan: what is appended meanwhile is read next time.
+        self._position = self._store.changes_position()
+        self._scanned_at = now
+        self._scan(now)
+
+    def _scan(self, now: int) -> None:
         folder = self._store.namespaces_version()
         if folder is not None and folder == self._folder and self._folder_trusted:
             return

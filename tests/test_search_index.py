@@ -5,12 +5,14 @@ import math
 import random
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from index import create_app
-from index.search_index import RACY_NS, SearchIndex, tokens
+import index.store as store_module
+from index.search_index import FULL_SCAN_INTERVAL_NS, RACY_NS, SearchIndex, tokens
 from index.services import EXTENSION_KEY
 from index.store import ACTIVE, Store
 
@@ -139,10 +141,12 @@ def test_a_write_by_another_process_is_seen(client, filled, settings):
 class CountingStore:
     """A Store whose change detection can be watched and held still."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, without_log: bool = False) -> None:
         self.store = store
         self.scans = 0
+        self.reads: list[str] = []
         self.frozen_folder: tuple[int, int] | None = None
+        self.without_log = without_log  # as if no writer ever kept a change log: full scans only
 
     def namespaces_version(self):
         return self.frozen_folder or self.store.namespaces_version()
@@ -151,7 +155,17 @@ class CountingStore:
         self.scans += 1
         return self.store.namespace_versions()
 
+    def namespace_version(self, namespace):
+        return self.store.namespace_version(namespace)
+
+    def changes_position(self):
+        return None if self.without_log else self.store.changes_position()
+
+    def changes_since(self, position):
+        return None if self.without_log else self.store.changes_since(position)
+
     def iter_repositories(self, namespace=None):
+        self.reads.append(namespace)
         return self.store.iter_repositories(namespace)
 
 
@@ -166,8 +180,8 @@ def test_an_unchanged_folder_with_an_old_time_is_not_scanned_again(filled):
 
 def test_a_change_within_the_same_time_stamp_is_still_seen(filled):
     # Coarse time stamps: a second write in the same tick leaves the folder's time as it was. While
-    # that time is recent, every query checks the files, so the second write is not missed.
-    watched = CountingStore(filled)
+    # that time is recent, every full scan checks the files, so the second write is not missed.
+    watched = CountingStore(filled, without_log=True)
     watched.frozen_folder = filled.namespaces_version()
     index = SearchIndex(watched, clock=lambda: watched.frozen_folder[1] + RACY_NS // 2)
     assert index.search("okapi", 0, 25)[0] == 0
@@ -187,11 +201,13 @@ def test_a_damaged_namespace_file_is_a_500_and_the_rest_of_the_index_survives(cl
     assert answer(client, "zebra")["num_results"] == 1
     damaged = Path(settings["DATA_DIR"]) / "db" / "namespaces" / "ns1.json"
     damaged.write_text('{"repositories": {')
+    other._note_change("ns1")  # what a writer does after renaming a file into place
     response = client.get("/v1/search", query_string={"q": "zebra"})
     assert response.status_code == 500
     assert "damaged" in response.get_json()["error"]
     other.announce_repository("ns2", "zebra", [{"id": "f" * 64}], owner="ns2")
     damaged.unlink()
+    other._note_change("ns1")
     assert answer(client, "zebra")["results"] == [("ns2/zebra", "")]
 
 
@@ -205,3 +221,64 @@ def test_store_versions_change_with_every_write(store):
     # file's inode always does, since each write renames a new file over the old one.
     store.set_description("ns1", "app", "x")
     assert store.namespace_versions()["ns1"] != files["ns1"]
+
+
+def test_writes_in_another_process_are_read_from_the_change_log_one_file_each(filled):
+    """After the first scan, a query re-reads only the namespaces written since: no stat of every file."""
+    filled.announce_repository("ns1", "plain", [{"id": "c" * 64}], owner="ns1")
+    watched = CountingStore(filled)
+    index = SearchIndex(watched)
+    assert index.search("okapi", 0, 25)[0] == 0
+    assert watched.scans == 1
+    other = Store(filled.root)  # another worker
+    other.announce_repository("ns2", "okapi", [{"id": "d" * 64}], owner="ns2")
+    other.set_description("ns1", "plain", "an okapi server")
+    watched.reads.clear()
+    assert index.search("okapi", 0, 25) == (2, [("ns1/plain", "an okapi server"), ("ns2/okapi", "")])
+    assert sorted(watched.reads) == ["ns1", "ns2"] and watched.scans == 1
+    other.mark_deleting("ns2", "okapi")
+    assert index.search("okapi", 0, 25) == (1, [("ns1/plain", "an okapi server")])
+    watched.reads.clear()
+    index.search("okapi", 0, 25)  # nothing written since: nothing read
+    assert watched.reads == [] and watched.scans == 1
+
+
+def test_a_log_started_afresh_means_one_full_scan(filled, monkeypatch):
+    monkeypatch.setattr(store_module, "CHANGES_MAX_BYTES", 64)
+    watched = CountingStore(filled)
+    index = SearchIndex(watched)
+    index.search("", 0, 25)
+    other = Store(filled.root)
+    for n in range(20):  # ~8 bytes a line: the log is removed and started again a few times
+        other.announce_repository("ns3", f"repo{n}", [{"id": f"{n:064x}"}], owner="ns3")
+        assert index.search("repo", 0, 100)[0] == n + 1
+    assert 1 < watched.scans < 20
+
+
+def test_a_change_nobody_logged_is_found_by_the_next_full_scan(filled):
+    """A writer killed between its rename and its log line: the periodic full scan finds the change."""
+    now = {"t": time.time_ns()}
+    index = SearchIndex(filled, clock=lambda: now["t"])
+    assert index.search("okapi", 0, 25)[0] == 0
+    unlogged = Store(filled.root)
+    unlogged._note_change = lambda namespace: None
+    unlogged.announce_repository("ns2", "okapi", [{"id": "d" * 64}], owner="ns2")
+    assert index.search("okapi", 0, 25)[0] == 0  # not logged: not seen yet
+    now["t"] += FULL_SCAN_INTERVAL_NS
+    assert index.search("okapi", 0, 25) == (1, [("ns2/okapi", "")])
+
+
+def test_the_change_log_holds_only_what_was_written(tmp_path):
+    store = Store(tmp_path)
+    store.open()
+    start = store.changes_position()
+    store.announce_repository("alice", "app", [{"id": "a" * 64}], owner="alice")
+    store.announce_repository("alice", "app", [{"id": "a" * 64}], owner="alice")  # changes nothing
+    store.create_user("bob", "hash", "bob@example.com")  # not a namespace file
+    position = store.changes_position()
+    assert store.changes_since((position[0], 0)) == (position, {"alice"})
+    assert start is None and position[1] == len(b"alice\n")
+    with open(store.changes_path, "ab") as log:
+        log.write(b"../users\n\x00x\n.hidden\nbob\npart")  # odd lines, and one being written
+    assert store.changes_since(position) == ((position[0], position[1] + len(b"../users\n\x00x\n.hidden\nbob\n")),
+                                             {"bob"})

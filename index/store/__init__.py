@@ -24,12 +24,16 @@ from tinydb.table import Document, Table
 from .files import (GATE_LOCK, LOCK_TIMEOUT_SECONDS, CorruptDataFile, DataFile, ForkSafe, InUseMark,
                     StorageFailure, StoreError, ensure_dir, flocked, remove_stale_temp_files)
 
-__all__ = ["Store", "StoreError", "StorageFailure", "CorruptDataFile", "NotFound", "AlreadyExists"]
+__all__ = ["Store", "CHANGES_NAME", "StoreError", "StorageFailure", "CorruptDataFile", "NotFound", "AlreadyExists"]
 
 log = logging.getLogger(__name__)
 
 ACTIVE = "active"
 DELETING = "deleting"
+# The change log: one namespace name per line, appended after each namespace write (see
+# Store.changes_since). Started afresh once it passes CHANGES_MAX_BYTES.
+CHANGES_NAME = "namespaces.changes"
+CHANGES_MAX_BYTES = 1 << 20
 
 
 class NotFound(StoreError):
@@ -85,11 +89,14 @@ class _TransactionStorage(Storage):
         self._working = data
         self._dirty = True
 
-    def commit(self) -> None:
-        if self._dirty and self._working is not None:
+    def commit(self) -> bool:
+        """Write the working copy if anything changed it; True when the file was written."""
+        written = self._dirty and self._working is not None
+        if written:
             self._datafile.write(self._working)
         self._working = None
         self._dirty = False
+        return written
 
 
 class _StorageFactory:
@@ -118,6 +125,7 @@ class Store(ForkSafe):
         self.db_dir = self.root / "db"
         self.namespaces_dir = self.db_dir / "namespaces"
         self._users_json = self.db_dir / "users.json"  # built once: paths are made on every read
+        self.changes_path = self.db_dir / CHANGES_NAME
         self._files: dict[Path, DataFile] = {}
         self._in_use: InUseMark | None = None
         super().__init__()
@@ -158,7 +166,8 @@ class Store(ForkSafe):
         with self.writing(), datafile.locked():
             storage = _TransactionStorage(datafile)
             yield _Database(storage=_StorageFactory(storage)).table(table, cache_size=0)
-            storage.commit()
+            if storage.commit() and datafile.path.parent == self.namespaces_dir:
+                self._note_change(datafile.path.stem)
 
     @staticmethod
     def _reader(datafile: DataFile, table: str) -> Table:
@@ -466,6 +475,78 @@ class Store(ForkSafe):
         except OSError as exc:
             raise StorageFailure(f"could not read the namespaces folder: {exc.strerror}") from None
         return info.st_ino, info.st_mtime_ns
+
+    # -- the change log: which namespaces were written, for readers in other processes ----------
+    def _note_change(self, namespace: str) -> None:
+        """Append ``namespace`` to the change log, after its file was renamed into place.
+
+        A hint for the search index of every worker, so it re-reads one file instead of stat'ing
+        every namespace file: not fsynced (after a crash every worker starts with a full scan), and
+        a failure to append is only logged (readers still notice the change by a full scan; see
+        :meth:`changes_since`). Lines are a few bytes, so O_APPEND keeps concurrent ones whole.
+        """
+        try:
+            fd = os.open(self.changes_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, f"{namespace}\n".encode())
+                size = os.fstat(fd).st_size
+            finally:
+                os.close(fd)
+            if size > CHANGES_MAX_BYTES:
+                # Readers see a new (or no) file and fall back to one full scan. An append racing
+                # this lands in the unlinked file, but its namespace file was renamed into place
+                # before, so that full scan, which starts after this unlink, finds it.
+                os.unlink(self.changes_path)
+        except FileNotFoundError:
+            pass  # another writer started the log afresh at the same moment
+        except OSError as exc:
+            log.warning("could not append to the change log %s: %s", self.changes_path, exc.strerror)
+
+    def changes_position(self) -> tuple[int, int] | None:
+        """(inode, size) of the change log; None while there is none."""
+        try:
+            info = os.stat(self.changes_path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StorageFailure(f"could not read the change log: {exc.strerror}") from None
+        return info.st_ino, info.st_size
+
+    def changes_since(self, position: tuple[int, int]) -> tuple[tuple[int, int], set[str]] | None:
+        """The namespaces written since ``position`` (from :meth:`changes_position`) and the new
+        position; None when the log was started afresh or removed since (read everything then).
+
+        A namespace appears here only after its file holds the change, so a reader that re-reads
+        the listed files is at least as new as the position it got.
+        """
+        inode, offset = position
+        try:
+            with open(self.changes_path, "rb") as handle:
+                info = os.fstat(handle.fileno())
+                if info.st_ino != inode or info.st_size < offset:
+                    return None
+                handle.seek(offset)
+                data = handle.read(CHANGES_MAX_BYTES * 2)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StorageFailure(f"could not read the change log: {exc.strerror}") from None
+        complete = data[:data.rfind(b"\n") + 1]  # a line being appended right now: next time
+        names = {line.decode("utf-8", "replace") for line in complete.split(b"\n") if line}
+        # Only names that can be namespace files count (the log is ours, but it is a file on disk).
+        return (inode, offset + len(complete)), {name for name in names
+                                                 if "/" not in name and "\x00" not in name
+                                                 and not name.startswith(".")}
+
+    def namespace_version(self, namespace: str) -> tuple[int, int, int] | None:
+        """The (inode, size, mtime_ns) of one namespace's file; None when there is none."""
+        try:
+            info = os.stat(self._namespace_path(namespace))
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StorageFailure(f"could not read namespace {namespace}: {exc.strerror}") from None
+        return info.st_ino, info.st_size, info.st_mtime_ns
 
     def namespace_versions(self) -> dict[str, tuple[int, int, int]]:
         """Each namespace with its file's (inode, size, mtime_ns): a new value after every write."""

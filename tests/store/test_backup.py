@@ -67,6 +67,7 @@ def test_backup_while_writing_then_restore_into_an_empty_dir(tmp_path):
     assert {MANIFEST, "secret_key", "db/users.json", "db/namespaces/alice.json",
             f"layers/{image_id(1)}/layer"} <= names
     assert not any(name.endswith(".lock") or ".tmp-" in name for name in names)
+    assert (source / "db" / "namespaces.changes").exists() and "db/namespaces.changes" not in names
 
     target = tmp_path / "restored"
     done = run([*FLASK, "restore", str(archive)], target)
