@@ -157,10 +157,10 @@ class _ChunkThread:
 
     An upload uses two: one writes the body to its temp file, one inflates it and computes the
     TarSum, while the request thread reads the body and hashes it (the sha256 payload). File
-    writes, zlib and hashlib release the GIL on large buffers, so the three overlap instead of
-    taking turns: a write that waits for the disk (dirty page throttling) no longer stops the
-    reading and checking, which it did when the request thread wrote. The queue bound keeps
-    memory at a few chunks per thread.
+    writes, inflating (ISA-L) and hashlib release the GIL on large buffers, so the three
+    overlap instead of taking turns: a write that waits for the disk (dirty page throttling)
+    no longer stops the reading and checking, which it did when the request thread wrote. The
+    queue bound keeps memory at a few chunks per thread.
     """
 
     QUEUE_CHUNKS = 4

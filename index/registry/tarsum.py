@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
-import zlib
 from typing import Any
+
+# ISA-L's inflate: the same API and output as zlib's, about twice as fast on compressed layers
+# (bench/README.md), and it too releases the GIL while it works.
+from isal import isal_zlib
 
 BLOCK = 512
 GZIP_MAGIC = b"\x1f\x8b"
@@ -18,7 +21,7 @@ GZIP_MAGIC = b"\x1f\x8b"
 MAX_INFLATE = 1 << 20
 MAX_META_BYTES = 1 << 20
 _ZERO_BLOCK = bytes(BLOCK)
-_GZIP_WBITS = 16 + zlib.MAX_WBITS
+_GZIP_WBITS = 16 + isal_zlib.MAX_WBITS
 
 
 class TarError(ValueError):
@@ -273,7 +276,7 @@ class LayerTarSum:
             chunk, self._head = bytes(self._head), bytearray()
             self._mode = "gzip" if chunk[:2] == GZIP_MAGIC else "tar"
             if self._mode == "gzip":
-                self._inflate = zlib.decompressobj(wbits=_GZIP_WBITS)
+                self._inflate = isal_zlib.decompressobj(wbits=_GZIP_WBITS)
         if self._mode == "tar":
             self._tarsum.update(chunk)
         else:
@@ -285,10 +288,10 @@ class LayerTarSum:
                 if data[:2] != GZIP_MAGIC:
                     self._trailing = True  # bytes after the gzip stream: ignored, as Go's reader does
                     return
-                self._inflate = zlib.decompressobj(wbits=_GZIP_WBITS)  # a further gzip member
+                self._inflate = isal_zlib.decompressobj(wbits=_GZIP_WBITS)  # a further gzip member
             try:
                 out = self._inflate.decompress(data, MAX_INFLATE)
-            except zlib.error as exc:
+            except isal_zlib.error as exc:
                 raise TarError(f"the layer is not valid gzip data: {exc}") from None
             if out:
                 self._tarsum.update(out)

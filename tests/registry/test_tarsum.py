@@ -64,6 +64,16 @@ def test_multi_member_gzip_is_read_to_the_end():
     assert digest(layer.json_bytes, body)[0] == layer.tarsum
 
 
+@pytest.mark.parametrize("level", [0, 1, 9])
+def test_every_deflate_block_kind_and_gzip_header_fields(level):
+    """Stored, fixed and dynamic blocks; a gzip header with a file name and a modification time."""
+    layer = chain([ID])[0]
+    buffer = io.BytesIO()
+    with gzip.GzipFile("layer.tar", "wb", compresslevel=level, fileobj=buffer, mtime=1_400_000_000) as body:
+        body.write(layer.tar_bytes)
+    assert digest(layer.json_bytes, buffer.getvalue(), 1000)[0] == layer.tarsum
+
+
 @pytest.mark.parametrize("body, message", [
     (b"", "empty"),
     (b"x", "too short"),
