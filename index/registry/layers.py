@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
 from ..store.files import StorageFailure, fsync_dir
 from .tarsum import LayerTarSum, PayloadChecksum, TarError
@@ -73,18 +73,25 @@ class LayerFiles:
             raise _storage_failure(exc) from None
         temp_path = Path(name)
         payload = PayloadChecksum(image_json)
-        tarsum = _TarSumThread(LayerTarSum(image_json))
+        tarsum = LayerTarSum(image_json)
+        checker = _ChunkThread("layer-tarsum", tarsum.update)
         try:
             try:
                 with os.fdopen(fd, "wb") as handle:
-                    _copy(body, handle, payload, tarsum)
+                    writer = _ChunkThread("layer-write", handle.write)
+                    try:
+                        _copy(body, payload, writer, checker)
+                        writer.finish()
+                    finally:
+                        writer.close()
                     handle.flush()
                     os.fsync(handle.fileno())
             except OSError as exc:  # writing, flushing or closing the temp file
                 raise _storage_failure(exc) from None
+            checker.finish()
             checksum = tarsum.finish()
         except BaseException:
-            tarsum.close()
+            checker.close()
             with contextlib.suppress(OSError):
                 temp_path.unlink()
             raise
@@ -125,9 +132,10 @@ class LayerFiles:
         return removed
 
 
-def _copy(body: BinaryIO, handle: BinaryIO, payload: PayloadChecksum, tarsum: "_TarSumThread") -> None:
-    """Body -> file, chunk by chunk; once the body is known to be no tar, only read it to its end
-    (so the client gets to see the 400 instead of a reset connection)."""
+def _copy(body: BinaryIO, payload: PayloadChecksum, writer: "_ChunkThread", checker: "_ChunkThread") -> None:
+    """Body -> the writer and the TarSum threads, chunk by chunk; once the body is known to be
+    no tar, only read it to its end (so the client gets to see the 400 instead of a reset
+    connection). A failed write ends the copy at once (OSError, turned into a 507)."""
     while True:
         try:
             chunk = body.read(CHUNK)
@@ -135,32 +143,34 @@ def _copy(body: BinaryIO, handle: BinaryIO, payload: PayloadChecksum, tarsum: "_
             raise UploadBroken(f"the layer upload broke off: {exc or type(exc).__name__}") from None
         if not chunk:
             return
-        if tarsum.failed:
+        if writer.failed:
+            writer.finish()  # raises the writer's error
+        if checker.failed:
             continue
-        try:
-            handle.write(chunk)
-        except OSError as exc:
-            raise _storage_failure(exc) from None
+        writer.feed(chunk)
+        checker.feed(chunk)
         payload.update(chunk)
-        tarsum.feed(chunk)
 
 
-class _TarSumThread:
-    """Runs LayerTarSum on a helper thread, fed through a small bounded queue.
+class _ChunkThread:
+    """Runs ``consume`` on every chunk on a helper thread, fed through a small bounded queue.
 
-    zlib and hashlib release the GIL on large buffers, so inflating and hashing the tar runs on
-    one core while the request thread reads, writes and hashes the body on the other. The queue
-    bound keeps memory at a few chunks.
+    An upload uses two: one writes the body to its temp file, one inflates it and computes the
+    TarSum, while the request thread reads the body and hashes it (the sha256 payload). File
+    writes, inflating (ISA-L) and hashlib release the GIL on large buffers, so the three
+    overlap instead of taking turns: a write that waits for the disk (dirty page throttling)
+    no longer stops the reading and checking, which it did when the request thread wrote. The
+    queue bound keeps memory at a few chunks per thread.
     """
 
     QUEUE_CHUNKS = 4
 
-    def __init__(self, tarsum: LayerTarSum) -> None:
-        self._tarsum = tarsum
+    def __init__(self, name: str, consume: Callable[[bytes], None]) -> None:
+        self._consume = consume
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=self.QUEUE_CHUNKS)
         self._error: BaseException | None = None
         self._closed = False
-        self._thread = threading.Thread(target=self._run, name="layer-tarsum", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     @property
@@ -171,7 +181,7 @@ class _TarSumThread:
         while (chunk := self._queue.get()) is not None:
             if self._error is None:  # after an error, chunks are only taken off the queue
                 try:
-                    self._tarsum.update(chunk)
+                    self._consume(chunk)
                 except BaseException as exc:  # re-raised on the request thread by finish()
                     self._error = exc
 
@@ -179,16 +189,17 @@ class _TarSumThread:
         self._queue.put(chunk)  # blocks while the queue is full: the helper always drains it
 
     def close(self) -> None:
+        """Wait until every chunk fed so far is consumed (or dropped after an error)."""
         if not self._closed:
             self._closed = True
             self._queue.put(None)
             self._thread.join()
 
-    def finish(self) -> str:
+    def finish(self) -> None:
+        """close(), then raise the error that ``consume`` raised, if any."""
         self.close()
         if self._error is not None:
             raise self._error
-        return self._tarsum.finish()
 
 
 def _storage_failure(exc: OSError) -> StorageFailure:

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
-import zlib
+import zlib  # only its adler32, for header checksums (inflating is ISA-L's, below)
 from typing import Any
+
+# ISA-L's inflate: the same API and output as zlib's, about twice as fast on compressed layers
+# (bench/README.md), and it too releases the GIL while it works.
+from isal import isal_zlib
 
 BLOCK = 512
 GZIP_MAGIC = b"\x1f\x8b"
@@ -18,7 +22,7 @@ GZIP_MAGIC = b"\x1f\x8b"
 MAX_INFLATE = 1 << 20
 MAX_META_BYTES = 1 << 20
 _ZERO_BLOCK = bytes(BLOCK)
-_GZIP_WBITS = 16 + zlib.MAX_WBITS
+_GZIP_WBITS = 16 + isal_zlib.MAX_WBITS
 
 
 class TarError(ValueError):
@@ -56,9 +60,16 @@ def _number(raw: bytes) -> int:
         raise TarError(f"bad numeric field {raw!r} in a tar header") from None
 
 
+def _byte_sum(data: bytes) -> int:
+    """``sum(data)`` for at most 256 bytes, in C and ~20x faster than sum() on a header: the low
+    half of Adler-32 is 1 + the byte sum modulo 65521, and 256 bytes sum to at most 65280."""
+    return (zlib.adler32(data) & 0xFFFF) - 1
+
+
 def _check_header_sum(block: bytes) -> None:
     recorded = _number(block[148:156])
-    unsigned = sum(block[:148]) + 32 * 8 + sum(block[156:])
+    # The sum of every byte with the checksum field itself counted as 8 spaces.
+    unsigned = _byte_sum(block[:256]) + _byte_sum(block[256:]) - sum(block[148:156]) + 32 * 8
     if recorded == unsigned:
         return
     # Some old tar writers summed signed chars; Go accepts either.
@@ -135,14 +146,11 @@ def pax_overrides(pax: dict[str, str]) -> dict[str, Any]:
 
 def encode_header(header: dict[str, Any]) -> bytes:
     """The bytes TarSum v0 hashes for a header (protocol.md 4.3), in Go's field order."""
-    parts = (
-        ("name", header["name"]), ("mode", str(header["mode"])), ("uid", str(header["uid"])),
-        ("gid", str(header["gid"])), ("size", str(header["size"])), ("mtime", str(header["mtime"])),
-        ("typeflag", header["typeflag"].decode("latin-1")), ("linkname", header["linkname"]),
-        ("uname", header["uname"]), ("gname", header["gname"]),
-        ("devmajor", str(header["devmajor"])), ("devminor", str(header["devminor"])),
-    )
-    return "".join(key + value for key, value in parts).encode("utf-8", "surrogateescape")
+    text = (f"name{header['name']}mode{header['mode']}uid{header['uid']}gid{header['gid']}"
+            f"size{header['size']}mtime{header['mtime']}typeflag{header['typeflag'].decode('latin-1')}"
+            f"linkname{header['linkname']}uname{header['uname']}gname{header['gname']}"
+            f"devmajor{header['devmajor']}devminor{header['devminor']}")
+    return text.encode("utf-8", "surrogateescape")
 
 
 class TarSum:
@@ -186,6 +194,10 @@ class TarSum:
                 view = view[take:]
                 if self._padding == 0:
                     self._state = "header"
+            elif not self._pending and len(view) >= BLOCK:  # a whole header block at hand
+                block = bytes(view[:BLOCK])
+                view = view[BLOCK:]
+                self._header(block)
             else:
                 take = min(BLOCK - len(self._pending), len(view))
                 self._pending += view[:take]
@@ -273,7 +285,7 @@ class LayerTarSum:
             chunk, self._head = bytes(self._head), bytearray()
             self._mode = "gzip" if chunk[:2] == GZIP_MAGIC else "tar"
             if self._mode == "gzip":
-                self._inflate = zlib.decompressobj(wbits=_GZIP_WBITS)
+                self._inflate = isal_zlib.decompressobj(wbits=_GZIP_WBITS)
         if self._mode == "tar":
             self._tarsum.update(chunk)
         else:
@@ -285,10 +297,10 @@ class LayerTarSum:
                 if data[:2] != GZIP_MAGIC:
                     self._trailing = True  # bytes after the gzip stream: ignored, as Go's reader does
                     return
-                self._inflate = zlib.decompressobj(wbits=_GZIP_WBITS)  # a further gzip member
+                self._inflate = isal_zlib.decompressobj(wbits=_GZIP_WBITS)  # a further gzip member
             try:
                 out = self._inflate.decompress(data, MAX_INFLATE)
-            except zlib.error as exc:
+            except isal_zlib.error as exc:
                 raise TarError(f"the layer is not valid gzip data: {exc}") from None
             if out:
                 self._tarsum.update(out)

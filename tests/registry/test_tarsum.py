@@ -64,6 +64,16 @@ def test_multi_member_gzip_is_read_to_the_end():
     assert digest(layer.json_bytes, body)[0] == layer.tarsum
 
 
+@pytest.mark.parametrize("level", [0, 1, 9])
+def test_every_deflate_block_kind_and_gzip_header_fields(level):
+    """Stored, fixed and dynamic blocks; a gzip header with a file name and a modification time."""
+    layer = chain([ID])[0]
+    buffer = io.BytesIO()
+    with gzip.GzipFile("layer.tar", "wb", compresslevel=level, fileobj=buffer, mtime=1_400_000_000) as body:
+        body.write(layer.tar_bytes)
+    assert digest(layer.json_bytes, buffer.getvalue(), 1000)[0] == layer.tarsum
+
+
 @pytest.mark.parametrize("body, message", [
     (b"", "empty"),
     (b"x", "too short"),
@@ -112,3 +122,28 @@ def test_decompression_output_is_bounded_per_step():
                                         ("a/../b", "b"), ("/", "/")])
 def test_go_path_clean(raw, clean):
     assert go_path_clean(raw) == clean
+
+
+def test_header_checksums_unsigned_signed_and_wrong():
+    """Header sums are taken in C (Adler-32's byte sum): the same verdicts as summing in Python,
+    also for blocks full of high bytes (the most a sum can reach) and old signed-char sums."""
+    import random
+
+    from index.registry.tarsum import _byte_sum, _check_header_sum
+
+    rng = random.Random(11)
+    assert _byte_sum(b"\xff" * 256) == 255 * 256 and _byte_sum(b"") == 0
+    for fill in (lambda: rng.randbytes(512), lambda: b"\xff" * 512, lambda: bytes(512)):
+        block = bytearray(fill())
+        block[148:156] = b" " * 8
+        unsigned = sum(block)
+        signed = unsigned - 256 * sum(1 for byte in block if byte > 127)
+        for value, accepted in ((unsigned, True), (signed, True), (unsigned + 1, False)):
+            if value < 0:  # all high bytes: no signed sum to write as octal
+                continue
+            block[148:156] = b"%07o\x00" % value if value < 8 ** 7 else b"\x80" + value.to_bytes(7, "big")
+            if accepted:
+                _check_header_sum(bytes(block))
+            else:
+                with pytest.raises(TarError, match="checksum"):
+                    _check_header_sum(bytes(block))
