@@ -245,10 +245,12 @@ def _registry_paths() -> Json:
             "put": _operation("store an image's json", {
                 "200": anything, **registry_errors},
                 tag="registry", security=TOKEN_AUTH, parameters=image,
-                description="The id must equal the URL's; a parent must already be complete here.",
+                description="The id must equal the URL's; a parent must already be complete here. "
+                            "An empty or null parent means none (as docker-registry reads it).",
                 body=_json_body({"type": "object", "required": ["id"], "properties": {
                     "id": {"type": "string", "pattern": IMAGE_ID_PATTERN},
-                    "parent": {"type": "string", "pattern": IMAGE_ID_PATTERN}}})),
+                    "parent": {"type": "string", "nullable": True,
+                               "pattern": f"^({IMAGE_ID_PATTERN[1:-1]})?$"}}})),
         },
         "/v1/images/{image_id}/layer": {
             "get": _operation("an image's layer (ranged reads allowed)", {

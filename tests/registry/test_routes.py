@@ -168,6 +168,18 @@ def test_new_json_for_an_unfinished_image_drops_its_old_layer(client, alice, app
     assert pusher.put_checksum(layer).status_code == 400
 
 
+@pytest.mark.parametrize("parent", ["", None])
+def test_an_empty_or_null_parent_means_a_base_image(client, alice, app, parent):
+    """docker omits an empty parent; docker-registry reads "" and null as none too (schema: nullable, may be "")."""
+    pusher = Pusher(client, "alice/app", chain([image_id(1)]))
+    layer = pusher.layers[0]
+    body = json.dumps({"id": image_id(1), "parent": parent}).encode()
+    assert pusher.put_json(layer, data=body).status_code == 200
+    record = json.loads((app.config["DATA_DIR"] / "db" / "images" / "00.json").read_text())
+    assert record["images"][image_id(1)]["parent"] is None
+    assert record["images"][image_id(1)]["ancestry"] == [image_id(1)]
+
+
 def test_image_records_are_sharded_by_id_prefix(client, pushed, app):
     shards = sorted(p.name for p in (app.config["DATA_DIR"] / "db" / "images").glob("*.json"))
     assert shards == ["00.json"]
