@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import itertools
 import json
 import os
 import platform
@@ -465,6 +466,26 @@ class Single(Workload):
         return op
 
 
+class NewImages(Workload):
+    """``PUT repo/`` announcing an image id never announced before, every time: the durable write
+    of a first push (the others re-announce known images, which writes nothing). Each client
+    writes its own namespace, whose file grows by one id per request over the run."""
+
+    name = "push step: PUT repo/ (new image)"
+
+    def __init__(self, users: list[BenchUser]) -> None:
+        self.users = users
+        self.serial = itertools.count()  # ids stay new across slices and repeated runs on one server
+
+    def prepare(self, client: int):
+        user = self.users[client]
+
+        def op(connection: Connection, result: ClientResult, record: bool) -> None:
+            image = {"id": f"{client:08x}{os.getpid():08x}{next(self.serial):048x}", "Tag": "latest"}
+            timed(connection, push_announce(user, "fresh", [image]), result, record)
+        return op
+
+
 def repository_url(user: BenchUser, repo: str, suffix: str) -> str:
     return f"/v1/repositories/{user.username}/{repo}/{suffix}"
 
@@ -615,6 +636,7 @@ def small_workloads(users: list[BenchUser], port: int) -> list[Workload]:
         PullHandshake(users),
         Single("login", login),
         Single("push step: PUT repo/", put_repo),
+        NewImages(users),
         Single("push step: token check", write_check),
         Single("push step: PUT images []", put_images),
         Single("pull step: GET images", pull_only),
