@@ -468,13 +468,8 @@ class Store(ForkSafe):
         changes whenever any process changes any namespace (as finely as the file system's time
         stamps go). Keep it so if the layout changes: the search index relies on it.
         """
-        try:
-            info = os.stat(self.namespaces_dir)
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise StorageFailure(f"could not read the namespaces folder: {exc.strerror}") from None
-        return info.st_ino, info.st_mtime_ns
+        info = _stat(self.namespaces_dir, "the namespaces folder")
+        return (info.st_ino, info.st_mtime_ns) if info else None
 
     # -- the change log: which namespaces were written, for readers in other processes ----------
     def _note_change(self, namespace: str) -> None:
@@ -504,13 +499,8 @@ class Store(ForkSafe):
 
     def changes_position(self) -> tuple[int, int] | None:
         """(inode, size) of the change log; None while there is none."""
-        try:
-            info = os.stat(self.changes_path)
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise StorageFailure(f"could not read the change log: {exc.strerror}") from None
-        return info.st_ino, info.st_size
+        info = _stat(self.changes_path, "the change log")
+        return (info.st_ino, info.st_size) if info else None
 
     def changes_since(self, position: tuple[int, int]) -> tuple[tuple[int, int], set[str]] | None:
         """The namespaces written since ``position`` (from :meth:`changes_position`) and the new
@@ -540,13 +530,8 @@ class Store(ForkSafe):
 
     def namespace_version(self, namespace: str) -> tuple[int, int, int] | None:
         """The (inode, size, mtime_ns) of one namespace's file; None when there is none."""
-        try:
-            info = os.stat(self._namespace_path(namespace))
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise StorageFailure(f"could not read namespace {namespace}: {exc.strerror}") from None
-        return info.st_ino, info.st_size, info.st_mtime_ns
+        info = _stat(self._namespace_path(namespace), f"namespace {namespace}")
+        return (info.st_ino, info.st_size, info.st_mtime_ns) if info else None
 
     def namespace_versions(self) -> dict[str, tuple[int, int, int]]:
         """Each namespace with its file's (inode, size, mtime_ns): a new value after every write."""
@@ -566,6 +551,16 @@ class Store(ForkSafe):
         except OSError as exc:
             raise StorageFailure(f"could not read the namespaces folder: {exc.strerror}") from None
         return versions
+
+
+def _stat(path: Path, what: str) -> os.stat_result | None:
+    """``os.stat``, None for a missing path; other errors are a StorageFailure naming ``what``."""
+    try:
+        return os.stat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StorageFailure(f"could not read {what}: {exc.strerror}") from None
 
 
 def _merge(known: dict[str, str], images: Iterable[dict[str, str]]) -> dict[str, str]:
