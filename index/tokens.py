@@ -9,9 +9,9 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Sequence, cast
 
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_encode
 from itsdangerous.url_safe import URLSafeSerializerMixin
 
@@ -52,7 +52,8 @@ class TokenSigner:
     def __init__(self, secret_key: str, ttl_seconds: int, fallback_keys: Sequence[str] = ()) -> None:
         # itsdangerous signs with the last key and accepts any of them.
         self._serializer = _TokenSerializer([*fallback_keys, secret_key], salt=_SALT)
-        self._clock = self._serializer.make_signer()  # itsdangerous' own notion of "now"
+        # itsdangerous' own notion of "now" (a timed serializer makes TimestampSigners)
+        self._clock = cast(TimestampSigner, self._serializer.make_signer())
         self.ttl_seconds = ttl_seconds
         # A registry checks the same token on every request of a push or pull: remember good
         # signatures (never failures), and still check the age on each use.

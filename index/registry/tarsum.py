@@ -300,7 +300,7 @@ class LayerTarSum:
                 self._inflate = isal_zlib.decompressobj(wbits=_GZIP_WBITS)  # a further gzip member
             try:
                 out = self._inflate.decompress(data, MAX_INFLATE)
-            except isal_zlib.error as exc:
+            except isal_zlib.error as exc:  # type: ignore[misc]  # isal's stub calls it an instance
                 raise TarError(f"the layer is not valid gzip data: {exc}") from None
             if out:
                 self._tarsum.update(out)

@@ -91,9 +91,10 @@ class _TransactionStorage(Storage):
 
     def commit(self) -> bool:
         """Write the working copy if anything changed it; True when the file was written."""
-        written = self._dirty and self._working is not None
-        if written:
+        written = False
+        if self._dirty and self._working is not None:
             self._datafile.write(self._working)
+            written = True
         self._working = None
         self._dirty = False
         return written
