@@ -89,3 +89,28 @@ def test_concurrent_pushes_through_two_workers_lose_no_image(server):
             assert status == 200
             seen = {image["id"] for image in json.loads(body)}
             assert seen >= {image for name, image in acknowledged if name == repo}
+
+
+@pytest.mark.skipif(GUNICORN is None, reason="gunicorn is not installed in this environment")
+def test_search_in_either_worker_finds_a_repository_once_its_push_was_answered(server):
+    """Each worker's search index follows the change log: read-your-writes across workers."""
+    base, _ = server
+    headers = {"Authorization": AUTH, "X-Docker-Token": "true"}
+    for _ in range(6):  # fresh connections: both workers build their index now, before the pushes
+        assert json.loads(_request(base, "GET", "/v1/search?q=alice")[1])["num_results"] == 1
+
+    def push_then_search(pusher: int) -> list[str]:
+        missed = []
+        for n in range(5):
+            name = f"fresh{pusher}x{n}"
+            status, _ = _request(base, "PUT", f"/v1/repositories/alice/{name}/", [{"id": image_id(pusher, n, 1)}],
+                                 headers)
+            assert status == 200
+            found = json.loads(_request(base, "GET", f"/v1/search?q={name}")[1])
+            if [result["name"] for result in found["results"]] != [f"alice/{name}"]:
+                missed.append(name)
+        return missed
+
+    with ThreadPoolExecutor(4) as pool:
+        missed = [name for result in pool.map(push_then_search, range(4)) for name in result]
+    assert missed == []
