@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import os
 import signal
 import socket
 import ssl
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Mapping
 from urllib.parse import urlsplit
@@ -85,3 +88,21 @@ def stop(process: subprocess.Popen, timeout: float = 15.0, *, kill_group: bool =
         else:
             process.kill()
         process.wait(timeout)
+
+
+def http_call(base_url: str, method: str, path: str, body=None, headers: Mapping[str, str] | None = None,
+              timeout: float = 10):
+    """One request to a live server: ``(status, headers, body bytes)``, error statuses included.
+
+    A ``body`` is sent as JSON.
+    """
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(base_url + path, data=data, method=method, headers=dict(headers or {}))
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return answer.status, answer.headers, answer.read()
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, error.headers, error.read()

@@ -6,30 +6,18 @@ conftest.py, where pytest wants plugin declarations.
 """
 from __future__ import annotations
 
-import base64
 import json
 import socket
-import urllib.error
-import urllib.request
 
 import pytest
 
 from index.testing import IndexServer, running_index
+from tests.conftest import basic
+from tests.processes import http_call
 
 
 def call(server: IndexServer, method: str, path: str, body=None, auth=None, headers=None):
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(server.url + path, data=data, method=method, headers=dict(headers or {}))
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    if auth:
-        request.add_header("Authorization", "Basic " + base64.b64encode(":".join(auth).encode()).decode())
-    try:
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            return answer.status, answer.headers, answer.read()
-    except urllib.error.HTTPError as error:
-        with error:
-            return error.code, error.headers, error.read()
+    return http_call(server.url, method, path, body, {**(headers or {}), **(basic(*auth) if auth else {})})
 
 
 def test_context_manager_serves_a_fresh_index_and_cleans_up():

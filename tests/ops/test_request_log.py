@@ -1,15 +1,14 @@
 """One log line per request, plain or JSON, and no secret in the log of a whole docker session."""
 from __future__ import annotations
 
-import base64
 import json
 import re
-import urllib.error
-import urllib.request
 
 import pytest
 
 from index.testing import running_index
+from tests.conftest import basic
+from tests.processes import http_call
 
 PASSWORD = "Pa55-word-xyz"
 SECRET_KEY = "the-secret-signing-key-0123456789"
@@ -19,30 +18,17 @@ PLAIN_LINE = re.compile(
 
 
 def _call(index, method, path, body=None, headers=None):
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(index.url + path, data=data, method=method, headers=headers or {})
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            return answer.status, answer.headers, answer.read()
-    except urllib.error.HTTPError as error:
-        with error:
-            return error.code, error.headers, error.read()
-
-
-def _basic(username, password):
-    return {"Authorization": "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()}
+    return http_call(index.url, method, path, body, headers)
 
 
 def _docker_session(index) -> list[str]:
     """register, login (also a wrong one), push, registry token checks, pull, delete; the secrets seen."""
-    alice = _basic("alice", PASSWORD)
+    alice = basic("alice", PASSWORD)
     repo = "/v1/repositories/alice/app"
     assert _call(index, "POST", "/v1/users/", {"username": "alice", "password": PASSWORD,
                                                "auth": "", "email": "alice@example.com"})[0] == 201
     assert _call(index, "GET", "/v1/users/", headers=alice)[0] == 200
-    assert _call(index, "GET", "/v1/users/", headers=_basic("alice", "wrong-" + PASSWORD))[0] == 401
+    assert _call(index, "GET", "/v1/users/", headers=basic("alice", "wrong-" + PASSWORD))[0] == 401
     status, headers, _ = _call(index, "PUT", f"{repo}/", [{"id": "e" * 64, "Tag": "latest"}],
                                {**alice, "X-Docker-Token": "true"})
     assert status == 200
@@ -56,7 +42,7 @@ def _docker_session(index) -> list[str]:
     status, headers, _ = _call(index, "DELETE", f"{repo}/", headers={**alice, "X-Docker-Token": "true"})
     assert status == 202
     delete_token = headers["X-Docker-Token"]
-    admin = _basic(index.admin_username, index.admin_password)
+    admin = basic(index.admin_username, index.admin_password)
     assert _call(index, "GET", "/v1/users/", headers=admin)[0] == 200
     secrets = [PASSWORD, SECRET_KEY, index.admin_password, alice["Authorization"].split()[1],
                admin["Authorization"].split()[1], "old-rotated-key"]

@@ -4,8 +4,6 @@ import json
 import shutil
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -13,7 +11,7 @@ import pytest
 
 from index.passwords import hash_password
 from index.store import Store
-from tests.processes import ROOT, clean_env, free_port, stop, wait_for_http
+from tests.processes import ROOT, clean_env, free_port, http_call, stop, wait_for_http
 from tests.store.crashes import image_id
 
 GUNICORN = shutil.which("gunicorn", path=str(Path(sys.executable).parent))
@@ -23,14 +21,8 @@ PUSHES = 6  # per pusher
 
 
 def _request(base, method, path, body=None, headers=None):
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(base + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json", **(headers or {})})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
+    status, _, answer = http_call(base, method, path, body, headers, timeout=30)
+    return status, answer
 
 
 @pytest.fixture(params=[[], ["--preload"]], ids=["workers-load-app", "preload"])
