@@ -5,9 +5,9 @@ from typing import Any
 
 from flask import request
 
-from . import logs, passwords
+from . import logs, passwords, permissions
 from .errors import Forbidden, Unauthorized
-from .names import LIBRARY, RepoName
+from .names import RepoName
 from .ratelimit import login_throttle
 from .services import services
 from .tokens import Grant, TokenError
@@ -69,10 +69,8 @@ def require_active(user: dict[str, Any]) -> None:
 
 
 def may_write(user: dict[str, Any], namespace: str) -> bool:
-    """Owners write their own namespace; admins write any, and only they write ``library``."""
-    if user.get("admin"):
-        return True
-    return namespace != LIBRARY and namespace == user["username"]
+    """May ``user`` push to repositories of ``namespace``? (see :mod:`index.permissions`)"""
+    return permissions.can_create(user, namespace)
 
 
 def token_grant(name: RepoName | None = None) -> Grant:
