@@ -110,6 +110,22 @@ def alice(docker) -> DockerActions:
     return docker
 
 
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Say at the very end which real-component tests could not run here (tests/system.py)."""
+    from tests.system import SKIP_PREFIX
+    reasons: dict[str, int] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        reason = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        if SKIP_PREFIX in reason:
+            reason = reason[reason.index(SKIP_PREFIX):]
+            reasons[reason] = reasons.get(reason, 0) + 1
+    if reasons:
+        terminalreporter.write_line("")
+        terminalreporter.write_line("NOT RUN HERE (real components missing; CI installs and runs them):", red=True)
+        for reason, count in sorted(reasons.items()):
+            terminalreporter.write_line(f"  {count} test(s) skipped: {reason}", red=True)
+
+
 def disk_state(root) -> dict[str, bytes]:
     """Every data file under ``root`` with its bytes, to show a refused write changed nothing.
 
