@@ -123,7 +123,7 @@ def build_world(tmp_path, **settings) -> World:
 
     for caller in (
         Caller("anonymous", {}, None, READ, anonymous=True),
-        user("bobby", None, READ), user("cody", None, READ),
+        user("alice", None, READ), user("bobby", None, READ), user("cody", None, READ),
         user("rita", READ, READ), user("mira", READ, READ),
         user("wendy", WRITE, WRITE), user("adam", ADMIN_ROLE, ADMIN_ROLE),
         user("tara", ADMIN_ROLE, ADMIN_ROLE), user("olga", ADMIN_ROLE, ADMIN_ROLE),
