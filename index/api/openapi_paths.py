@@ -75,7 +75,8 @@ def _object(properties: Json, required: list[str]) -> Json:
 ROLE = {"type": "string", "enum": ["read", "write", "admin"]}
 TEAM_ROLE = {"type": "string", "enum": ["member", "creator", "admin"]}
 VISIBILITY = {"type": "string", "enum": ["public", "private"]}
-DESCRIPTION = {"type": "string", "maxLength": MAX_DESCRIPTION_CHARS, "pattern": "^[^\\u0000]*$"}
+DESCRIPTION = {"type": "string", "nullable": True, "maxLength": MAX_DESCRIPTION_CHARS,
+               "pattern": "^[^\\u0000]*$", "description": "null: empty"}
 NAME_ROLE = _object({"name": {"type": "string"}, "role": {"type": "string"}}, ["name", "role"])
 ROBOT = _object({"name": {"type": "string"}, "token": {"type": "string"}}, ["name", "token"])
 REPOSITORY_VIEW = _object({"namespace": {"type": "string"}, "name": {"type": "string"},

@@ -27,19 +27,19 @@ def access_store() -> AccessStore:
 
 # -- input ------------------------------------------------------------------------------------
 def visibility(value: Any) -> str:
-    if value not in VISIBILITIES:
+    if not isinstance(value, str) or value not in VISIBILITIES:
         raise BadRequest(f"visibility must be one of {', '.join(VISIBILITIES)}")
     return value
 
 
 def repo_role(value: Any) -> str:
-    if value not in permissions.ROLE_NAMES:
+    if not isinstance(value, str) or value not in permissions.ROLE_NAMES:
         raise BadRequest("role must be one of read, write, admin")
     return value
 
 
 def team_role(value: Any) -> str:
-    if value not in permissions.TEAM_ROLES:
+    if not isinstance(value, str) or value not in permissions.TEAM_ROLES:
         raise BadRequest(f"role must be one of {', '.join(permissions.TEAM_ROLES)}")
     return value
 
@@ -118,8 +118,8 @@ def grant_user(name: RepoName, who: str, role: str | None) -> bool:
 
 def grant_team(name: RepoName, team: str, role: str | None) -> bool:
     org = find_organization(services().store, name.namespace)
-    if org is None:
-        raise BadRequest(f"{name.namespace} is not an organization: teams exist only in organizations")
+    if org is None:  # teams exist only in organizations
+        raise NotFound(f"team {team} not found: {name.namespace} is not an organization")
     if role is not None and team not in org["teams"]:
         raise NotFound(f"team {team} not found")
     return _set_grant(name, "team", team, role)

@@ -76,11 +76,11 @@ def test_permissions_for_users_robots_and_teams(world: World):
     assert listed["acme+reader"]["is_robot"] is True
     assert world.api("GET", "/repository/acme/app/permissions/team/", "adam").get_json() == {
         "permissions": {"devs": {"name": "devs", "role": "read"}}}
-    # Unknown user / team: 404; teams in a user namespace: 400.
+    # Unknown user / team: 404; teams in a user namespace: 404 too (there are none).
     assert world.api("PUT", "/repository/acme/app/permissions/user/nobody_here", "adam", {"role": "read"}).status_code == 404
     assert world.api("PUT", "/repository/acme/app/permissions/team/ghosts", "adam", {"role": "read"}).status_code == 404
     assert world.api("POST", "/repository", "alice", {"namespace": "alice", "repository": "own"}).status_code == 201
-    assert world.api("PUT", "/repository/alice/own/permissions/team/devs", "alice", {"role": "read"}).status_code == 400
+    assert world.api("PUT", "/repository/alice/own/permissions/team/devs", "alice", {"role": "read"}).status_code == 404
     # Team grant upgrades every member at once.
     assert world.api("PUT", "/repository/acme/app/permissions/team/devs", "adam", {"role": "write"}).get_json() == {
         "name": "devs", "role": "write"}
