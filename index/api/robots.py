@@ -2,7 +2,7 @@
 caller's own namespace (``/api/v1/user/robots``): ``<namespace>+<short>``, token as password."""
 from __future__ import annotations
 
-from flask import Response
+from flask import Response, request
 
 from ..errors import Forbidden
 from ..payloads import empty_response, json_response
@@ -12,8 +12,9 @@ from .organization import _admin_of
 
 
 def _optional_description() -> str | None:
-    from flask import request
-    if not request.get_data(cache=True).strip():
+    """The body is optional here: ``{"description": ...}`` or nothing."""
+    chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    if not request.content_length and not chunked:
         return None
     return body(optional=("description",)).get("description")
 

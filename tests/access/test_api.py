@@ -160,8 +160,11 @@ def test_robots_tokens_and_regeneration(world: World):
     assert changed.status_code == 403
     assert world.api("POST", "/organization/", ("acme+reader", new), {"name": "robotorg", "email": "r@example.com"}).status_code == 403
     # User robots live in the user's namespace.
-    mine = world.api("PUT", "/user/robots/ci", "alice")
+    mine = world.api("PUT", "/user/robots/ci", "alice", {"description": "the CI"})
     assert mine.status_code == 201 and mine.get_json()["name"] == "alice+ci"
+    assert world.api("GET", "/user/robots", "alice").get_json() == {
+        "robots": [{"name": "alice+ci", "description": "the CI"}]}
+    assert world.api("GET", "/user/robots/ci", "alice").get_json() == mine.get_json()
     assert world.api("POST", "/user/robots/ci/regenerate", "alice").status_code == 200
     assert world.api("POST", "/user/robots/nothing/regenerate", "alice").status_code == 404
     assert world.api("DELETE", "/user/robots/ci", "alice").status_code == 204
