@@ -228,3 +228,20 @@ def test_library_is_admin_only_for_writes_even_with_grants(world: World):
     assert world.client.get("/v1/repositories/base/images", headers=world.callers["bobby"].headers).status_code == 404
     refused = call_json(world.client, "PUT", "/v1/repositories/base/", {**wendy, "X-Docker-Token": "true"}, [])
     assert refused.status_code == 403
+
+
+def test_a_data_dir_from_before_opens_with_every_repository_public(tmp_path):
+    """Records written before access control have no visibility: they read as public."""
+    import json as json_module
+
+    from index import create_app
+    data = tmp_path / "data"
+    (data / "db" / "namespaces").mkdir(parents=True)
+    old_record = {"namespace": "olduser", "name": "app", "description": "from before", "owner": "olduser",
+                  "state": "active", "created": "2020-01-01T00:00:00+00:00", "images": {"ab" * 32: ""}}
+    (data / "db" / "namespaces" / "olduser.json").write_text(
+        json_module.dumps({"repositories": {"app": old_record}}))
+    client = create_app({"TESTING": True, "DATA_DIR": data, "SECRET_KEY": "old", "BCRYPT_ROUNDS": 4}).test_client()
+    assert client.get("/v1/repositories/olduser/app/images").status_code == 200
+    assert client.get("/api/v1/repository/olduser/app").get_json()["is_public"] is True
+    assert [r["name"] for r in client.get("/v1/search?q=app").get_json()["results"]] == ["olduser/app"]
