@@ -32,7 +32,8 @@ from typing import Iterator
 import click
 
 from .store import CHANGES_NAME, Store
-from .store.files import (GATE_LOCK, IN_USE_LOCK, LOCK_SUFFIX, TEMP_MARK, DataFile, StoreError,
+from .store.errors import StoreError
+from .store.files import (GATE_LOCK, IN_USE_LOCK, LOCK_SUFFIX, TEMP_MARK, DataFile,
                           atomic_file, exclusive_use, fsync_dir)
 
 MANIFEST = "index-backup.json"

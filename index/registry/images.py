@@ -14,7 +14,8 @@ from .. import names
 from ..errors import BadRequest, Conflict, NotFound
 from ..payloads import json_response, read_json_raw
 from ..store import NotFound as StoreNotFound
-from ..store.images import COMPLETE, LAYER_STORED, ImageConflict
+from ..store.errors import ImageConflict
+from ..store.images import COMPLETE, LAYER_STORED
 from . import access
 from .core import registry
 from .layers import TarError, UploadBroken
