@@ -7,13 +7,13 @@ from typing import Any, Mapping
 
 from flask import Flask, Response
 
-from . import (activation, cli, health, logs, openapi, probes, proxies, ratelimit, registry,
-               repositories, search, transport, users)
-from .backup import backup_command, restore_command
+from . import (activation, health, logs, openapi, probes, proxies, ratelimit, registry, repositories,
+               search, transport, users)
 from .config import describe, load_config
 from .errors import (InsufficientStorage, StorageUnavailable, error_response,
                      register_error_handlers)
 from .names import ValidationError
+from .ops import commands
 from .passwords import VerifiedCredentials, hash_password, warm_up
 from .probes import API_VERSION
 from .secrets import load_or_create_key
@@ -55,9 +55,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     transport.init_app(app)
     for blueprint in (probes.bp, users.bp, repositories.bp, search.bp, health.bp, activation.bp, openapi.bp):
         app.register_blueprint(blueprint)
-    cli.register(app)
-    app.cli.add_command(backup_command)
-    app.cli.add_command(restore_command)
+    commands.register(app)
     if not settings["REGISTRY_ENDPOINTS"]:
         registry.install(app)  # built-in registry; otherwise external ones serve the layers
     log.info("docker index ready; effective settings: %s",

@@ -1,4 +1,4 @@
-"""The admin CLI: ``flask --app wsgi users ...`` / ``repositories ...`` (or ``python -m index ...``).
+"""The admin commands: ``flask --app wsgi users ...`` / ``repositories ...`` (or ``python -m index ...``).
 
 Commands work on the data dir of the settings (``INDEX_DATA_DIR``), safely beside a running
 server: every change goes through the store's locks. Passwords are read from a prompt or from
@@ -10,24 +10,16 @@ import sys
 from typing import Any, NoReturn
 
 import click
-from flask import Flask
 from flask.cli import AppGroup
 
-from . import names
-from .certs import cert_command
-from .names import LIBRARY, RepoName, ValidationError
-from .passwords import hash_password
-from .selfcheck import self_check_command
-from .services import services
-from .store import AlreadyExists, NotFound
+from .. import names
+from ..names import LIBRARY, RepoName, ValidationError
+from ..passwords import hash_password
+from ..services import services
+from ..store import AlreadyExists, NotFound
 
 users = AppGroup("users", help="Manage accounts: create, list, show, activate, promote, delete ...")
 repositories = AppGroup("repositories", help="Manage repositories: list, show, describe, delete.")
-
-
-def register(app: Flask) -> None:
-    for command in (users, repositories, self_check_command, cert_command):
-        app.cli.add_command(command)
 
 
 def _fail(message: str) -> NoReturn:
