@@ -7,8 +7,8 @@ from typing import Any, Mapping
 
 from flask import Flask, Response
 
-from . import (activation, health, logs, openapi, probes, proxies, ratelimit, registry, repositories,
-               search, transport, users)
+from . import (activation, health, logs, openapi, probes, proxies, registry, repositories, search,
+               transport, users)
 from .config import describe, load_config
 from .errors import (InsufficientStorage, StorageUnavailable, error_response,
                      register_error_handlers)
@@ -16,10 +16,12 @@ from .names import ValidationError
 from .ops import commands
 from .passwords import VerifiedCredentials, hash_password, warm_up
 from .probes import API_VERSION
+from .ratelimit import LoginThrottle
+from .search_index import SearchIndex
 from .secrets import load_or_create_key
 from .services import EXTENSION_KEY, Services
 from .store import AlreadyExists, CorruptDataFile, StorageFailure, Store
-from .tokens import TokenSigner
+from .tokens import ActivationLinks, TokenSigner
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +43,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         store=store,
         signer=TokenSigner(secret_key, settings["TOKEN_TTL"], settings["SECRET_KEY_FALLBACKS"]),
         credentials=VerifiedCredentials(secret_key.encode(), settings["CREDENTIAL_CACHE_SECONDS"]),
-        config=settings,
-        activation=activation.ActivationLinks(secret_key, settings["ACTIVATION_TTL"],
-                                              settings["SECRET_KEY_FALLBACKS"]),
+        activation=ActivationLinks(secret_key, settings["ACTIVATION_TTL"], settings["SECRET_KEY_FALLBACKS"]),
+        login_throttle=LoginThrottle(settings["LOGIN_FAILURES_PER_MINUTE"]),
+        search=SearchIndex(store),
     )
     _bootstrap_admin(store, settings)
-    ratelimit.init_app(app)
     warm_up(settings["BCRYPT_ROUNDS"])  # so the first unknown user is not slower than the rest
 
     register_error_handlers(app)

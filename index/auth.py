@@ -3,12 +3,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import request
+from flask import current_app, request
 
 from . import logs, passwords, permissions
 from .errors import Forbidden, Unauthorized
 from .names import RepoName
-from .ratelimit import login_throttle
 from .services import services
 from .tokens import Grant, TokenError
 
@@ -42,10 +41,10 @@ def basic_user() -> dict[str, Any] | None:
     if stored_hash and found.credentials.is_verified(username, password, stored_hash):
         logs.set_user(username)
         return user  # remembered: a push in progress is never throttled
-    throttle = login_throttle()
+    throttle = found.login_throttle
     address = request.remote_addr or ""
     throttle.check(address, username)
-    if not passwords.check_password(password, stored_hash, found.config["BCRYPT_ROUNDS"]):
+    if not passwords.check_password(password, stored_hash, current_app.config["BCRYPT_ROUNDS"]):
         throttle.record_failure(address, username)
         raise Unauthorized("wrong username or password")
     assert user is not None and stored_hash is not None

@@ -85,7 +85,7 @@ def endpoints() -> list[str]:
     A Host header that is no bare host[:port] is a 400: the client would build ``http:///v1/``
     from an empty value. Views that write call this first, so such a request changes nothing.
     """
-    config = services().config
+    config = current_app.config
     if config["REGISTRY_ENDPOINTS"]:
         return list(config["REGISTRY_ENDPOINTS"])
     if config["PUBLIC_HOST"]:

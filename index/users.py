@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, current_app
 
 from . import activation, auth, names
 from .errors import BadRequest, Forbidden, NotFound, Unauthorized
@@ -39,13 +39,13 @@ def register() -> Response:
     # Before any other check: an existing user running `docker login` must fall through to GET.
     if isinstance(claimed, str) and names.USERNAME_RE.fullmatch(claimed) and found.store.find_user(claimed):
         return _already_exists()
-    if found.config["REGISTRATION"] == "closed":
+    if current_app.config["REGISTRATION"] == "closed":
         raise Unauthorized("registration is closed: ask an administrator for an account")
     username = names.username(claimed)
     password = names.password(data.get("password"))
     email = names.email(data.get("email"))
-    password_hash = hash_password(password, found.config["BCRYPT_ROUNDS"])
-    policy = found.config["REGISTRATION"]
+    password_hash = hash_password(password, current_app.config["BCRYPT_ROUNDS"])
+    policy = current_app.config["REGISTRATION"]
     try:
         # confirm/approval: inactive (403 on every call) until the link or an admin activates it.
         found.store.create_user(username, password_hash, email, active=policy == "open")
@@ -77,7 +77,7 @@ def update_user(username: str) -> Response:
     email = names.email(data["email"]) if "email" in data else None
     password = names.password(data["password"]) if "password" in data else None
     found = services()
-    password_hash = hash_password(password, found.config["BCRYPT_ROUNDS"]) if password is not None else None
+    password_hash = hash_password(password, current_app.config["BCRYPT_ROUNDS"]) if password is not None else None
     try:
         found.store.update_user(username, password_hash=password_hash, add_email=email)
     except StoreNotFound:

@@ -10,6 +10,7 @@ import sys
 from typing import Any, NoReturn
 
 import click
+from flask import current_app
 from flask.cli import AppGroup
 
 from .. import names
@@ -73,7 +74,7 @@ def users_create(username: str, email: str, admin: bool, inactive: bool, passwor
     password = _read_password(password_stdin)
     found = services()
     try:
-        found.store.create_user(username, hash_password(password, found.config["BCRYPT_ROUNDS"]),
+        found.store.create_user(username, hash_password(password, current_app.config["BCRYPT_ROUNDS"]),
                                 email, active=not inactive, admin=admin)
     except AlreadyExists as exc:
         _fail(f"cannot create {username}: {exc.field} already exists")
@@ -149,7 +150,7 @@ def users_set_password(username: str, password_stdin: bool) -> None:
     password = _read_password(password_stdin)
     found = services()
     try:
-        found.store.update_user(username, password_hash=hash_password(password, found.config["BCRYPT_ROUNDS"]))
+        found.store.update_user(username, password_hash=hash_password(password, current_app.config["BCRYPT_ROUNDS"]))
     except NotFound:
         _fail(f"no user {username!r}")
     click.echo(f"password of {username} changed")
