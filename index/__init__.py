@@ -10,8 +10,7 @@ from flask import Flask, Response
 from . import (activation, health, logs, openapi, probes, proxies, registry, repositories, search,
                transport, users)
 from .config import describe, load_config
-from .errors import (InsufficientStorage, StorageUnavailable, error_response,
-                     register_error_handlers)
+from .errors import register_error_handlers
 from .names import ValidationError
 from .ops import commands
 from .passwords import VerifiedCredentials, hash_password, warm_up
@@ -20,7 +19,7 @@ from .ratelimit import LoginThrottle
 from .search_index import SearchIndex
 from .secrets import load_or_create_key
 from .services import EXTENSION_KEY, Services
-from .store import AlreadyExists, CorruptDataFile, StorageFailure, Store
+from .store import AlreadyExists, Store
 from .tokens import ActivationLinks, TokenSigner
 
 log = logging.getLogger(__name__)
@@ -51,7 +50,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     warm_up(settings["BCRYPT_ROUNDS"])  # so the first unknown user is not slower than the rest
 
     register_error_handlers(app)
-    _register_domain_errors(app)
     app.after_request(_common_headers)
     transport.init_app(app)
     for blueprint in (probes.bp, users.bp, repositories.bp, search.bp, health.bp, activation.bp, openapi.bp):
@@ -81,23 +79,6 @@ def _bootstrap_admin(store: Store, settings: Mapping[str, Any]) -> None:
         log.info("created admin account %s", username)
     except AlreadyExists:
         pass  # another worker created it first
-
-
-def _register_domain_errors(app: Flask) -> None:
-    @app.errorhandler(ValidationError)
-    def _invalid(exc: ValidationError) -> Response:
-        return error_response(400, str(exc))
-
-    @app.errorhandler(StorageFailure)
-    def _storage(exc: StorageFailure) -> Response:
-        log.error("storage failure: %s", exc)
-        status = InsufficientStorage.status if exc.no_space else StorageUnavailable.status
-        return error_response(status, f"storage unavailable, nothing was changed: {exc}")
-
-    @app.errorhandler(CorruptDataFile)
-    def _corrupt(exc: CorruptDataFile) -> Response:
-        log.error("%s", exc)
-        return error_response(500, "a data file of the index is damaged; the administrator must restore it from a backup")
 
 
 def _common_headers(response: Response) -> Response:

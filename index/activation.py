@@ -16,8 +16,7 @@ from flask import Blueprint, Response, current_app, request
 from . import mail
 from .errors import BadRequest, NotFound
 from .services import services
-from .tokens import ActivationError
-from .store import NotFound as StoreNotFound
+from .store import RecordNotFound
 
 log = logging.getLogger(__name__)
 bp = Blueprint("activation", __name__)
@@ -64,13 +63,10 @@ def activate() -> Response:
     token = request.args.get("token", "")
     if not token:
         raise BadRequest("the activation link has no token")
-    try:
-        username = services().activation.username_of(token)
-    except ActivationError as exc:
-        raise BadRequest(str(exc)) from None
+    username = services().activation.username_of(token)
     try:
         first_time = services().store.confirm_user(username)
-    except StoreNotFound:
+    except RecordNotFound:  # the account was deleted after the link was sent
         raise NotFound(f"user {username} no longer exists") from None
     text = (f"Account {username} is active. Log in with: docker login {request.host}\n" if first_time
             else f"Account {username} was already confirmed; if it is inactive, an administrator deactivated it.\n")

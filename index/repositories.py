@@ -15,7 +15,6 @@ from .names import LIBRARY, RepoName
 from .payloads import add_endpoints, add_token, empty_response, endpoints, json_response, read_json
 from .services import services
 from .store import ACTIVE
-from .store import NotFound as StoreNotFound
 
 bp = Blueprint("repositories", __name__)
 
@@ -68,16 +67,13 @@ def delete_repository(namespace: str, repository: str) -> Response:
     user = _writer_of(name)
     store = services().store
     _visible(name, for_delete=True)
-    try:
-        if "X-Docker-Endpoints" in request.headers:
-            removed = store.delete_repository(name.namespace, name.repository)
-            if registry is not None:
-                registry.repository_removed(removed)
-            return json_response("")
-        hosts = endpoints()  # the 202 must name an endpoint: fail (400) before hiding the repository
-        store.mark_deleting(name.namespace, name.repository)
-    except StoreNotFound:
-        raise NotFound(f"repository {name.display} not found") from None
+    if "X-Docker-Endpoints" in request.headers:
+        removed = store.delete_repository(name.namespace, name.repository)
+        if registry is not None:
+            registry.repository_removed(removed)
+        return json_response("")
+    hosts = endpoints()  # the 202 must name an endpoint: fail (400) before hiding the repository
+    store.mark_deleting(name.namespace, name.repository)
     return add_token(json_response("", 202), name, "delete", user["username"], hosts)
 
 
@@ -87,11 +83,8 @@ def put_images(namespace: str, repository: str) -> Response:
     name = names.repo_name(namespace, repository)
     _writer_of(name)
     images = names.image_list(read_json())
-    try:
-        # docker 0.8-1.5 always send []: the store answers that without a lock.
-        services().store.merge_images(name.namespace, name.repository, images)
-    except StoreNotFound:
-        raise NotFound(f"repository {name.display} not found") from None
+    # docker 0.8-1.5 always send []: the store answers that without a lock.
+    services().store.merge_images(name.namespace, name.repository, images)
     return empty_response(204)
 
 

@@ -6,12 +6,11 @@ from typing import Any
 from flask import Blueprint, Response, current_app
 
 from . import activation, auth, names
-from .errors import BadRequest, Forbidden, NotFound, Unauthorized
+from .errors import BadRequest, Forbidden, Unauthorized
 from .passwords import hash_password
 from .payloads import JSON, empty_response, json_response, read_json
 from .services import services
 from .store import AlreadyExists
-from .store import NotFound as StoreNotFound
 
 bp = Blueprint("users", __name__)
 
@@ -80,8 +79,6 @@ def update_user(username: str) -> Response:
     password_hash = hash_password(password, current_app.config["BCRYPT_ROUNDS"]) if password is not None else None
     try:
         found.store.update_user(username, password_hash=password_hash, add_email=email)
-    except StoreNotFound:
-        raise NotFound(f"user {username} not found") from None
-    except AlreadyExists:
+    except AlreadyExists:  # answered 400 with its own message, not the generic 409
         raise BadRequest("email is already used by another account") from None
     return empty_response(204)

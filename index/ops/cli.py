@@ -17,7 +17,7 @@ from .. import names
 from ..names import LIBRARY, RepoName, ValidationError
 from ..passwords import hash_password
 from ..services import services
-from ..store import AlreadyExists, NotFound
+from ..store import AlreadyExists, RecordNotFound
 
 users = AppGroup("users", help="Manage accounts: create, list, show, activate, promote, delete ...")
 repositories = AppGroup("repositories", help="Manage repositories: list, show, describe, delete.")
@@ -108,7 +108,7 @@ def users_show(username: str) -> None:
 def _set_flag(username: str, message: str, **changes: bool) -> None:
     try:
         services().store.update_user(username, **changes)
-    except NotFound:
+    except RecordNotFound:
         _fail(f"no user {username!r}")
     click.echo(message)
 
@@ -151,7 +151,7 @@ def users_set_password(username: str, password_stdin: bool) -> None:
     found = services()
     try:
         found.store.update_user(username, password_hash=hash_password(password, current_app.config["BCRYPT_ROUNDS"]))
-    except NotFound:
+    except RecordNotFound:
         _fail(f"no user {username!r}")
     click.echo(f"password of {username} changed")
 
@@ -166,7 +166,7 @@ def users_delete(username: str, yes: bool) -> None:
         click.confirm(f"delete user {username}?", abort=True)
     try:
         services().store.delete_user(username)
-    except NotFound:
+    except RecordNotFound:
         _fail(f"no user {username!r}")
     click.echo(f"deleted user {username}")
 
@@ -224,7 +224,7 @@ def repositories_describe(name: str, description: str) -> None:
         _fail("description must be one line of at most 1000 characters")
     try:
         services().store.set_description(repo.namespace, repo.repository, description)
-    except NotFound:
+    except RecordNotFound:
         _fail(f"no repository {repo.display!r}")
     click.echo(f"description of {repo.display} set")
 
@@ -241,7 +241,7 @@ def repositories_delete(name: str, yes: bool) -> None:
     found = services()
     try:
         removed = found.store.delete_repository(repo.namespace, repo.repository)
-    except NotFound:
+    except RecordNotFound:
         _fail(f"no repository {repo.display!r}")
     if found.registry is not None:
         found.registry.repository_removed(removed)

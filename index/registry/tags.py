@@ -14,7 +14,6 @@ from .. import names
 from ..errors import Forbidden, NotFound
 from ..names import LIBRARY
 from ..payloads import json_response, read_json
-from ..store import NotFound as StoreNotFound
 from . import access
 from .core import registry
 
@@ -61,10 +60,7 @@ def put_tag(namespace: str, repository: str, tag: str) -> Response:
         raise NotFound(f"image {image_id} not found")
     if not any(entry["id"] == image_id for entry in record["images"]):
         raise Forbidden(f"image {image_id} was not announced for repository {name.display}")
-    try:
-        registry().store.set_tag(name.namespace, name.repository, tag, image_id)
-    except StoreNotFound:
-        raise NotFound(f"repository {name.display} not found") from None
+    registry().store.set_tag(name.namespace, name.repository, tag, image_id)
     return json_response(True)
 
 
@@ -73,10 +69,7 @@ def delete_tag(namespace: str, repository: str, tag: str) -> Response:
     name = names.repo_name(namespace, repository)
     names.tag(tag)
     access.repository(name, "delete")
-    try:
-        removed = registry().store.delete_tags(name.namespace, name.repository, [tag])
-    except StoreNotFound:
-        raise NotFound(f"repository {name.display} not found") from None
+    removed = registry().store.delete_tags(name.namespace, name.repository, [tag])
     if not removed:
         raise NotFound(f"tag {tag} not found in repository {name.display}")
     return json_response(True)

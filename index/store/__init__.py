@@ -20,12 +20,13 @@ from typing import Any, Iterable, Iterator
 from tinydb.table import Document, Table
 
 from .changes import CHANGES_NAME, ChangeLog
-from .errors import AlreadyExists, CorruptDataFile, NotFound, StorageFailure, StoreError
+from ..names import LIBRARY
+from .errors import AlreadyExists, CorruptDataFile, RecordNotFound, StorageFailure, StoreError
 from .files import LOCK_TIMEOUT_SECONDS, DataFile, InUseMark, ensure_dir, remove_stale_temp_files, stat_or_none
 from .records import json_copy, now
 from .tables import Tables
 
-__all__ = ["Store", "CHANGES_NAME", "StoreError", "StorageFailure", "CorruptDataFile", "NotFound", "AlreadyExists",
+__all__ = ["Store", "CHANGES_NAME", "StoreError", "StorageFailure", "CorruptDataFile", "RecordNotFound", "AlreadyExists",
            "ACTIVE", "DELETING", "json_copy"]
 
 log = logging.getLogger(__name__)
@@ -145,7 +146,7 @@ class Store:
         with self._transaction(self._users_file(), "users") as users:
             user = users.get(doc_id=username)
             if user is None:
-                raise NotFound(f"user {username} not found")
+                raise RecordNotFound(f"user {username} not found")
             changes: dict[str, Any] = {}
             known = {email.lower() for email in user["emails"]}
             if add_email is not None and add_email.lower() not in known:
@@ -168,7 +169,7 @@ class Store:
         with self._transaction(self._users_file(), "users") as users:
             user = users.get(doc_id=username)
             if user is None:
-                raise NotFound(f"user {username} not found")
+                raise RecordNotFound(f"user {username} not found")
             users.remove(doc_ids=[username])
         return json_copy(dict(user))
 
@@ -181,7 +182,7 @@ class Store:
         with self._transaction(self._users_file(), "users") as users:
             user = users.get(doc_id=username)
             if user is None:
-                raise NotFound(f"user {username} not found")
+                raise RecordNotFound(f"user {username} not found")
             if user.get("confirmed"):
                 return False
             users.update({"active": True, "confirmed": now()}, doc_ids=[username])
@@ -244,7 +245,7 @@ class Store:
         with self._transaction(self._namespace_file(namespace), "repositories") as repos:
             doc = repos.get(doc_id=name)
             if doc is None or doc["state"] != ACTIVE:
-                raise NotFound(f"repository {namespace}/{name} not found")
+                raise _missing_repository(namespace, name)
             record = dict(doc)
             merged = _merge(record["images"], images)
             if merged != record["images"]:
@@ -264,7 +265,7 @@ class Store:
         with self._transaction(self._namespace_file(namespace), "repositories") as repos:
             doc = repos.get(doc_id=name)
             if doc is None:
-                raise NotFound(f"repository {namespace}/{name} not found")
+                raise _missing_repository(namespace, name)
             record = {**doc, **fields, "updated": now()}
             repos.upsert(Document(record, doc_id=name))
         return _repository_view(record)
@@ -275,7 +276,7 @@ class Store:
         with self._transaction(datafile, "repositories") as repos:
             doc = repos.get(doc_id=name)
             if doc is None:
-                raise NotFound(f"repository {namespace}/{name} not found")
+                raise _missing_repository(namespace, name)
             repos.remove(doc_ids=[name])
         return _repository_view(doc)
 
@@ -285,7 +286,7 @@ class Store:
         with self._transaction(self._namespace_file(namespace), "repositories") as repos:
             doc = repos.get(doc_id=name)
             if doc is None or doc["state"] != ACTIVE:
-                raise NotFound(f"repository {namespace}/{name} not found")
+                raise _missing_repository(namespace, name)
             tags = {**doc.get("tags", {}), tag: image_id}
             if tags != doc.get("tags"):
                 repos.upsert(Document({**doc, "tags": tags, "updated": now()}, doc_id=name))
@@ -296,7 +297,7 @@ class Store:
         with self._transaction(self._namespace_file(namespace), "repositories") as repos:
             doc = repos.get(doc_id=name)
             if doc is None:
-                raise NotFound(f"repository {namespace}/{name} not found")
+                raise _missing_repository(namespace, name)
             current = dict(doc.get("tags", {}))
             doomed = [tag for tag in (current if tags is None else tags) if tag in current]
             if doomed:
@@ -363,6 +364,12 @@ class Store:
         except OSError as exc:
             raise StorageFailure(f"could not read the namespaces folder: {exc.strerror}") from None
         return versions
+
+
+def _missing_repository(namespace: str, name: str) -> RecordNotFound:
+    # Named as the API names it: a library repository without "library/".
+    shown = name if namespace == LIBRARY else f"{namespace}/{name}"
+    return RecordNotFound(f"repository {shown} not found")
 
 
 def _merge(known: dict[str, str], images: Iterable[dict[str, str]]) -> dict[str, str]:

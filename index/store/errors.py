@@ -33,8 +33,8 @@ class CorruptDataFile(StoreError):
         self.path = path
 
 
-class NotFound(StoreError):
-    """The user or repository does not exist."""
+class RecordNotFound(StoreError):
+    """The user, repository or image does not exist."""
 
 
 class AlreadyExists(StoreError):

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable
 from tinydb.table import Document
 
 from . import Store
-from .errors import ImageConflict, NotFound
+from .errors import ImageConflict, RecordNotFound
 from .files import DataFile
 from .records import json_copy, now
 
@@ -49,7 +49,7 @@ class ImageStore:
 
         The parent must be complete; its ancestry is copied. A replaced json makes any layer
         stored for the old json worthless, so ``on_reset`` removes it under the lock.
-        Raises ImageConflict for a complete image, NotFound for a missing parent.
+        Raises ImageConflict for a complete image, RecordNotFound for a missing parent.
         """
         existing = self.get(image_id)
         if existing is not None and existing["state"] == COMPLETE:
@@ -58,7 +58,7 @@ class ImageStore:
         if parent is not None:
             parent_record = self.get(parent)
             if parent_record is None or parent_record["state"] != COMPLETE:
-                raise NotFound(f"parent image {parent} does not exist in this registry")
+                raise RecordNotFound(f"parent image {parent} does not exist in this registry")
             ancestry += parent_record["ancestry"]
         with self._store.tables.transaction(self._shard(image_id), TABLE) as images:
             doc = images.get(doc_id=image_id)
@@ -76,13 +76,13 @@ class ImageStore:
                      payload_checksum: str, move_into_place: Callable[[], None]) -> dict[str, Any]:
         """Record an uploaded layer computed against ``raw_json``; runs ``move_into_place`` locked.
 
-        Raises ImageConflict if the image became complete meanwhile, NotFound if its json is gone
+        Raises ImageConflict if the image became complete meanwhile, RecordNotFound if its json is gone
         or was replaced during the upload.
         """
         with self._store.tables.transaction(self._shard(image_id), TABLE) as images:
             doc = images.get(doc_id=image_id)
             if doc is None:
-                raise NotFound(f"image {image_id} has no json: upload the json first")
+                raise RecordNotFound(f"image {image_id} has no json: upload the json first")
             if doc["state"] == COMPLETE:
                 raise ImageConflict()
             if doc["json"] != raw_json:
@@ -98,7 +98,7 @@ class ImageStore:
         with self._store.tables.transaction(self._shard(image_id), TABLE) as images:
             doc = images.get(doc_id=image_id)
             if doc is None:
-                raise NotFound(f"image {image_id} not found")
+                raise RecordNotFound(f"image {image_id} not found")
             if doc["state"] == COMPLETE:
                 raise ImageConflict()
             if (doc["state"] != LAYER_STORED or doc["checksum"] != checksum
