@@ -9,11 +9,12 @@ from flask import Flask, Response
 
 from . import (activation, health, logs, openapi, probes, proxies, registry, repositories, search,
                transport, users)
+from .accounts import create_account
 from .config import describe, load_config
 from .errors import register_error_handlers
 from .names import ValidationError
 from .ops import commands
-from .passwords import VerifiedCredentials, hash_password, warm_up
+from .passwords import VerifiedCredentials, warm_up
 from .probes import API_VERSION
 from .ratelimit import LoginThrottle
 from .search_index import SearchIndex
@@ -67,16 +68,12 @@ def _bootstrap_admin(store: Store, settings: Mapping[str, Any]) -> None:
     username, password = settings["ADMIN_USERNAME"], settings["ADMIN_PASSWORD"]
     if not username or store.find_user(username) is not None:
         return
-    from . import names
     try:
-        names.username(username)
-        names.password(password)
+        create_account(store, username, password, f"{username}@index.invalid", active=True, admin=True,
+                       bcrypt_rounds=settings["BCRYPT_ROUNDS"])
+        log.info("created admin account %s", username)
     except ValidationError as exc:
         raise ValueError(f"INDEX_ADMIN_USERNAME/INDEX_ADMIN_PASSWORD: {exc}") from None
-    try:
-        store.create_user(username, hash_password(password, settings["BCRYPT_ROUNDS"]),
-                          f"{username}@index.invalid", active=True, admin=True)
-        log.info("created admin account %s", username)
     except AlreadyExists:
         pass  # another worker created it first
 

@@ -7,6 +7,7 @@ from flask import Blueprint, Response, current_app
 
 from . import activation, auth, names
 from .errors import BadRequest, Forbidden, Unauthorized
+from .accounts import create_account
 from .passwords import hash_password
 from .payloads import JSON, empty_response, json_response, read_json
 from .services import services
@@ -40,16 +41,14 @@ def register() -> Response:
         return _already_exists()
     if current_app.config["REGISTRATION"] == "closed":
         raise Unauthorized("registration is closed: ask an administrator for an account")
-    username = names.username(claimed)
-    password = names.password(data.get("password"))
-    email = names.email(data.get("email"))
-    password_hash = hash_password(password, current_app.config["BCRYPT_ROUNDS"])
     policy = current_app.config["REGISTRATION"]
     try:
         # confirm/approval: inactive (403 on every call) until the link or an admin activates it.
-        found.store.create_user(username, password_hash, email, active=policy == "open")
+        user = create_account(found.store, claimed, data.get("password"), data.get("email"),
+                              active=policy == "open", bcrypt_rounds=current_app.config["BCRYPT_ROUNDS"])
     except AlreadyExists:
         return _already_exists()
+    username, email = user["username"], user["emails"][0]
     if policy != "open":
         activation.after_registration(username, email)
     return json_response("User Created", 201)

@@ -14,6 +14,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from .. import names
+from ..accounts import create_account
 from ..names import LIBRARY, RepoName, ValidationError
 from ..passwords import hash_password
 from ..services import services
@@ -72,10 +73,9 @@ def users_create(username: str, email: str, admin: bool, inactive: bool, passwor
     except ValidationError as exc:
         _fail(str(exc))
     password = _read_password(password_stdin)
-    found = services()
     try:
-        found.store.create_user(username, hash_password(password, current_app.config["BCRYPT_ROUNDS"]),
-                                email, active=not inactive, admin=admin)
+        create_account(services().store, username, password, email, active=not inactive, admin=admin,
+                       bcrypt_rounds=current_app.config["BCRYPT_ROUNDS"])
     except AlreadyExists as exc:
         _fail(f"cannot create {username}: {exc.field} already exists")
     click.echo(f"created {'admin ' if admin else ''}user {username}"

@@ -1,8 +1,6 @@
 """Registry tag routes and the registry side of a repository delete (protocol.md 5 step 2, 8, 10).
 
-Each route exists for ``/v1/repositories/<ns>/<repo>/...`` and for the library form
-``/v1/repositories/<repo>/...`` (= ``library/<repo>``), under distinct endpoint names so that
-Werkzeug never redirects from one form to the other.
+Each route exists in both URL forms of a repository (:mod:`index.repository_urls`).
 """
 from __future__ import annotations
 
@@ -12,8 +10,8 @@ from flask import Blueprint, Response
 
 from .. import names
 from ..errors import Forbidden, NotFound
-from ..names import LIBRARY
 from ..payloads import json_response, read_json
+from ..repository_urls import repository_route
 from . import access
 from .core import registry
 
@@ -21,13 +19,7 @@ bp = Blueprint("registry_tags", __name__)
 
 
 def route(suffix: str, methods: list[str]) -> Callable:
-    def decorator(view: Callable) -> Callable:
-        bp.add_url_rule(f"/v1/repositories/<namespace>/<repository>{suffix}", view.__name__, view,
-                        methods=methods)
-        bp.add_url_rule(f"/v1/repositories/<repository>{suffix}", f"library_{view.__name__}", view,
-                        methods=methods, defaults={"namespace": LIBRARY})
-        return view
-    return decorator
+    return repository_route(bp, suffix, methods)
 
 
 @route("/tags", ["GET"])
