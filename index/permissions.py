@@ -22,6 +22,8 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import Any, Iterable
 
+from flask import current_app
+
 from .names import LIBRARY, RepoName
 from .services import services
 from .store.access import PUBLIC, find_organization, holders_of, repository_facts
@@ -87,7 +89,7 @@ def role_for(user: Principal | None, name: RepoName) -> Role | None:
     if facts is None:
         return None
     role: Role | None = None
-    if facts["visibility"] == PUBLIC and (user is not None or services().config["ANONYMOUS_PULL"]):
+    if facts["visibility"] == PUBLIC and (user is not None or current_app.config["ANONYMOUS_PULL"]):
         role = Role.READ
     if user is not None:
         granted = facts["permissions"]
@@ -141,7 +143,7 @@ def creator_grants(user: Principal, namespace: str) -> dict[str, Any]:
 
 
 def anonymous_reads_allowed() -> bool:
-    return bool(services().config["ANONYMOUS_PULL"])
+    return bool(current_app.config["ANONYMOUS_PULL"])
 
 
 def readable_holder(user: Principal | None, image_id: str,

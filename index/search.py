@@ -4,18 +4,16 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 
 from . import auth, permissions
 from .errors import BadRequest
 from .names import RepoName
 from .payloads import json_response
-from .search_index import SearchIndex
 from .services import services
 
 bp = Blueprint("search", __name__)
 
-SEARCH_INDEX_KEY = "docker_index.search"
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
 MAX_QUERY_CHARS = 256
@@ -46,14 +44,6 @@ def _result(name: str, description: str) -> dict[str, Any]:
             "is_official": "/" not in name, "is_trusted": False, "is_automated": False}
 
 
-def _search_index() -> SearchIndex:
-    """This worker's index (built at the first query, then kept fresh)."""
-    index = current_app.extensions.get(SEARCH_INDEX_KEY)
-    if index is None:
-        index = current_app.extensions.setdefault(SEARCH_INDEX_KEY, SearchIndex(services().store))
-    return index
-
-
 @bp.get("/v1/search")
 def search() -> Response:
     query = request.args.get("q", "")
@@ -75,7 +65,7 @@ def search() -> Response:
         namespace, _, repository = full.partition("/")
         return permissions.can_read(user, RepoName(namespace, repository))
 
-    total, found = _search_index().search(needle, start, page_size, visible)
+    total, found = services().search.search(needle, start, page_size, visible)
     return json_response({
         "query": query,
         "num_results": total,

@@ -11,14 +11,14 @@ from __future__ import annotations
 from flask import Flask
 
 from .. import principals
-from . import cli, organization, repository, robots  # noqa: F401  (register their routes)
+from . import organization, repository, robots  # noqa: F401  (register their routes)
 from .common import bp
 
 __all__ = ["bp", "install"]
 
 
 def install(app: Flask, secret_key: str, fallback_keys: list[str]) -> None:
-    """Register the routes and admin CLI commands; robots' tokens derive from these keys."""
+    """Register the routes; robots' tokens derive from these keys. (Its admin CLI commands,
+    :mod:`index.api.cli`, are registered with every other command in :mod:`index.ops.commands`.)"""
     principals.install_keys(app, secret_key, fallback_keys)
     app.register_blueprint(bp)
-    cli.register(app)

@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any, Callable, NoReturn
 
 import click
-from flask import Flask
 from flask.cli import AppGroup
 
 from .. import names
@@ -23,9 +22,7 @@ robots = AppGroup("robots", help="Manage robot accounts (<namespace>+<name>, tok
 permissions_group = AppGroup("permissions", help="Repository visibility and per-repository grants.")
 
 
-def register(app: Flask) -> None:
-    for group in (organizations, teams, robots, permissions_group):
-        app.cli.add_command(group)
+COMMANDS = (organizations, teams, robots, permissions_group)
 
 
 def _fail(message: str) -> NoReturn:

@@ -13,7 +13,7 @@ from ..errors import BadRequest, Conflict, NotFound
 from ..names import LIBRARY, RepoName, ValidationError
 from ..services import services
 from ..store import ACTIVE, AlreadyExists
-from ..store import NotFound as StoreNotFound
+from ..store import RecordNotFound as StoreNotFound
 from ..store.access import (OWNERS_TEAM, VISIBILITIES, AccessStore, NotEmpty, find_organization,
                             find_robot)
 

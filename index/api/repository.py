@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response
+from flask import Response, current_app
 
 from .. import auth, names, permissions
 from ..errors import Conflict, Forbidden
@@ -36,7 +36,7 @@ def create_repository() -> Response:
     user = caller()
     data = body("namespace", "repository", optional=("visibility", "description"))
     name = names.repo_name(data["namespace"], data["repository"])
-    chosen = operations.visibility(data.get("visibility", services().config["DEFAULT_VISIBILITY"]))
+    chosen = operations.visibility(data.get("visibility", current_app.config["DEFAULT_VISIBILITY"]))
     text = operations.description(data.get("description"))
     if not permissions.can_create(user, name.namespace):
         if name.namespace == LIBRARY:

@@ -16,8 +16,7 @@ from typing import Any
 from .. import auth, permissions
 from ..errors import Forbidden, NotFound, Unauthorized
 from ..names import RepoName
-from ..services import services
-from ..store import ACTIVE
+from ..repository_urls import visible_repository
 
 # What each access level of a token allows.
 _GRANTS = {"read": {"read", "write"}, "write": {"write"}, "delete": {"delete"}}
@@ -31,13 +30,6 @@ def _anonymous() -> Unauthorized:
 def _check_grant_level(granted: str, need: str) -> None:
     if granted not in _GRANTS[need]:
         raise Forbidden(f"the token grants {granted} access; this request needs {need}")
-
-
-def _repository(name: RepoName, *, deleting_ok: bool) -> dict[str, Any]:
-    record = services().store.get_repository(name.namespace, name.repository)
-    if record is None or (record["state"] != ACTIVE and not deleting_ok):
-        raise NotFound(f"repository {name.display} not found")
-    return record
 
 
 def _caller() -> dict[str, Any] | None:
@@ -56,7 +48,7 @@ def repository(name: RepoName, need: str) -> dict[str, Any]:
     if auth.scheme() == "token":
         grant = auth.token_grant(name)
         _check_grant_level(grant.access, need)
-        return _repository(name, deleting_ok=grant.access == "delete")
+        return visible_repository(name, deleting_ok=grant.access == "delete")
     user = _caller()
     if user is None and need != "read":
         raise _anonymous()
@@ -66,7 +58,7 @@ def repository(name: RepoName, need: str) -> dict[str, Any]:
     if role < permissions.TOKEN_NEEDS[need]:
         raise Forbidden(f"{user['username'] if user else 'an anonymous caller'} may not {need} "
                         f"repository {name.display}")
-    return _repository(name, deleting_ok=need == "delete")
+    return visible_repository(name, deleting_ok=need == "delete")
 
 
 def image(image_id: str, need: str) -> None:
@@ -77,7 +69,7 @@ def image(image_id: str, need: str) -> None:
         namespace, _, repo = grant.repository.partition("/")
         name = RepoName(namespace, repo)
         _check_grant_level(grant.access, need)
-        record = _repository(name, deleting_ok=grant.access == "delete")
+        record = visible_repository(name, deleting_ok=grant.access == "delete")
         if not any(entry["id"] == image_id for entry in record["images"]):
             verb = "was not announced for" if need == "write" else "does not belong to"
             raise Forbidden(f"image {image_id} {verb} repository {name.display}")

@@ -17,8 +17,12 @@ from typing import Any, Iterator
 
 from tinydb.table import Document
 
-from . import ACTIVE, AlreadyExists, NotFound, Store, _now, json_copy
+from . import ACTIVE, Store
+from .errors import AlreadyExists
+from .errors import RecordNotFound as NotFound
 from .files import DataFile
+from .records import json_copy
+from .records import now as _now
 
 ORGANIZATIONS = "organizations"
 ROBOTS = "robots"
