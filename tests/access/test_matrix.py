@@ -208,12 +208,12 @@ def test_matrix_after_grants_are_removed(world):
 
 
 def test_matrix_after_visibility_changes(world):
-    public_readers = _tokens(world, "pub", ["anonymous", "bobby", "cody", "acme+none"], "read")
+    public_readers = _tokens(world, "pub", ["anonymous", "alice", "bobby", "cody", "acme+none"], "read")
     assert world.api("POST", "/repository/acme/pub/changevisibility", "tara", {"visibility": "private"}).status_code == 200
     assert world.api("POST", "/repository/acme/app/changevisibility", "acme+boss", {"visibility": "public"}).status_code == 200
     for caller in world.callers.values():
         caller.role_app, caller.role_pub = caller.role_app or READ, caller.role_pub
-        if caller.name in ("anonymous", "bobby", "cody", "acme+none"):
+        if caller.name in public_readers:
             caller.role_pub = None
     wrong = check(world, "app", lambda c: c.role_app) + check(world, "pub", lambda c: c.role_pub)
     assert wrong == [], "\n" + "\n".join(wrong)
