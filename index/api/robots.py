@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import Response, request
 
-from ..errors import Forbidden
 from ..payloads import empty_response, json_response
 from . import operations
 from .common import body, bp, person
@@ -31,10 +30,8 @@ def _list(namespace: str) -> Response:
 
 
 def _user_namespace() -> str:
-    user = person()
-    if user.get("robot"):
-        raise Forbidden("robot accounts cannot have robots")
-    return user["username"]
+    """The caller's own namespace (a person's: robots cannot have robots)."""
+    return person()["username"]
 
 
 @bp.get("/organization/<org>/robots")
