@@ -130,7 +130,7 @@ def token_grant(name: RepoName | None = None) -> Grant:
         grant = services().signer.verify(header)
     except TokenError as exc:
         raise Unauthorized(str(exc), challenge=TOKEN_CHALLENGE) from None
-    logs.set_user(grant.user)
+    logs.set_user(grant.user.partition("#")[0] if grant.user else None)  # robots: name#generation
     if name is not None and grant.repository != name.full:
         raise Forbidden(f"token is for repository {grant.repository}, not {name.full}")
     user = None

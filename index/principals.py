@@ -59,19 +59,37 @@ def token_of(record: dict[str, Any]) -> str:
     return _derive(current_app.extensions[ROBOT_KEYS][0], record["name"], record["nonce"])
 
 
+GENERATION_CHARS = 12
+
+
 def robot_principal(record: dict[str, Any]) -> dict[str, Any]:
     return {"username": record["name"], "robot": True, "namespace": record["namespace"],
-            "active": True, "admin": False, "emails": []}
+            "active": True, "admin": False, "emails": [],
+            "generation": record["nonce"][:GENERATION_CHARS]}
+
+
+def token_subject(user: dict[str, Any] | None) -> str | None:
+    """Who an index token is issued to: the account's name; a robot's name with its token
+    generation (``acme+ci#<12 hex>``), so that regenerating or deleting the robot also stops the
+    index tokens it was handed (``find`` no longer resolves the old subject)."""
+    if user is None:
+        return None
+    if user.get("robot"):
+        return f"{user['username']}#{user['generation']}"
+    return user["username"]
 
 
 def find(name: str) -> dict[str, Any] | None:
     """The account or robot called ``name``, or None."""
     store = services().store
     if "+" in name:
+        name, _, generation = name.partition("#")  # a token's subject (see token_subject)
         if not is_robot_name(name):
             return None
         record = find_robot(store, name)
-        return robot_principal(record) if record is not None else None
+        if record is None or (generation and record["nonce"][:GENERATION_CHARS] != generation):
+            return None
+        return robot_principal(record)
     return store.find_user(name)
 
 

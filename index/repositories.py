@@ -40,7 +40,7 @@ def put_repository(namespace: str, repository: str) -> Response:
     hosts = endpoints()  # the answer must name an endpoint: fail (400) before writing, not after
     services().store.announce_repository(name.namespace, name.repository, images, owner=user["username"],
                                          new_fields=new_fields)
-    return add_token(json_response(""), name, "write", user["username"], hosts)
+    return add_token(json_response(""), name, "write", principals.token_subject(user), hosts)
 
 
 def _may_announce(name: RepoName, user: dict[str, Any]) -> dict[str, Any] | None:
@@ -97,7 +97,7 @@ def delete_repository(namespace: str, repository: str) -> Response:
         return json_response("")
     hosts = endpoints()  # the 202 must name an endpoint: fail (400) before hiding the repository
     store.mark_deleting(name.namespace, name.repository)
-    return add_token(json_response("", 202), name, "delete", user["username"], hosts)
+    return add_token(json_response("", 202), name, "delete", principals.token_subject(user), hosts)
 
 
 @route("/images", ["PUT"])
@@ -125,7 +125,7 @@ def get_images(namespace: str, repository: str) -> Response:
     record = _readable(name, user)
     response = json_response(record["images"])
     if request.headers.get("X-Docker-Token", "").lower() == "true":
-        return add_token(response, name, "read", user["username"] if user else None)
+        return add_token(response, name, "read", principals.token_subject(user))
     return add_endpoints(response)
 
 

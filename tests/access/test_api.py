@@ -147,6 +147,10 @@ def test_robots_tokens_and_regeneration(world: World):
     assert again.get_json() == {"name": "acme+reader", "token": world.robot_tokens["acme+reader"]}
     old = world.robot_tokens["acme+reader"]
     assert world.client.get("/v1/users/", headers=basic("acme+reader", old)).status_code == 200
+    listed = world.client.get("/v1/repositories/acme/app/images",
+                              headers={**basic("acme+reader", old), "X-Docker-Token": "true"})
+    index_token = {"Authorization": f"Token {listed.headers['X-Docker-Token']}"}
+    assert world.client.get("/v1/repositories/acme/app/tags", headers=index_token).status_code == 200
     regenerated = world.api("POST", "/organization/acme/robots/reader/regenerate", "olga")
     assert regenerated.status_code == 200
     new = regenerated.get_json()["token"]
@@ -154,6 +158,8 @@ def test_robots_tokens_and_regeneration(world: World):
     # The old token stops at once (no credential cache in between), the new one works.
     assert world.client.get("/v1/users/", headers=basic("acme+reader", old)).status_code == 401
     assert world.client.get("/v1/repositories/acme/app/tags", headers=basic("acme+reader", old)).status_code == 401
+    # ... and so do the index tokens it was handed with the old one.
+    assert world.client.get("/v1/repositories/acme/app/tags", headers=index_token).status_code == 401
     assert world.client.get("/v1/repositories/acme/app/tags", headers=basic("acme+reader", new)).status_code == 200
     # No password change for a robot; it cannot manage anything either.
     changed = call_json(world.client, "PUT", "/v1/users/acme+reader/", basic("acme+reader", new), {"password": "newpass1"})
