@@ -210,6 +210,18 @@ class AccessStore:
                         team["members"].remove(full)
         self._drop_grants(namespace, "user", full)
 
+    def forget_principal(self, name: str) -> None:
+        """Remove a deleted account's grants and team memberships everywhere, so that a new
+        account of the same name starts with nothing. (Its own robots are deleted too.)"""
+        for robot in self.list_robots(name):
+            self.delete_robot(robot["name"])
+        for org in self.list_organizations():
+            for team, info in org["teams"].items():
+                if name in info["members"]:
+                    self.set_member(org["name"], team, name, False)
+        for namespace in self._store.namespaces():
+            self._drop_grants(namespace, "user", name)
+
     # -- repositories --------------------------------------------------------------------------
     def create_repository(self, namespace: str, name: str, owner: str, description: str,
                           visibility: str, permissions: dict[str, Any]) -> dict[str, Any]:

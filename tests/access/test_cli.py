@@ -53,3 +53,17 @@ def test_cli_organizations_teams_robots_and_permissions(world: World):
     assert run(world, "teams", "delete", "cliorg", "pushers").exit_code == 0
     refused = run(world, "organizations", "delete", "cliorg", "--yes")
     assert refused.exit_code == 1 and "still has repositories" in refused.output
+
+
+def test_deleting_a_user_takes_its_grants_teams_and_robots(world: World):
+    assert world.api("PUT", "/user/robots/bot", "rita").status_code == 201
+    assert world.api("PUT", "/organization/acme/team/ops/members/rita", "olga").status_code == 200
+    assert run(world, "users", "delete", "rita", "--yes").exit_code == 0
+    # A new account of the same name starts with nothing.
+    assert world.client.post("/v1/users/", data='{"username": "rita", "password": "secret9", "email": "r2@example.com"}',
+                             content_type="application/json").status_code == 201
+    assert world.client.get("/v1/repositories/acme/app/tags", headers=basic("rita", "secret9")).status_code == 404
+    assert "rita" not in world.api("GET", "/repository/acme/pub/permissions/user/", "olga").get_json()["permissions"]
+    assert world.api("GET", "/organization/acme/team/ops/members", "olga").get_json() == {
+        "members": [{"name": "tara", "kind": "user"}]}
+    assert world.api("GET", "/user/robots", ("rita", "secret9")).get_json() == {"robots": []}
