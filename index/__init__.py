@@ -29,6 +29,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     settings = load_config(config)
     logs.configure(settings)
     app = Flask(__name__, static_folder=None)  # an API: no /static route
+    # "ns//images" is not "ns/images": an empty path segment is a 404, never merged and redirected.
+    app.url_map.merge_slashes = False
     app.config.update(settings)
     app.json.sort_keys = False
     logs.install(app)

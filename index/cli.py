@@ -13,7 +13,7 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from . import names
+from . import accounts, names
 from .certs import cert_command
 from .names import LIBRARY, RepoName, ValidationError
 from .passwords import hash_password
@@ -21,7 +21,7 @@ from .selfcheck import self_check_command
 from .services import services
 from .store import AlreadyExists, NotFound
 
-users = AppGroup("users", help="Manage accounts: create, list, show, activate, promote, delete ...")
+users = AppGroup("users", help="Manage accounts: create, list, show, activate, promote, delete, release ...")
 repositories = AppGroup("repositories", help="Manage repositories: list, show, describe, delete.")
 
 
@@ -165,17 +165,48 @@ def users_set_password(username: str, password_stdin: bool) -> None:
 
 @users.command("delete")
 @click.argument("username")
+@click.option("--repositories", "repositories_action", type=click.Choice(accounts.REPOSITORY_CHOICES),
+              help="What happens to the repositories of the account's namespace: 'delete' them, or "
+                   "'transfer' them to the account named by --to. Required when it has any.")
+@click.option("--to", "to", metavar="OTHER_USER", help="With --repositories transfer: the new owner.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def users_delete(username: str, yes: bool) -> None:
-    """Delete account USERNAME; its repositories stay (delete them with 'repositories delete')."""
-    _user_or_fail(username)
-    if not yes:
-        click.confirm(f"delete user {username}?", abort=True)
+def users_delete(username: str, repositories_action: str | None, to: str | None, yes: bool) -> None:
+    """Delete account USERNAME: its tokens stop working, its repositories are deleted or
+    transferred (as you say), and the name stays reserved until 'users release'."""
+    found = services()
     try:
-        services().store.delete_user(username)
-    except NotFound:
-        _fail(f"no user {username!r}")
-    click.echo(f"deleted user {username}")
+        plan = accounts.plan_deletion(found.store, username, repositories_action, to)
+    except accounts.AccountError as exc:
+        _fail(str(exc))
+    if not yes:
+        click.confirm(f"{plan.describe()}?", abort=True)
+    try:
+        accounts.delete_account(found.store, found.registry, plan)
+    except accounts.AccountError as exc:
+        _fail(str(exc))
+    for name in plan.deleted:
+        click.echo(f"deleted repository {name}")
+    for name in plan.moved:
+        click.echo(f"moved repository {name} to {plan.to}/{name.partition('/')[2]}")
+    click.echo(f"deleted user {username}; the name stays reserved (release it with: users release {username})")
+
+
+@users.command("release")
+@click.argument("username")
+def users_release(username: str) -> None:
+    """Let the name of deleted account USERNAME be registered again."""
+    try:
+        accounts.release_name(services().store, username)
+    except accounts.AccountError as exc:
+        _fail(str(exc))
+    click.echo(f"released {username}: it can be registered again")
+
+
+@users.command("reserved")
+def users_reserved() -> None:
+    """List the names of deleted accounts that nobody may register yet."""
+    for entry in sorted(services().store.reserved_names(), key=lambda entry: entry["username"]):
+        click.echo(f"{entry['username']:<30} deleted {entry.get('deleted', '-')}")
 
 
 def _repo_name(text: str) -> RepoName:

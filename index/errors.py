@@ -6,6 +6,7 @@ import logging
 
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RequestRedirect
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,11 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
         # Routing 404/405 and Werkzeug's own 413 speak the same shape as the API.
+        if isinstance(exc, RequestRedirect):
+            # Werkzeug redirects a path to its canonical form (a missing trailing slash) with a
+            # Location built from the Host header: an API answers what it has, never sends a
+            # client elsewhere.
+            return error_response(404, "not found: no resource has this exact path")
         headers = {}
         if exc.code == 405 and getattr(exc, "valid_methods", None):
             headers["Allow"] = ", ".join(exc.valid_methods)

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from flask import Response, current_app, request
 
 from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType, json_body
 from .names import RepoName
 from .services import services
+from .store import generation_of
 
 JSON = "application/json"
 # A bare host[:port] as docker expects in X-Docker-Endpoints. Wider than Werkzeug's own host check,
@@ -104,11 +105,25 @@ def add_endpoints(response: Response, hosts: Iterable[str] | None = None) -> Res
     return response
 
 
-def add_token(response: Response, name: RepoName, access: str, user: str | None,
-              hosts: Iterable[str] | None = None) -> Response:
+def add_token(response: Response, name: RepoName, access: str,
+              user: Mapping[str, Any] | str | None, hosts: Iterable[str] | None = None, *,
+              delete_id: str | None = None) -> Response:
     """The token headers of protocol.md 4.1/5/8, plus the endpoints that accept the token
-    (``hosts``: what :func:`endpoints` returned earlier in this request)."""
-    token = services().signer.issue(name.full, access, user)
+    (``hosts``: what :func:`endpoints` returned earlier in this request).
+
+    ``user`` is the account record the request was authorized as (a username is looked up again),
+    None for an anonymous reader; the token carries that account's generation. A delete token
+    carries the repository's ``delete_id`` (see ``Store.mark_deleting``).
+    """
+    found = services()
+    if isinstance(user, str):
+        record = found.store.find_user(user)
+        if record is None:
+            raise ValueError(f"no account {user!r} to issue a token to")
+        user = record
+    username = user["username"] if user is not None else None
+    generation = generation_of(dict(user)) if user is not None else None
+    token = found.signer.issue(name.full, access, username, generation=generation, delete_id=delete_id)
     # add, not set: the response is new and has none of these yet (set scans for old values).
     response.headers.add("X-Docker-Token", token)
     response.headers.add("WWW-Authenticate", f"Token {token}")

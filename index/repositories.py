@@ -55,7 +55,7 @@ def put_repository(namespace: str, repository: str) -> Response:
     images = names.image_list(read_json())
     hosts = endpoints()  # the answer must name an endpoint: fail (400) before writing, not after
     services().store.announce_repository(name.namespace, name.repository, images, owner=user["username"])
-    return add_token(json_response(""), name, "write", user["username"], hosts)
+    return add_token(json_response(""), name, "write", user, hosts)
 
 
 @route("/", ["DELETE"], strict_slashes=False)
@@ -75,10 +75,10 @@ def delete_repository(namespace: str, repository: str) -> Response:
                 registry.repository_removed(removed)
             return json_response("")
         hosts = endpoints()  # the 202 must name an endpoint: fail (400) before hiding the repository
-        store.mark_deleting(name.namespace, name.repository)
+        deleting = store.mark_deleting(name.namespace, name.repository)
     except StoreNotFound:
         raise NotFound(f"repository {name.display} not found") from None
-    return add_token(json_response("", 202), name, "delete", user["username"], hosts)
+    return add_token(json_response("", 202), name, "delete", user, hosts, delete_id=deleting["delete_id"])
 
 
 @route("/images", ["PUT"])
@@ -102,8 +102,7 @@ def get_images(namespace: str, repository: str) -> Response:
     if auth.scheme() == "token":
         grant = auth.token_grant(name)
         record = _visible(name, for_delete=grant.access == "delete")
-        if record["state"] != ACTIVE and grant.access != "delete":
-            raise NotFound(f"repository {name.display} not found")
+        auth.check_delete_grant(grant, record, name)
         return json_response(record["images"])
     user = auth.basic_user()
     if user is not None:
@@ -111,7 +110,7 @@ def get_images(namespace: str, repository: str) -> Response:
     record = _visible(name)
     response = json_response(record["images"])
     if request.headers.get("X-Docker-Token", "").lower() == "true":
-        return add_token(response, name, "read", user["username"] if user else None)
+        return add_token(response, name, "read", user)
     return add_endpoints(response)
 
 
@@ -123,7 +122,11 @@ def authorize_token(namespace: str, repository: str) -> Response:
         grant = auth.token_grant(name)
     except (Unauthorized, Forbidden) as exc:
         raise Forbidden(f"permission denied: {exc.message}") from None
-    _visible(name, for_delete=grant.access == "delete")
+    record = _visible(name, for_delete=grant.access == "delete")
+    try:
+        auth.check_delete_grant(grant, record, name)
+    except Unauthorized as exc:
+        raise Forbidden(f"permission denied: {exc.message}") from None
     return json_response("OK")
 
 

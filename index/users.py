@@ -3,14 +3,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, request
 
 from . import activation, auth, names
 from .errors import BadRequest, Forbidden, NotFound, Unauthorized
 from .passwords import hash_password
 from .payloads import JSON, empty_response, json_response, read_json
+from .ratelimit import registration_throttle
 from .services import services
-from .store import AlreadyExists
+from .store import AlreadyExists, LimitReached
 from .store import NotFound as StoreNotFound
 
 bp = Blueprint("users", __name__)
@@ -44,6 +45,8 @@ def register() -> Response:
     username = names.username(claimed)
     password = names.password(data.get("password"))
     email = names.email(data.get("email"))
+    # Counted before bcrypt and the write: a flood of registrations is refused (429) cheaply.
+    registration_throttle().count(request.remote_addr or "")
     password_hash = hash_password(password, found.config["BCRYPT_ROUNDS"])
     policy = found.config["REGISTRATION"]
     try:
@@ -79,9 +82,13 @@ def update_user(username: str) -> Response:
     found = services()
     password_hash = hash_password(password, found.config["BCRYPT_ROUNDS"]) if password is not None else None
     try:
-        found.store.update_user(username, password_hash=password_hash, add_email=email)
+        found.store.update_user(username, password_hash=password_hash, add_email=email,
+                                max_emails=found.config["MAX_EMAILS_PER_ACCOUNT"])
     except StoreNotFound:
         raise NotFound(f"user {username} not found") from None
+    except LimitReached as exc:
+        raise BadRequest(f"account {username} already has {exc.limit} e-mail addresses, the most "
+                         "one account may hold (INDEX_MAX_EMAILS_PER_ACCOUNT); nothing was changed") from None
     except AlreadyExists:
         raise BadRequest("email is already used by another account") from None
     return empty_response(204)

@@ -44,7 +44,9 @@ def repository(name: RepoName, need: str) -> dict[str, Any]:
     if auth.scheme() == "token":
         grant = auth.token_grant(name)
         _check_grant_level(grant.access, need)
-        return _repository(name, deleting_ok=grant.access == "delete")
+        record = _repository(name, deleting_ok=grant.access == "delete")
+        auth.check_delete_grant(grant, record, name)  # a delete token: only for its own delete
+        return record
     user = auth.basic_user()
     if user is None:
         raise _anonymous()
@@ -62,6 +64,7 @@ def image(image_id: str, need: str) -> None:
         name = RepoName(namespace, repo)
         _check_grant_level(grant.access, need)
         record = _repository(name, deleting_ok=grant.access == "delete")
+        auth.check_delete_grant(grant, record, name)
         if not any(entry["id"] == image_id for entry in record["images"]):
             verb = "was not announced for" if need == "write" else "does not belong to"
             raise Forbidden(f"image {image_id} {verb} repository {name.display}")

@@ -3,7 +3,8 @@
 TinyDB is the query layer; :mod:`index.store.files` makes it durable and safe across threads and
 processes. Data is split so that a write costs what the touched part holds:
 
-    <data dir>/db/users.json                 every account, keyed by username
+    <data dir>/db/users.json                 every account, keyed by username (table "users"), and
+                                             the names of deleted accounts, reserved (table "reserved")
     <data dir>/db/namespaces/<namespace>.json that namespace's repositories and their image lists
 
 Methods return plain dicts (copies) or raise :class:`NotFound` / :class:`AlreadyExists`.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,7 +26,8 @@ from tinydb.table import Document, Table
 from .files import (GATE_LOCK, LOCK_TIMEOUT_SECONDS, CorruptDataFile, DataFile, ForkSafe, InUseMark,
                     StorageFailure, StoreError, ensure_dir, flocked, remove_stale_temp_files)
 
-__all__ = ["Store", "CHANGES_NAME", "StoreError", "StorageFailure", "CorruptDataFile", "NotFound", "AlreadyExists"]
+__all__ = ["Store", "CHANGES_NAME", "StoreError", "StorageFailure", "CorruptDataFile", "NotFound", "AlreadyExists",
+           "LimitReached", "generation_of"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,26 @@ class AlreadyExists(StoreError):
     def __init__(self, field: str) -> None:
         super().__init__(f"{field} already exists")
         self.field = field
+
+
+class LimitReached(StoreError):
+    """A per-account limit (``what``, e.g. e-mail addresses) would be exceeded; nothing changed."""
+
+    def __init__(self, what: str, limit: int) -> None:
+        super().__init__(f"at most {limit} {what} per account")
+        self.what = what
+        self.limit = limit
+
+
+def generation_of(user: dict[str, Any]) -> str:
+    """The account generation that tokens are bound to: ``<account id>.<serial>``.
+
+    The serial goes up on every event that must end the account's tokens (password change,
+    deactivation, :meth:`Store.bump_generation`); the random account id, fixed when the account is
+    created, keeps a later account that registers a released name from matching an old token.
+    Records written before generations existed count as id "" and serial 0.
+    """
+    return f"{user.get('account_id', '')}.{int(user.get('generation', 0))}"
 
 
 class KeyedTable(Table):
@@ -164,11 +187,23 @@ class Store(ForkSafe):
         The gate is held shared so that a backup (exclusive) sees no write half-way through; a
         fresh TinyDB and table each time, since TinyDB caches query results per table object.
         """
+        with self._database_transaction(datafile) as database:
+            yield database.table(table, cache_size=0)
+
+    @contextlib.contextmanager
+    def _database_transaction(self, datafile: DataFile) -> Iterator[_Database]:
+        """As :meth:`_transaction`, for changes that span several tables of one file."""
         with self.writing(), datafile.locked():
             storage = _TransactionStorage(datafile)
-            yield _Database(storage=_StorageFactory(storage)).table(table, cache_size=0)
+            yield _Database(storage=_StorageFactory(storage))
             if storage.commit() and datafile.path.parent == self.namespaces_dir:
                 self._note_change(datafile.path.stem)
+
+    @contextlib.contextmanager
+    def _accounts_transaction(self) -> Iterator[tuple[Table, Table]]:
+        """The users and the reserved names, changed together."""
+        with self._database_transaction(self._users_file()) as database:
+            yield database.table("users", cache_size=0), database.table("reserved", cache_size=0)
 
     @staticmethod
     def _reader(datafile: DataFile, table: str) -> Table:
@@ -270,9 +305,11 @@ class Store(ForkSafe):
                     active: bool = True, admin: bool = False) -> dict[str, Any]:
         """Add an account; AlreadyExists("username"|"email") when either is taken."""
         user = {"username": username, "password_hash": password_hash, "emails": [email],
-                "active": active, "admin": admin, "created": _now()}
-        with self._transaction(self._users_file(), "users") as users:
-            if users.contains(doc_id=username):
+                "active": active, "admin": admin, "created": _now(),
+                "account_id": secrets.token_hex(8), "generation": 1}
+        with self._accounts_transaction() as (users, reserved):
+            # A deleted account's name stays taken until an administrator releases it.
+            if users.contains(doc_id=username) or reserved.contains(doc_id=username):
                 raise AlreadyExists("username")
             if _email_owner(users.all(), email) is not None:
                 raise AlreadyExists("email")
@@ -281,8 +318,10 @@ class Store(ForkSafe):
 
     def update_user(self, username: str, *, password_hash: str | None = None,
                     add_email: str | None = None, active: bool | None = None,
-                    admin: bool | None = None) -> dict[str, Any]:
-        """Change an account; a new e-mail is added beside the old ones."""
+                    admin: bool | None = None, max_emails: int | None = None) -> dict[str, Any]:
+        """Change an account; a new e-mail is added beside the old ones (LimitReached past
+        ``max_emails``). A new password or a deactivation starts a new generation: every token
+        issued before stops working."""
         with self._transaction(self._users_file(), "users") as users:
             user = users.get(doc_id=username)
             if user is None:
@@ -290,6 +329,8 @@ class Store(ForkSafe):
             changes: dict[str, Any] = {}
             known = {email.lower() for email in user["emails"]}
             if add_email is not None and add_email.lower() not in known:
+                if max_emails is not None and len(user["emails"]) >= max_emails:
+                    raise LimitReached("e-mail addresses", max_emails)
                 owner = _email_owner(users.all(), add_email)
                 if owner is not None and owner != username:
                     raise AlreadyExists("email")
@@ -300,18 +341,50 @@ class Store(ForkSafe):
                 changes["active"] = active
             if admin is not None:
                 changes["admin"] = admin
+            if password_hash is not None or active is False:
+                changes["generation"] = int(user.get("generation", 0)) + 1
             if changes:
                 users.update(changes, doc_ids=[username])
             return json_copy({**user, **changes})
 
-    def delete_user(self, username: str) -> dict[str, Any]:
-        """Remove an account (its repositories stay); returns what was removed."""
+    def bump_generation(self, username: str) -> dict[str, Any]:
+        """Start a new generation of the account: every token issued to it before stops working
+        (for callers that replace an account's secret, e.g. a robot token regeneration)."""
         with self._transaction(self._users_file(), "users") as users:
             user = users.get(doc_id=username)
             if user is None:
                 raise NotFound(f"user {username} not found")
+            generation = int(user.get("generation", 0)) + 1
+            users.update({"generation": generation}, doc_ids=[username])
+            return json_copy({**user, "generation": generation})
+
+    def delete_user(self, username: str) -> dict[str, Any]:
+        """Remove an account and reserve its name (see :meth:`release_name`); returns what was
+        removed. Its repositories are the caller's business (index.accounts decides)."""
+        with self._accounts_transaction() as (users, reserved):
+            user = users.get(doc_id=username)
+            if user is None:
+                raise NotFound(f"user {username} not found")
             users.remove(doc_ids=[username])
+            reserved.upsert(Document({"username": username, "deleted": _now()}, doc_id=username))
         return json_copy(dict(user))
+
+    def reserved_names(self) -> list[dict[str, Any]]:
+        """The names of deleted accounts that nobody may register yet."""
+        datafile = self._existing(self._users_path())
+        if datafile is None:
+            return []
+        return [json_copy(dict(doc)) for doc in self._reader(datafile, "reserved").all()]
+
+    def is_reserved(self, name: str) -> bool:
+        return self._lookup(self._users_path(), "reserved", name) is not None
+
+    def release_name(self, username: str) -> None:
+        """Let ``username`` be registered again; NotFound when it is not reserved."""
+        with self._transaction(self._users_file(), "reserved") as reserved:
+            if not reserved.contains(doc_id=username):
+                raise NotFound(f"name {username} is not reserved")
+            reserved.remove(doc_ids=[username])
 
     def confirm_user(self, username: str) -> bool:
         """Activate an account whose e-mail was just confirmed, once.
@@ -369,9 +442,11 @@ class Store(ForkSafe):
             else:
                 record = dict(doc)
                 record["state"] = ACTIVE
+                # A new push ends any delete under way: its delete token is spent.
+                record.pop("delete_id", None)
             record["images"] = _merge(record["images"], images)
             # A re-push that announces nothing new changes nothing: no rewrite, no fsync.
-            if doc is None or record["images"] != doc["images"] or doc["state"] != ACTIVE:
+            if doc is None or record != doc:
                 record["updated"] = _now()
                 repos.upsert(Document(record, doc_id=name))
         return _repository_view(record)
@@ -395,8 +470,21 @@ class Store(ForkSafe):
         return _repository_view(record)
 
     def mark_deleting(self, namespace: str, name: str) -> dict[str, Any]:
-        """Hide the repository from pulls and search until its deletion is confirmed."""
-        return self._set_fields(namespace, name, {"state": DELETING})
+        """Hide the repository from pulls and search until its deletion is confirmed.
+
+        The record gets a random ``delete_id`` (kept if a delete is already under way), which the
+        delete token carries: the token is good for this delete only, and is spent when the
+        record goes (or a new push makes the repository active again).
+        """
+        with self._transaction(self._namespace_file(namespace), "repositories") as repos:
+            doc = repos.get(doc_id=name)
+            if doc is None:
+                raise NotFound(f"repository {namespace}/{name} not found")
+            delete_id = doc.get("delete_id") if doc["state"] == DELETING else None
+            record = {**doc, "state": DELETING, "delete_id": delete_id or secrets.token_urlsafe(16),
+                      "updated": _now()}
+            repos.upsert(Document(record, doc_id=name))
+        return _repository_view(record)
 
     def set_description(self, namespace: str, name: str, description: str) -> dict[str, Any]:
         return self._set_fields(namespace, name, {"description": description})
@@ -431,6 +519,32 @@ class Store(ForkSafe):
             if tags != doc.get("tags"):
                 repos.upsert(Document({**doc, "tags": tags, "updated": _now()}, doc_id=name))
         return tags
+
+    def move_repository(self, namespace: str, name: str, to_namespace: str, owner: str) -> dict[str, Any]:
+        """Move a repository (images, tags, description) into another namespace, for ``owner``.
+
+        Two files change: the copy is written first, then the original removed. A move cut short
+        in between leaves the copy marked ``moved_from``; running the move again finishes it.
+        AlreadyExists("repository") when the target namespace already holds another one so named.
+        """
+        source = f"{namespace}/{name}"
+        doc = self._lookup(self._namespace_path(namespace), "repositories", name)
+        if doc is None:
+            raise NotFound(f"repository {source} not found")
+        with self._transaction(self._namespace_file(to_namespace), "repositories") as repos:
+            existing = repos.get(doc_id=name)
+            if existing is not None and existing.get("moved_from") != source:
+                raise AlreadyExists("repository")
+            record = {**json_copy(doc), "namespace": to_namespace, "owner": owner,
+                      "moved_from": source, "updated": _now()}
+            record.pop("delete_id", None)
+            if record.get("state") == DELETING:
+                record["state"] = ACTIVE  # the delete under way was the old owner's, not the new one's
+            repos.upsert(Document(record, doc_id=name))
+        with self._transaction(self._namespace_file(namespace), "repositories") as repos:
+            if repos.contains(doc_id=name):
+                repos.remove(doc_ids=[name])
+        return _repository_view(record)
 
     def delete_tags(self, namespace: str, name: str, tags: Iterable[str] | None = None) -> list[str]:
         """Remove the given tags (all with None) of a repository in any state; returns those removed."""
