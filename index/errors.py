@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import logging
 
-from flask import Flask, Response
+from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
 
@@ -91,14 +91,18 @@ def register_error_handlers(app: Flask) -> None:
     def _api_error(exc: ApiError) -> Response:
         return error_response(exc.status, exc.message, exc.headers)
 
+    @app.before_request
+    def _no_redirects() -> Response | None:
+        # Werkzeug's router answers a path without its rule's trailing slash with a redirect whose
+        # Location is built from the Host header (and Flask hands such routing results past the
+        # error handlers). An API answers what it has and never sends a client elsewhere.
+        if isinstance(request.routing_exception, RequestRedirect):
+            return error_response(404, "not found: no resource has this exact path")
+        return None
+
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
         # Routing 404/405 and Werkzeug's own 413 speak the same shape as the API.
-        if isinstance(exc, RequestRedirect):
-            # Werkzeug redirects a path to its canonical form (a missing trailing slash) with a
-            # Location built from the Host header: an API answers what it has, never sends a
-            # client elsewhere.
-            return error_response(404, "not found: no resource has this exact path")
         headers = {}
         if exc.code == 405 and getattr(exc, "valid_methods", None):
             headers["Allow"] = ", ".join(exc.valid_methods)
