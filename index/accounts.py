@@ -1,7 +1,12 @@
-"""Deleting an account: what happens to its repositories is said explicitly, and its name stays
-reserved until an administrator releases it.
+"""Making and ending accounts.
 
-Steps, each safe to repeat if one is cut short (run the same deletion again):
+Making one: registration (``POST /v1/users``), the bootstrap admin (``INDEX_ADMIN_USERNAME``) and
+the CLI's ``users create`` all call :func:`create_account` (validate, hash the password, store).
+
+Deleting one (:func:`plan_deletion`, then :func:`delete_account`): what happens to its
+repositories is said explicitly, and its name stays reserved until an administrator releases it
+(:func:`release_name`). Steps, each safe to repeat if one is cut short (run the same deletion
+again):
 
 1. the account is deactivated, which starts a new generation: its logins and every token it
    was given stop working at once, so it cannot push while it is being deleted;
@@ -18,8 +23,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import names
+from .passwords import hash_password
 from .services import RegistryHooks
-from .store import AlreadyExists, NotFound, Store
+from .store import AlreadyExists, RecordNotFound, Store
+
+
+def create_account(store: Store, username: str, password: str, email: str, *, active: bool,
+                   admin: bool = False, bcrypt_rounds: int) -> dict[str, Any]:
+    """Store a new account; the values are checked in this order first.
+
+    Raises :class:`~index.names.ValidationError` for an invalid username, password or e-mail and
+    :class:`~index.store.errors.AlreadyExists` when the username or the e-mail is taken.
+    """
+    username = names.username(username)
+    password = names.password(password)
+    email = names.email(email)
+    return store.create_user(username, hash_password(password, bcrypt_rounds), email,
+                             active=active, admin=admin)
+
 
 REPOSITORY_CHOICES = ("delete", "transfer")
 
@@ -93,7 +114,7 @@ def delete_account(store: Store, registry: RegistryHooks | None, plan: DeletionP
     username = plan.username
     try:
         store.update_user(username, active=False)  # ends its logins and tokens first
-    except NotFound:
+    except RecordNotFound:
         raise AccountError(f"no user {username!r}") from None
     # Repositories pushed meanwhile (before step 1 took effect) are handled too.
     for record in namespace_repositories(store, username):
@@ -113,7 +134,7 @@ def delete_account(store: Store, registry: RegistryHooks | None, plan: DeletionP
         else:
             try:
                 removed = store.delete_repository(username, record["name"])
-            except NotFound:
+            except RecordNotFound:
                 continue  # removed meanwhile
             if registry is not None:
                 registry.repository_removed(removed)
@@ -128,5 +149,5 @@ def release_name(store: Store, username: str) -> None:
         raise AccountError(f"{username} is an existing account, not a reserved name")
     try:
         store.release_name(username)
-    except NotFound:
+    except RecordNotFound:
         raise AccountError(f"the name {username!r} is not reserved") from None

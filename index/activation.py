@@ -2,8 +2,8 @@
 
 An activation link is ``<scheme>://<INDEX_PUBLIC_HOST>/account/activate?token=<signed>`` (never the
 request's Host header, which the registering client chose; ``confirm`` does not start without
-that setting): the username signed
-with the secret key (older keys from ``INDEX_SECRET_KEY_FALLBACKS`` still verify) and valid for
+that setting): the username signed (:class:`index.tokens.ActivationLinks`) with the secret key
+(older keys from ``INDEX_SECRET_KEY_FALLBACKS`` still verify) and valid for
 ``INDEX_ACTIVATION_TTL`` seconds. The token travels in the query string, which the request log
 never writes.
 """
@@ -11,58 +11,33 @@ from __future__ import annotations
 
 import logging
 import smtplib
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
-from flask import Blueprint, Response, request
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from flask import Blueprint, Response, current_app, request
 
 from . import mail
 from .errors import BadRequest, NotFound
 from .services import services
-from .store import NotFound as StoreNotFound
+from .store import RecordNotFound
 
 log = logging.getLogger(__name__)
 bp = Blueprint("activation", __name__)
 
 ACTIVATE_PATH = "/account/activate"
-_SALT = "docker-index.activation"
-
-
-class ActivationLinks:
-    """Signs and checks the username carried by an activation link."""
-
-    def __init__(self, secret_key: str, ttl_seconds: int, fallback_keys: Sequence[str] = ()) -> None:
-        self._serializer = URLSafeTimedSerializer([*fallback_keys, secret_key], salt=_SALT)
-        self.ttl_seconds = ttl_seconds
-
-    def token_for(self, username: str) -> str:
-        return self._serializer.dumps({"u": username})
-
-    def username_of(self, token: str) -> str:
-        """The username, or BadRequest when the token is tampered with or expired."""
-        try:
-            signed = self._serializer.loads(token, max_age=self.ttl_seconds)
-        except SignatureExpired:
-            raise BadRequest("this activation link has expired: register again or ask an administrator") from None
-        except BadSignature:
-            raise BadRequest("this activation link is not valid") from None
-        if not isinstance(signed, dict) or not isinstance(signed.get("u"), str):
-            raise BadRequest("this activation link is not valid")
-        return signed["u"]
 
 
 def after_registration(username: str, email: str) -> None:
     """Tell the new user (confirm) or the administrator (approval) what happens next."""
-    found = services()
-    policy = found.config["REGISTRATION"]
+    config = current_app.config
+    policy = config["REGISTRATION"]
     if policy == "approval":
         log.info("account %s awaits approval: flask --app wsgi users activate %s", username, username)
     elif policy == "confirm":
-        _send_link(found.config, username, email, _link_for(found.activation.token_for(username)))
+        _send_link(config, username, email, _link_for(services().activation.token_for(username)))
 
 
 def _public_host() -> str:
-    host = services().config["PUBLIC_HOST"]
+    host = current_app.config["PUBLIC_HOST"]
     if not host:  # config refuses confirm without it; never fall back to the Host header
         raise RuntimeError("INDEX_PUBLIC_HOST is not set")
     return host
@@ -100,9 +75,9 @@ def activate() -> Response:
     username = services().activation.username_of(token)
     try:
         first_time = services().store.confirm_user(username)
-    except StoreNotFound:
+    except RecordNotFound:  # the account was deleted after the link was sent
         raise NotFound(f"user {username} no longer exists") from None
-    host = services().config["PUBLIC_HOST"] or request.host  # an answer to this caller only
+    host = current_app.config["PUBLIC_HOST"] or request.host  # an answer to this caller only
     text = (f"Account {username} is active. Log in with: docker login {host}\n" if first_time
             else f"Account {username} was already confirmed; if it is inactive, an administrator deactivated it.\n")
     return Response(text, status=200, mimetype="text/plain")

@@ -21,15 +21,12 @@ import threading
 import time
 from typing import Iterator
 
-from flask import Flask, current_app
 from limits import RateLimitItem, RateLimitItemPerHour, RateLimitItemPerMinute
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
 from .errors import TooManyRequests
 
-EXTENSION_KEY = "docker_index_login_throttle"
-REGISTRATION_KEY = "docker_index_registration_throttle"
 _MAX_USERNAME_KEY_CHARS = 64  # bounds the memory one attacker-chosen username can occupy
 
 
@@ -134,16 +131,3 @@ class RegistrationThrottle:
             wait = max(1, math.ceil(reset_at - time.time()))
             raise TooManyRequests(f"too many registrations from this address; try again in {wait} s",
                                   retry_after=wait)
-
-
-def init_app(app: Flask) -> None:
-    app.extensions[EXTENSION_KEY] = LoginThrottle(app.config["LOGIN_FAILURES_PER_MINUTE"])
-    app.extensions[REGISTRATION_KEY] = RegistrationThrottle(app.config["REGISTRATIONS_PER_HOUR"])
-
-
-def login_throttle() -> LoginThrottle:
-    return current_app.extensions[EXTENSION_KEY]
-
-
-def registration_throttle() -> RegistrationThrottle:
-    return current_app.extensions[REGISTRATION_KEY]
