@@ -16,7 +16,6 @@ from .names import LIBRARY, RepoName
 from .payloads import empty_response, json_response, read_json
 from .repository_urls import repository_route, visible_repository
 from .services import services
-from .store import ACTIVE
 
 bp = Blueprint("repositories", __name__)
 
