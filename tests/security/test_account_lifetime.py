@@ -195,3 +195,27 @@ def test_an_account_without_repositories_needs_no_choice_and_release_checks_the_
     assert "existing account" in cli("users", "release", "admin").output
     assert cli("users", "release", "carol").exit_code == 0
     assert _register(client, "carol").status_code == 201
+
+
+# -- across gunicorn workers ----------------------------------------------------------------------
+
+def test_a_password_change_ends_old_tokens_in_every_worker(live_server):
+    """Each worker keeps its own caches (verified signatures, parsed files): the old token must be
+    refused by whichever worker answers, right after the change was answered by another."""
+    json_headers = {"Content-Type": "application/json"}
+    body = json.dumps({"username": "genlive", "password": "secret1", "email": "genlive@example.com"}).encode()
+    assert live_server.request("POST", "/v1/users/", body, json_headers)[0] == 201
+    status, headers, _ = live_server.request("PUT", "/v1/repositories/genlive/app/", b"[]",
+                                             {**json_headers, **basic("genlive", "secret1"), "X-Docker-Token": "true"})
+    assert status == 200
+    old = {"Authorization": "Token " + headers["x-docker-token"]}
+    # Every worker has verified (and remembered) the token before the change.
+    assert {live_server.request("GET", "/v1/repositories/genlive/app/images", headers=old)[0]
+            for _ in range(8)} == {200}
+    changed = live_server.request("PUT", "/v1/users/genlive/", json.dumps({"password": "secret2"}).encode(),
+                                  {**json_headers, **basic("genlive", "secret1")})
+    assert changed[0] == 204
+    assert {live_server.request("GET", "/v1/repositories/genlive/app/images", headers=old)[0]
+            for _ in range(8)} == {401}
+    assert {live_server.request("PUT", "/v1/repositories/genlive/app/auth", headers=old)[0]
+            for _ in range(4)} == {403}
