@@ -41,8 +41,12 @@ def _read_password(from_stdin: bool) -> str:
 
 
 def _user_or_fail(username: str) -> dict[str, Any]:
-    user = services().store.find_user(username)
+    store = services().store
+    user = store.find_user(username)
     if user is None:
+        if store.is_reserved(username):
+            _fail(f"no user {username!r}: the name of a deleted account, reserved "
+                  f"(users release {username} lets it be registered again)")
         _fail(f"no user {username!r}")
     return user
 
