@@ -10,6 +10,8 @@ from flask import Flask
 from ..services import EXTENSION_KEY
 from . import images, tags
 from .core import Registry
+from .layers import STALE_UPLOAD_SECONDS
+from .migrate import migrate_legacy
 
 __all__ = ["Registry", "install"]
 
@@ -17,8 +19,10 @@ __all__ = ["Registry", "install"]
 def install(app: Flask) -> Registry:
     """Create the app's registry, hook it into the index's routes and register its routes."""
     found = app.extensions[EXTENSION_KEY]
-    registry = Registry(found.store, found.config["DATA_DIR"])
-    registry.layers.remove_stale_uploads()
+    registry = Registry(found.store, found.config["DATA_DIR"], found.config)
+    registry.blobs.remove_stale_uploads(STALE_UPLOAD_SECONDS)
+    migrate_legacy(registry)
+    registry.expire_pending()
     found.registry = registry
     app.register_blueprint(images.bp)
     app.register_blueprint(tags.bp)

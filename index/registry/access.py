@@ -3,7 +3,8 @@
 * ``Authorization: Token ...`` issued by this index: ``read`` for GET/HEAD, ``write`` for PUT,
   ``delete`` for DELETE. A write token also reads (a pushing client's ``GET images/<id>/json``
   then answers 200 for complete images and the client skips them). Image routes accept a token
-  only for ids announced in the token's repository.
+  only for ids announced in the token's repository, and see only the versions of an id that an
+  account who may write that repository uploaded (:mod:`index.registry.scope`).
 * ``Authorization: Basic ...`` of an active account: reads of every (public) repository; writes
   where the account may push (its namespace; admins everywhere).
 * Without credentials: 401. Anonymous pulls go through the read token the index hands out.
@@ -12,11 +13,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import auth
+from .. import auth, permissions
 from ..errors import Forbidden, NotFound, Unauthorized
 from ..names import RepoName
 from ..services import services
 from ..store import ACTIVE
+from . import scope
+from .scope import Scope
 
 # What each access level of a token allows.
 _GRANTS = {"read": {"read", "write"}, "write": {"write"}, "delete": {"delete"}}
@@ -54,8 +57,14 @@ def repository(name: RepoName, need: str) -> dict[str, Any]:
     return _repository(name, deleting_ok=need == "delete")
 
 
-def image(image_id: str, need: str) -> None:
-    """Authorize ``need`` (read|write) on one image, which a repository must have announced."""
+def image(image_id: str, need: str) -> Scope:
+    """Authorize ``need`` (read|write) on one image; returns the scope that decides which
+    version of the id this request sees (see :mod:`index.registry.scope`).
+
+    With a Token the id must be announced in the token's repository. With Basic, reads see
+    versions held by repositories the account may read; writes need the id announced in a
+    repository the account may write.
+    """
     if auth.scheme() == "token":
         grant = auth.token_grant()  # verified once; the image's repository is the token's
         namespace, _, repo = grant.repository.partition("/")
@@ -65,17 +74,23 @@ def image(image_id: str, need: str) -> None:
         if not any(entry["id"] == image_id for entry in record["images"]):
             verb = "was not announced for" if need == "write" else "does not belong to"
             raise Forbidden(f"image {image_id} {verb} repository {name.display}")
-        return
+        writer = grant.user if grant.access == "write" else None
+        return scope.for_repository(name, writer)
     user = auth.basic_user()
     if user is None:
         raise _anonymous()
     auth.require_active(user)
     if need == "read":
-        return  # every repository is public to active accounts
+        return scope.for_reader(user)
     store = services().store
     namespaces = store.namespaces() if user.get("admin") else [user["username"]]
+    writable = []
     for namespace in namespaces:
         for record in store.iter_repositories(namespace):
-            if record["state"] == ACTIVE and any(e["id"] == image_id for e in record["images"]):
-                return
-    raise Forbidden(f"image {image_id} was not announced for any repository {user['username']} may push to")
+            name = RepoName(record["namespace"], record["name"])
+            if (record["state"] == ACTIVE and any(e["id"] == image_id for e in record["images"])
+                    and permissions.can_write(user, name)):
+                writable.append(name)
+    if not writable:
+        raise Forbidden(f"image {image_id} was not announced for any repository {user['username']} may push to")
+    return scope.for_writer(user["username"], writable)
