@@ -12,6 +12,7 @@ from . import images, tags
 from .core import Registry
 from .layers import STALE_UPLOAD_SECONDS
 from .migrate import migrate_legacy
+from .usage import usage_command
 
 __all__ = ["Registry", "install"]
 
@@ -26,4 +27,5 @@ def install(app: Flask) -> Registry:
     found.registry = registry
     app.register_blueprint(images.bp)
     app.register_blueprint(tags.bp)
+    app.cli.add_command(usage_command)
     return registry

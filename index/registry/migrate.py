@@ -95,15 +95,32 @@ def migrate_legacy(registry: "Registry") -> int:
 
 
 def _holders(registry: "Registry", legacy: dict[str, dict[str, Any]]) -> dict[str, dict[str, list[str]]]:
-    """image id -> owner account -> the repositories of that owner that hold the id (announced
-    it, or have it in a tag's ancestry)."""
-    holders: dict[str, dict[str, list[str]]] = {}
+    """image id -> owner account -> the repositories of that owner that hold the id.
+
+    The best evidence of who uploaded an image is a tag of the owner's repository that has it
+    in its ancestry: when such repositories exist, only their owners get a version. Otherwise
+    (an upload never tagged) the owners of the repositories that announced it do. So a
+    repository that only announced another account's id gets no version of it.
+    """
+    tagged: dict[str, dict[str, list[str]]] = {}
+    announced: dict[str, dict[str, list[str]]] = {}
     for record in registry.store.iter_repositories():
         name = RepoName(record["namespace"], record["name"])
-        ids = {entry["id"] for entry in record.get("images", [])}
-        for tagged in record.get("tags", {}).values():
-            ids |= set(legacy.get(tagged, {}).get("ancestry", [tagged]))
         owner = record.get("owner") or record["namespace"]
-        for image_id in ids:
-            holders.setdefault(image_id, {}).setdefault(owner, []).append(name.full)
+        for target in record.get("tags", {}).values():
+            for image_id in legacy.get(target, {}).get("ancestry", [target]):
+                _add(tagged, image_id, owner, name.full)
+        for entry in record.get("images", []):
+            _add(announced, entry["id"], owner, name.full)
+    holders = {}
+    for image_id in set(tagged) | set(announced):
+        owners = tagged.get(image_id) or announced[image_id]
+        holders[image_id] = {owner: sorted({*refs, *announced.get(image_id, {}).get(owner, [])})
+                             for owner, refs in owners.items()}
     return holders
+
+
+def _add(holders: dict[str, dict[str, list[str]]], image_id: str, owner: str, repository: str) -> None:
+    held = holders.setdefault(image_id, {}).setdefault(owner, [])
+    if repository not in held:
+        held.append(repository)
