@@ -82,8 +82,8 @@ class Registry:
         """The ids a repository may hold: its announced images, its tags, and the ancestry of
         every version of those that it holds (tags only point at announced images)."""
         ids = {entry["id"] for entry in record.get("images", [])} | set(record.get("tags", {}).values())
-        for image_id in list(ids):
-            for version in self.images.versions(image_id).values():
+        for versions in self.images.versions_of(ids).values():
+            for version in versions.values():
                 if name.full in version["refs"]:
                     ids |= set(version["ancestry"])
         return ids
@@ -110,8 +110,8 @@ class Registry:
         prefix = namespace + "/"
         for record in self.store.iter_repositories(namespace):
             name = RepoName(record["namespace"], record["name"])
-            for image_id in self._references_of(name, record):
-                for uploader, version in self.images.versions(image_id).items():
+            for image_id, versions in self.images.versions_of(self._references_of(name, record)).items():
+                for uploader, version in versions.items():
                     if (image_id, uploader) in seen or not any(ref.startswith(prefix) for ref in version["refs"]):
                         continue
                     seen.add((image_id, uploader))

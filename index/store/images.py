@@ -91,6 +91,24 @@ class ImageStore:
             return {}
         return json_copy(doc["versions"])
 
+    def versions_of(self, image_ids: Iterable[str]) -> dict[str, dict[str, Version]]:
+        """``versions`` of many ids at once, reading each shard once (read-only views: do not
+        change them). Ids without versions are left out."""
+        by_shard: dict[str, list[str]] = {}
+        for image_id in set(image_ids):
+            by_shard.setdefault(image_id[:2], []).append(image_id)
+        found: dict[str, dict[str, Version]] = {}
+        for prefix, ids in by_shard.items():
+            datafile = self._store._existing(self._store.db_dir / "images" / f"{prefix}.json")
+            if datafile is None:
+                continue
+            docs = datafile.read_shared().get(TABLE, {})
+            for image_id in ids:
+                doc = docs.get(image_id)
+                if doc is not None and not is_legacy(doc):
+                    found[image_id] = doc["versions"]
+        return found
+
     def find(self, image_id: str, satisfies: Satisfies, state: str = COMPLETE) -> Version | None:
         return choose(self.versions(image_id), satisfies, state)
 
@@ -205,13 +223,12 @@ class ImageStore:
         Returns (image id, uploader, blob digest) of each dropped version that had a blob.
         """
         by_shard: dict[str, list[str]] = {}
-        for image_id in set(image_ids):
-            by_shard.setdefault(image_id[:2], []).append(image_id)
+        held = self.versions_of(image_ids)
+        for image_id, versions in held.items():
+            if any(ref in version["refs"] for version in versions.values()):
+                by_shard.setdefault(image_id[:2], []).append(image_id)
         released: list[tuple[str, str, str]] = []
-        for ids in by_shard.values():
-            if not any(ref in version["refs"] for image_id in ids
-                       for version in self.versions(image_id).values()):
-                continue  # nothing of this shard is held by ref: no lock, no write
+        for ids in by_shard.values():  # only shards where ref holds something: a lock, a write
             with self._store._transaction(self._shard(ids[0]), TABLE) as images:
                 for image_id in ids:
                     doc = images.get(doc_id=image_id)
