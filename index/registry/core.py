@@ -101,6 +101,14 @@ class Registry:
         """The next shard in turn (see EXPIRE_ROTATION_SECONDS)."""
         self.expire_pending([f"{int(time.time() // EXPIRE_ROTATION_SECONDS) % 256:02x}"])
 
+    def collect_garbage(self) -> int:
+        """Delete blobs no image version uses (what a crash between two steps can leave);
+        each blob is checked under its blob shard's lock. Returns how many were deleted."""
+        def delete(digest: str) -> None:
+            with self.store.writing():
+                self.blobs.delete(digest)
+        return sum(self.images.prune_blob_users(digest, delete) for digest in list(self.blobs.digests()))
+
     # -- storage used --------------------------------------------------------------------------
     def usage(self, namespace: str) -> int:
         """Bytes the versions held by ``namespace``'s repositories take (image json + layer);

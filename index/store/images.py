@@ -326,6 +326,28 @@ class ImageStore:
                 deleted.append(digest)
         return deleted
 
+    def prune_blob_users(self, digest: str, delete: Callable[[str], object]) -> bool:
+        """Drop users of ``digest`` that no longer are versions using it (left by a process that
+        died between removing a version and releasing its blob); delete the blob when none is
+        left. True when it was deleted."""
+        with self._store._transaction(self._blob_shard(digest), BLOB_TABLE) as blobs:
+            doc = blobs.get(doc_id=digest)
+            users = []
+            for user in (doc["users"] if doc is not None else []):
+                image_id, _, uploader = user.partition("/")
+                version = self.versions(image_id).get(uploader)
+                # A version still in "json" state may be between add_blob_user and attach_layer.
+                if version is not None and (version["blob"] == digest or version["state"] == JSON_STORED):
+                    users.append(user)
+            if users:
+                if users != doc["users"]:
+                    blobs.upsert(Document({**doc, "users": users}, doc_id=digest))
+                return False
+            if doc is not None:
+                blobs.remove(doc_ids=[digest])
+            delete(digest)
+        return True
+
     def blob_users(self, digest: str) -> list[str]:
         hexdigest = digest.partition(":")[2]
         doc = self._store._lookup(self._store.db_dir / "blobs" / f"{hexdigest[:2]}.json", BLOB_TABLE, digest)

@@ -184,3 +184,19 @@ def test_credentialed_layer_answers_are_not_stored_by_caches(client, accounts):
     for headers in (basic("alice", "secret1"), read_token(client, "alice/base")):
         reply = client.get(f"/v1/images/{W}/layer", headers=headers)
         assert reply.status_code == 200 and reply.headers.getlist("Cache-Control") == ["no-store"]
+
+
+def test_garbage_collection_deletes_only_blobs_no_version_uses(client, accounts, app):
+    from index.services import EXTENSION_KEY
+    registry = app.extensions[EXTENSION_KEY].registry
+    Push(client, "alice/base", chain([W], salt="alice"))
+    data_dir = app.config["DATA_DIR"]
+    kept = storage.layer_file(data_dir, W)
+    # What a process killed between dropping a version and releasing its blob leaves behind.
+    stray = registry.blobs.path("sha256:" + "ee" * 32)
+    stray.parent.mkdir(parents=True)
+    stray.write_bytes(b"left over")
+    registry.images.add_blob_user("sha256:" + "ee" * 32, image_id(0x99), "bobby", 9, commit=lambda: None)
+    assert registry.collect_garbage() == 1
+    assert storage.blob_files(data_dir) == [kept]
+    assert pull(client, "alice/base", W)[1] == kept.read_bytes()
