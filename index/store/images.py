@@ -56,6 +56,25 @@ def choose(versions: dict[str, Version], satisfies: Satisfies, state: str = COMP
     return min(found, key=lambda version: (version["created_at"], version["uploaded_by"]), default=None)
 
 
+# Ids released per transaction: bounds how long one delete holds a shard's lock.
+RELEASE_BATCH = 500
+
+
+def _apply(images: Any, changes: dict[str, dict[str, Version]]) -> None:
+    """Write new ``versions`` of existing documents in one pass ({}: the document goes).
+
+    One TinyDB update/remove per batch, not one per id: each call re-reads the whole table."""
+    updated = [image_id for image_id, versions in changes.items() if versions]
+    removed = [image_id for image_id, versions in changes.items() if not versions]
+
+    def set_versions(doc: dict[str, Any]) -> None:
+        doc["versions"] = changes[doc["id"]]
+    if updated:
+        images.update(set_versions, doc_ids=updated)
+    if removed:
+        images.remove(doc_ids=removed)
+
+
 def _blob_user(image_id: str, uploader: str) -> str:
     return f"{image_id}/{uploader}"
 
@@ -228,9 +247,12 @@ class ImageStore:
             if any(ref in version["refs"] for version in versions.values()):
                 by_shard.setdefault(image_id[:2], []).append(image_id)
         released: list[tuple[str, str, str]] = []
-        for ids in by_shard.values():  # only shards where ref holds something: a lock, a write
-            with self._store._transaction(self._shard(ids[0]), TABLE) as images:
-                for image_id in ids:
+        batches = [ids[start:start + RELEASE_BATCH] for ids in by_shard.values()
+                   for start in range(0, len(ids), RELEASE_BATCH)]
+        for batch in batches:  # only shards where ref holds something: a lock, a write
+            with self._store._transaction(self._shard(batch[0]), TABLE) as images:
+                changes: dict[str, dict[str, Version]] = {}
+                for image_id in batch:
                     doc = images.get(doc_id=image_id)
                     if doc is None or is_legacy(doc):
                         continue
@@ -247,12 +269,9 @@ class ImageStore:
                             del versions[uploader]
                             if version.get("blob"):
                                 released.append((image_id, uploader, version["blob"]))
-                    if not changed:
-                        continue
-                    if versions:
-                        images.upsert(Document({"id": image_id, "versions": versions}, doc_id=image_id))
-                    else:
-                        images.remove(doc_ids=[image_id])
+                    if changed:
+                        changes[image_id] = versions
+                _apply(images, changes)
         return released
 
     # -- uploads that never finished -------------------------------------------------------------
@@ -275,6 +294,7 @@ class ImageStore:
         """Inside a shard's transaction: drop its expired pending versions (not ``keep``)."""
         cutoff = now - self.pending_seconds
         released: list[tuple[str, str, str]] = []
+        changes: dict[str, dict[str, Version]] = {}
         for doc in images.all():
             if is_legacy(doc):
                 continue
@@ -289,10 +309,8 @@ class ImageStore:
                 blob = versions.pop(uploader).get("blob")
                 if blob:
                     released.append((image_id, uploader, blob))
-            if versions:
-                images.upsert(Document({"id": image_id, "versions": versions}, doc_id=image_id))
-            else:
-                images.remove(doc_ids=[image_id])
+            changes[image_id] = versions
+        _apply(images, changes)
         return released
 
     # -- blob references -----------------------------------------------------------------------
