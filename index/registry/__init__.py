@@ -12,7 +12,6 @@ from . import images, tags
 from .core import Registry
 from .layers import STALE_UPLOAD_SECONDS
 from .migrate import migrate_legacy
-from .usage import usage_command
 
 __all__ = ["Registry", "install"]
 
@@ -20,12 +19,11 @@ __all__ = ["Registry", "install"]
 def install(app: Flask) -> Registry:
     """Create the app's registry, hook it into the index's routes and register its routes."""
     found = app.extensions[EXTENSION_KEY]
-    registry = Registry(found.store, found.config["DATA_DIR"], found.config)
+    registry = Registry(found.store, app.config["DATA_DIR"], app.config)
     registry.blobs.remove_stale_uploads(STALE_UPLOAD_SECONDS)
     migrate_legacy(registry)
     registry.expire_pending()
     found.registry = registry
     app.register_blueprint(images.bp)
     app.register_blueprint(tags.bp)
-    app.cli.add_command(usage_command)
     return registry

@@ -15,8 +15,7 @@ from flask import Blueprint, Response, request
 from .. import names
 from ..errors import BadRequest, Conflict, InsufficientStorage, NotFound, PayloadTooLarge
 from ..payloads import json_response, read_json_raw
-from ..store import NotFound as StoreNotFound
-from ..store.images import COMPLETE, LAYER_STORED, ImageConflict, choose
+from ..store.images import COMPLETE, LAYER_STORED, choose
 from . import access
 from .core import Registry, registry
 from .layers import UploadBroken
@@ -103,11 +102,8 @@ def put_json(image_id: str) -> Response:
         ancestry += parent_version["ancestry"]
     _check_quota(found, scope, len(raw))
     assert scope.uploader is not None
-    try:
-        _, released = found.images.put_json(image_id, scope.uploader, raw.decode("utf-8"), parent,
-                                            ancestry, scope.refs, scope.satisfies)
-    except ImageConflict as exc:
-        raise Conflict(exc.message) from None
+    _, released = found.images.put_json(image_id, scope.uploader, raw.decode("utf-8"), parent,
+                                        ancestry, scope.refs, scope.satisfies)
     found._drop(released)
     found.expire_one_shard()
     return json_response(True)
@@ -167,13 +163,7 @@ def put_layer(image_id: str) -> Response:
         previous = found.images.attach_layer(image_id, scope.uploader, version["json"], upload.digest,
                                              upload.size, upload.checksum, upload.payload_checksum,
                                              scope.satisfies)
-    except ImageConflict as exc:
-        found._drop(mine)
-        raise Conflict(exc.message) from None
-    except StoreNotFound as exc:
-        found._drop(mine)
-        raise NotFound(str(exc)) from None
-    except BaseException:
+    except BaseException:  # a conflict (409), a vanished version (404), a storage failure
         found._drop(mine)
         raise
     if previous is not None:
@@ -201,13 +191,8 @@ def put_checksum(image_id: str) -> Response:
     if payload and payload != version["payload_checksum"]:
         raise BadRequest(f"Checksum mismatch: X-Docker-Checksum-Payload {payload[:100]} does not "
                          f"match the uploaded layer; upload the layer again")
-    try:
-        found.images.mark_complete(image_id, scope.uploader, version["checksum"],
-                                   version["payload_checksum"], scope.satisfies)
-    except ImageConflict as exc:
-        raise Conflict(exc.message) from None
-    except StoreNotFound as exc:
-        raise NotFound(str(exc)) from None
+    found.images.mark_complete(image_id, scope.uploader, version["checksum"],
+                               version["payload_checksum"], scope.satisfies)
     return json_response(True)
 
 

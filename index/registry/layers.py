@@ -8,7 +8,6 @@ streams, so a compression bomb or a body past the size limit stops early.
 """
 from __future__ import annotations
 
-import errno
 import hashlib
 import logging
 import queue
@@ -16,7 +15,7 @@ import threading
 from dataclasses import dataclass
 from typing import BinaryIO, Callable
 
-from ..store.files import StorageFailure
+from ..store.errors import storage_failure
 from .tarsum import LayerLimits, LayerRefused, LayerTarSum, PayloadChecksum, TarError
 
 log = logging.getLogger(__name__)
@@ -24,7 +23,6 @@ log = logging.getLogger(__name__)
 CHUNK = 1 << 20
 # A live upload writes continuously, so an older temp upload belongs to a dead process.
 STALE_UPLOAD_SECONDS = 3600
-_NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
 
 
 class UploadBroken(Exception):
@@ -150,10 +148,4 @@ class _ChunkThread:
             raise self._error
 
 
-def storage_failure(exc: OSError) -> StorageFailure:
-    no_space = exc.errno in _NO_SPACE
-    reason = "the disk is full" if no_space else (exc.strerror or str(exc))
-    return StorageFailure(f"could not store the layer: {reason}", no_space=no_space)
-
-
-__all__ = ["receive_stream", "Streamed", "UploadBroken", "TarError", "LayerRefused", "LayerLimits", "CHUNK", "storage_failure"]
+__all__ = ["receive_stream", "Streamed", "UploadBroken", "TarError", "LayerRefused", "LayerLimits", "CHUNK"]

@@ -22,7 +22,8 @@ from flask import Response, send_file
 
 from ..store.files import fsync_dir
 from .blobs import ReceivedBlob
-from .layers import CHUNK, STALE_UPLOAD_SECONDS, receive_stream, storage_failure
+from ..store.errors import storage_failure
+from .layers import CHUNK, STALE_UPLOAD_SECONDS, receive_stream
 from .tarsum import LayerLimits
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ class LocalBlobs:
             self.uploads_dir.mkdir(parents=True, exist_ok=True)
             fd, name = tempfile.mkstemp(suffix=".part", dir=self.uploads_dir)
         except OSError as exc:
-            raise storage_failure(exc) from None
+            raise storage_failure("store the layer", exc) from None
         temp_path = Path(name)
         try:
             try:
@@ -59,7 +60,7 @@ class LocalBlobs:
                     handle.flush()
                     os.fsync(handle.fileno())
             except OSError as exc:  # writing, flushing or closing the temp file
-                raise storage_failure(exc) from None
+                raise storage_failure("store the layer", exc) from None
         except BaseException:
             with contextlib.suppress(OSError):
                 temp_path.unlink()
@@ -78,7 +79,7 @@ class LocalBlobs:
             os.replace(temp, target)
             fsync_dir(target.parent)
         except OSError as exc:
-            raise storage_failure(exc) from None
+            raise storage_failure("store the layer", exc) from None
         return received.digest
 
     def discard(self, received: ReceivedBlob) -> None:

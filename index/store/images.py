@@ -23,8 +23,10 @@ from typing import Any, Callable, Iterable
 
 from tinydb.table import Document
 
-from . import NotFound, Store, _now, json_copy
-from .files import DataFile, StoreError
+from . import Store
+from .errors import ImageConflict, RecordNotFound
+from .files import DataFile
+from .records import json_copy, now
 
 JSON_STORED = "json"
 LAYER_STORED = "layer"
@@ -34,14 +36,6 @@ BLOB_TABLE = "blobs"
 
 Version = dict[str, Any]
 Satisfies = Callable[[Version], bool]
-
-
-class ImageConflict(StoreError):
-    """The image is already complete, or changed underneath an upload."""
-
-    def __init__(self, message: str = "Image already exists") -> None:
-        super().__init__(message)
-        self.message = message
 
 
 def is_legacy(doc: dict[str, Any]) -> bool:
@@ -92,11 +86,11 @@ class ImageStore:
         return self._store.db_dir / "images" / f"{image_id[:2]}.json"
 
     def _shard(self, image_id: str) -> DataFile:
-        return self._store._datafile(self._shard_path(image_id))
+        return self._store.tables.datafile(self._shard_path(image_id))
 
     def _blob_shard(self, digest: str) -> DataFile:
         hexdigest = digest.partition(":")[2]
-        return self._store._datafile(self._store.db_dir / "blobs" / f"{hexdigest[:2]}.json")
+        return self._store.tables.datafile(self._store.db_dir / "blobs" / f"{hexdigest[:2]}.json")
 
     def shard_prefixes(self) -> list[str]:
         folder = self._store.db_dir / "images"
@@ -105,7 +99,7 @@ class ImageStore:
     # -- reading ----------------------------------------------------------------------------
     def versions(self, image_id: str) -> dict[str, Version]:
         """Every version of ``image_id`` by uploader (copies); {} for an unknown id."""
-        doc = self._store._lookup(self._shard_path(image_id), TABLE, image_id)
+        doc = self._store.tables.lookup(self._shard_path(image_id), TABLE, image_id)
         if doc is None or is_legacy(doc):
             return {}
         return json_copy(doc["versions"])
@@ -118,7 +112,7 @@ class ImageStore:
             by_shard.setdefault(image_id[:2], []).append(image_id)
         found: dict[str, dict[str, Version]] = {}
         for prefix, ids in by_shard.items():
-            datafile = self._store._existing(self._store.db_dir / "images" / f"{prefix}.json")
+            datafile = self._store.tables.existing(self._store.db_dir / "images" / f"{prefix}.json")
             if datafile is None:
                 continue
             docs = datafile.read_shared().get(TABLE, {})
@@ -134,7 +128,7 @@ class ImageStore:
     def legacy_records(self, prefix: str) -> dict[str, dict[str, Any]]:
         """Records of shard ``prefix`` still in the pre-version form (see ``migrate_shard``)."""
         path = self._store.db_dir / "images" / f"{prefix}.json"
-        datafile = self._store._existing(path)
+        datafile = self._store.tables.existing(path)
         if datafile is None:
             return {}
         docs = datafile.read_shared().get(TABLE, {})
@@ -149,9 +143,9 @@ class ImageStore:
         stored layer worthless) or by pending versions of this shard that expired: the caller
         releases them with :meth:`drop_blob_users`. ImageConflict when a complete version satisfies.
         """
-        now = time.time()
-        with self._store._transaction(self._shard(image_id), TABLE) as images:
-            released = self._expire_in(images, now, keep=(image_id, uploader))
+        stamp = time.time()
+        with self._store.tables.transaction(self._shard(image_id), TABLE) as images:
+            released = self._expire_in(images, stamp, keep=(image_id, uploader))
             doc = images.get(doc_id=image_id)
             versions = {} if doc is None or is_legacy(doc) else dict(doc["versions"])
             if choose(versions, satisfies) is not None:
@@ -164,8 +158,8 @@ class ImageStore:
             versions[uploader] = {
                 "uploaded_by": uploader, "json": raw_json, "parent": parent, "ancestry": ancestry,
                 "state": JSON_STORED, "blob": None, "size": None, "checksum": None,
-                "payload_checksum": None, "refs": sorted(set(refs)), "created": _now(),
-                "created_at": now, "updated_at": now}
+                "payload_checksum": None, "refs": sorted(set(refs)), "created": now(),
+                "created_at": stamp, "updated_at": stamp}
             images.upsert(Document({"id": image_id, "versions": versions}, doc_id=image_id))
         return json_copy(versions[uploader]), released
 
@@ -177,12 +171,12 @@ class ImageStore:
         ImageConflict if a version became complete meanwhile or the json was replaced during the
         upload; NotFound if the version is gone (expired, or its repository deleted).
         """
-        with self._store._transaction(self._shard(image_id), TABLE) as images:
+        with self._store.tables.transaction(self._shard(image_id), TABLE) as images:
             doc = images.get(doc_id=image_id)
             versions = {} if doc is None or is_legacy(doc) else dict(doc["versions"])
             old = versions.get(uploader)
             if old is None:
-                raise NotFound(f"image {image_id} has no json: upload the json first")
+                raise RecordNotFound(f"image {image_id} has no json: upload the json first")
             if old["state"] == COMPLETE or choose(versions, satisfies) is not None:
                 raise ImageConflict()
             if old["json"] != raw_json:
@@ -197,12 +191,12 @@ class ImageStore:
     def mark_complete(self, image_id: str, uploader: str, checksum: str, payload_checksum: str,
                       satisfies: Satisfies) -> Version:
         """Complete the version if it still holds the layer these checksums were verified against."""
-        with self._store._transaction(self._shard(image_id), TABLE) as images:
+        with self._store.tables.transaction(self._shard(image_id), TABLE) as images:
             doc = images.get(doc_id=image_id)
             versions = {} if doc is None or is_legacy(doc) else dict(doc["versions"])
             old = versions.get(uploader)
             if old is None:
-                raise NotFound(f"image {image_id} not found")
+                raise RecordNotFound(f"image {image_id} not found")
             if old["state"] == COMPLETE or choose(versions, satisfies) is not None:
                 raise ImageConflict()
             if (old["state"] != LAYER_STORED or old["checksum"] != checksum
@@ -223,7 +217,7 @@ class ImageStore:
         version = self.find(image_id, satisfies)
         if version is None or ref in version["refs"]:
             return version
-        with self._store._transaction(self._shard(image_id), TABLE) as images:
+        with self._store.tables.transaction(self._shard(image_id), TABLE) as images:
             doc = images.get(doc_id=image_id)
             versions = {} if doc is None or is_legacy(doc) else dict(doc["versions"])
             version = choose(versions, satisfies)
@@ -250,7 +244,7 @@ class ImageStore:
         batches = [ids[start:start + RELEASE_BATCH] for ids in by_shard.values()
                    for start in range(0, len(ids), RELEASE_BATCH)]
         for batch in batches:  # only shards where ref holds something: a lock, a write
-            with self._store._transaction(self._shard(batch[0]), TABLE) as images:
+            with self._store.tables.transaction(self._shard(batch[0]), TABLE) as images:
                 changes: dict[str, dict[str, Version]] = {}
                 for image_id in batch:
                     doc = images.get(doc_id=image_id)
@@ -279,7 +273,7 @@ class ImageStore:
         """Drop the versions of shard ``prefix`` whose upload did not complete within
         ``pending_seconds``; returns their (id, uploader, blob) for blob release."""
         path = self._store.db_dir / "images" / f"{prefix}.json"
-        datafile = self._store._existing(path)
+        datafile = self._store.tables.existing(path)
         if datafile is None:
             return []
         cutoff = time.time() - self.pending_seconds
@@ -287,12 +281,12 @@ class ImageStore:
         if not any(version["state"] != COMPLETE and version["updated_at"] < cutoff
                    for doc in docs.values() if not is_legacy(doc) for version in doc["versions"].values()):
             return []
-        with self._store._transaction(datafile, TABLE) as images:
+        with self._store.tables.transaction(datafile, TABLE) as images:
             return self._expire_in(images, time.time(), keep=None)
 
-    def _expire_in(self, images: Any, now: float, keep: tuple[str, str] | None) -> list[tuple[str, str, str]]:
+    def _expire_in(self, images: Any, stamp: float, keep: tuple[str, str] | None) -> list[tuple[str, str, str]]:
         """Inside a shard's transaction: drop its expired pending versions (not ``keep``)."""
-        cutoff = now - self.pending_seconds
+        cutoff = stamp - self.pending_seconds
         released: list[tuple[str, str, str]] = []
         changes: dict[str, dict[str, Version]] = {}
         for doc in images.all():
@@ -318,7 +312,7 @@ class ImageStore:
                       commit: Callable[[], object]) -> None:
         """Count a version as a user of blob ``digest`` and run ``commit`` (which makes the
         blob exist) under the blob shard's lock, so a concurrent release cannot delete it."""
-        with self._store._transaction(self._blob_shard(digest), BLOB_TABLE) as blobs:
+        with self._store.tables.transaction(self._blob_shard(digest), BLOB_TABLE) as blobs:
             doc = blobs.get(doc_id=digest)
             users = set(doc["users"]) if doc is not None else set()
             users.add(_blob_user(image_id, uploader))
@@ -331,7 +325,7 @@ class ImageStore:
         (``delete`` runs under the blob shard's lock). Returns the deleted digests."""
         deleted = []
         for image_id, uploader, digest in released:
-            with self._store._transaction(self._blob_shard(digest), BLOB_TABLE) as blobs:
+            with self._store.tables.transaction(self._blob_shard(digest), BLOB_TABLE) as blobs:
                 doc = blobs.get(doc_id=digest)
                 users = set(doc["users"]) if doc is not None else set()
                 users.discard(_blob_user(image_id, uploader))
@@ -348,7 +342,7 @@ class ImageStore:
         """Drop users of ``digest`` that no longer are versions using it (left by a process that
         died between removing a version and releasing its blob); delete the blob when none is
         left. True when it was deleted."""
-        with self._store._transaction(self._blob_shard(digest), BLOB_TABLE) as blobs:
+        with self._store.tables.transaction(self._blob_shard(digest), BLOB_TABLE) as blobs:
             doc = blobs.get(doc_id=digest)
             users = []
             for user in (doc["users"] if doc is not None else []):
@@ -368,7 +362,7 @@ class ImageStore:
 
     def blob_users(self, digest: str) -> list[str]:
         hexdigest = digest.partition(":")[2]
-        doc = self._store._lookup(self._store.db_dir / "blobs" / f"{hexdigest[:2]}.json", BLOB_TABLE, digest)
+        doc = self._store.tables.lookup(self._store.db_dir / "blobs" / f"{hexdigest[:2]}.json", BLOB_TABLE, digest)
         return list(doc["users"]) if doc is not None else []
 
     # -- the data dir of an older version --------------------------------------------------------
@@ -377,7 +371,7 @@ class ImageStore:
         gives the versions (None or {}: the record goes). Returns how many were converted."""
         path = self._store.db_dir / "images" / f"{prefix}.json"
         count = 0
-        with self._store._transaction(self._store._datafile(path), TABLE) as images:
+        with self._store.tables.transaction(self._store.tables.datafile(path), TABLE) as images:
             for doc in images.all():
                 if not is_legacy(doc):
                     continue

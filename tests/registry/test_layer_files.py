@@ -19,7 +19,7 @@ from index.registry import localblobs as layers_module
 from index.registry.layers import UploadBroken
 from index.registry.localblobs import LocalBlobs
 from index.registry.tarsum import TarError
-from index.store.files import StorageFailure
+from index.store.errors import StorageFailure
 
 from .layers import Entry, Layer
 from .v1client import chunks

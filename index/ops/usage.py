@@ -17,7 +17,7 @@ def usage_command(namespaces: tuple[str, ...]) -> None:
     Without NAMESPACE: every namespace. A layer shared by several repositories of one namespace
     counts once; one shared with other namespaces counts in each.
     """
-    from .core import Registry
+    from ..registry.core import Registry
     registry = services().registry
     if not isinstance(registry, Registry):
         raise click.ClickException("the built-in registry is off (INDEX_REGISTRY_ENDPOINTS is set)")
