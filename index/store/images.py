@@ -50,10 +50,6 @@ def choose(versions: dict[str, Version], satisfies: Satisfies, state: str = COMP
     return min(found, key=lambda version: (version["created_at"], version["uploaded_by"]), default=None)
 
 
-# Ids released per transaction: bounds how long one delete holds a shard's lock.
-RELEASE_BATCH = 500
-
-
 def _apply(images: Any, changes: dict[str, dict[str, Version]]) -> None:
     """Write new ``versions`` of existing documents in one pass ({}: the document goes).
 
@@ -241,9 +237,9 @@ class ImageStore:
             if any(ref in version["refs"] for version in versions.values()):
                 by_shard.setdefault(image_id[:2], []).append(image_id)
         released: list[tuple[str, str, str]] = []
-        batches = [ids[start:start + RELEASE_BATCH] for ids in by_shard.values()
-                   for start in range(0, len(ids), RELEASE_BATCH)]
-        for batch in batches:  # only shards where ref holds something: a lock, a write
+        # One transaction per shard where ref holds something: its cost is one rewrite of that
+        # shard (what any upload into it costs), however many ids it releases there.
+        for batch in by_shard.values():
             with self._store.tables.transaction(self._shard(batch[0]), TABLE) as images:
                 changes: dict[str, dict[str, Version]] = {}
                 for image_id in batch:
