@@ -200,3 +200,17 @@ def test_garbage_collection_deletes_only_blobs_no_version_uses(client, accounts,
     assert registry.collect_garbage() == 1
     assert storage.blob_files(data_dir) == [kept]
     assert pull(client, "alice/base", W)[1] == kept.read_bytes()
+
+
+def test_an_upload_under_way_is_not_overtaken_by_another_accounts_upload_of_the_id(client, accounts):
+    """What the README once listed as a known limit: bobby reads W from alice's public image list
+    while her push runs and uploads his own W first; alice's upload still completes as hers."""
+    alice_w = chain([W], salt="alice")[0]
+    alice = Pusher(client, "alice/base", [alice_w])
+    assert alice.put_json(alice_w).status_code == 200
+    Push(client, "bobby/seed", [chain([W], salt="bobby")[0]], auth=BOBBY)
+    assert alice.put_layer(alice_w).status_code == 200
+    assert alice.put_checksum(alice_w).status_code == 200
+    assert client.put("/v1/repositories/alice/base/tags/latest", data=json.dumps(W), headers=alice.token,
+                      content_type="application/json").status_code == 200
+    assert pull(client, "alice/base", W)[1] == alice_w.body
