@@ -40,14 +40,26 @@ class Scope:
         return self.uploader is not None
 
 
+def uploader_name(token_subject: str) -> str:
+    """The name a version records as ``uploaded_by``: a token's subject without what changes
+    with every token generation (``name#generation``), so a new token of the same account or
+    robot still finds its uploads."""
+    return token_subject.partition("#")[0]
+
+
+def _principal(name: str) -> dict[str, Any] | None:
+    """The account an ``uploaded_by`` names, as the permissions module takes it (the one place
+    to look up other kinds of principals, such as robots, when they exist)."""
+    return services().store.find_user(name)
+
+
 def _account_writes(names: list[RepoName]) -> Callable[[str], bool]:
     """Whether an account (by name) may write any of ``names`` now; asked once per account."""
-    store = services().store
     answers: dict[str, bool] = {}
 
     def writes(username: str) -> bool:
         if username not in answers:
-            user = store.find_user(username)
+            user = _principal(username)
             answers[username] = user is not None and any(permissions.can_write(user, name) for name in names)
         return answers[username]
     return writes
@@ -56,7 +68,8 @@ def _account_writes(names: list[RepoName]) -> Callable[[str], bool]:
 def for_repository(name: RepoName, writer: str | None) -> Scope:
     """A Token for ``name``: versions its writers uploaded; ``writer`` makes new ones."""
     writes = _account_writes([name])
-    return Scope(lambda version: writes(version["uploaded_by"]), [name.full], writer)
+    uploader = uploader_name(writer) if writer is not None else None
+    return Scope(lambda version: writes(version["uploaded_by"]), [name.full], uploader)
 
 
 def for_writer(username: str, names: list[RepoName]) -> Scope:
