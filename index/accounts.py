@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import names
+from .names import RepoName
 from .passwords import hash_password
 from .services import RegistryHooks
 from .store.access import AccessStore
@@ -126,11 +127,13 @@ def delete_account(store: Store, registry: RegistryHooks | None, plan: DeletionP
         if plan.action == "transfer":
             assert plan.to is not None
             try:
-                store.move_repository(username, record["name"], plan.to, owner=plan.to)
+                moved = store.move_repository(username, record["name"], plan.to, owner=plan.to)
             except AlreadyExists:
                 raise AccountError(f"{plan.to} already has a repository named {record['name']}; "
                                    f"{username} is deactivated, its other repositories are where they "
                                    "were; resolve it and run the deletion again") from None
+            if registry is not None:
+                registry.repository_moved(RepoName(username, record["name"]), moved)
             plan.moved.append(full)
         else:
             try:

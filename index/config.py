@@ -157,6 +157,14 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "REGISTRATIONS_PER_HOUR": (20, _parse_count),
     # E-mail addresses one account may hold (PUT /v1/users/<name>/ adds one each time).
     "MAX_EMAILS_PER_ACCOUNT": (10, _parse_positive_int),
+    # What one account can make the built-in registry hold (0 = no limit; see README Security).
+    "IMAGE_JSON_MAX_BYTES": (256 * 1024, _parse_count),
+    "IMAGE_PENDING_SECONDS": (24 * 3600, _parse_positive_int),
+    "LAYER_MAX_BYTES": (20 * 1024 ** 3, _parse_count),
+    "LAYER_MAX_INFLATED_BYTES": (64 * 1024 ** 3, _parse_count),
+    "LAYER_MAX_RATIO": (200, _parse_count),
+    "LAYER_MAX_ENTRIES": (250_000, _parse_count),
+    "NAMESPACE_QUOTA_BYTES": (0, _parse_count),
     # Refuse credentials (Basic, or a password in a body) that arrive over plain HTTP.
     "REQUIRE_TLS": (False, _parse_bool),
     # ... except from 127.0.0.0/8 and ::1, where nothing crosses a network.

@@ -238,6 +238,8 @@ def _index_paths() -> Json:
 
 def _registry_paths() -> Json:
     registry_errors = {"4XX": _error("refused: see the message")}
+    # 413: past an INDEX_IMAGE_JSON_MAX_BYTES / INDEX_LAYER_* limit; 507: the namespace's quota.
+    upload_errors = {**registry_errors, "507": _error("INDEX_NAMESPACE_QUOTA_BYTES reached, or the disk is full")}
     anything = _json({}, "JSON")
     image = [IMAGE_ID]
     paths: Json = {
@@ -247,7 +249,7 @@ def _registry_paths() -> Json:
                              {"X-Docker-Size": {"schema": {"type": "integer"}}}), **registry_errors},
                 tag="registry", security=TOKEN_AUTH, parameters=image),
             "put": _operation("store an image's json", {
-                "200": anything, **registry_errors},
+                "200": anything, **upload_errors},
                 tag="registry", security=TOKEN_AUTH, parameters=image,
                 description="The id must equal the URL's; a parent must already be complete here. "
                             "An empty or null parent means none (as docker-registry reads it).",
@@ -263,7 +265,7 @@ def _registry_paths() -> Json:
                 "206": {"description": "part of the layer", "content": {"application/octet-stream": {
                     "schema": {"type": "string", "format": "binary"}}}},
                 **registry_errors}, tag="registry", security=TOKEN_AUTH, parameters=image),
-            "put": _operation("upload an image's layer (chunked)", {"200": anything, **registry_errors},
+            "put": _operation("upload an image's layer (chunked)", {"200": anything, **upload_errors},
                               tag="registry", security=TOKEN_AUTH, parameters=image,
                               body={"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}),
         },

@@ -28,6 +28,9 @@ class RegistryHooks(Protocol):
     def repository_removed(self, record: dict[str, Any]) -> None:
         """The index removed this repository record: drop layers nothing references any more."""
 
+    def repository_moved(self, old: RepoName, record: dict[str, Any]) -> None:
+        """Repository ``old`` now lives as ``record`` (another namespace): its images follow."""
+
 
 @dataclass
 class Services:

@@ -18,9 +18,10 @@ from .certs import cert_command
 from .cli import repositories, users
 from .selfcheck import self_check_command
 from .serving import create_app_or_exit, serve_command
+from .usage import usage_command
 
 APP_COMMANDS = (users, repositories, self_check_command, cert_command, backup_command, restore_command,
-                *ACCESS_COMMANDS)
+                usage_command, *ACCESS_COMMANDS)
 
 
 def register(app: Flask) -> None:

@@ -5,20 +5,32 @@ On by default, so one process is a complete private index + registry; off when
 """
 from __future__ import annotations
 
+import logging
+
 from flask import Flask
 
 from ..services import EXTENSION_KEY
+from ..store.errors import StorageFailure
 from . import images, tags
 from .core import Registry
+from .layers import STALE_UPLOAD_SECONDS
+from .migrate import migrate_legacy
 
 __all__ = ["Registry", "install"]
+
+log = logging.getLogger(__name__)
 
 
 def install(app: Flask) -> Registry:
     """Create the app's registry, hook it into the index's routes and register its routes."""
     found = app.extensions[EXTENSION_KEY]
-    registry = Registry(found.store, app.config["DATA_DIR"])
-    registry.layers.remove_stale_uploads()
+    registry = Registry(found.store, app.config["DATA_DIR"], app.config)
+    registry.blobs.remove_stale_uploads(STALE_UPLOAD_SECONDS)
+    try:
+        migrate_legacy(registry)
+        registry.expire_pending()
+    except StorageFailure as exc:  # a read-only data dir still serves reads (see Store.open)
+        log.error("could not convert or clean up image records at start: %s", exc)
     found.registry = registry
     app.register_blueprint(images.bp)
     app.register_blueprint(tags.bp)

@@ -3,7 +3,8 @@
 * ``Authorization: Token ...`` issued by this index: ``read`` for GET/HEAD, ``write`` for PUT,
   ``delete`` for DELETE. A write token also reads (a pushing client's ``GET images/<id>/json``
   then answers 200 for complete images and the client skips them). Image routes accept a token
-  only for ids announced in the token's repository.
+  only for ids announced in the token's repository, and see only the versions of an id that an
+  account who may write that repository uploaded (:mod:`index.registry.scope`).
 * ``Authorization: Basic ...`` of an active account or robot, or no credentials at all: what
   :mod:`index.permissions` gives the caller (anonymous callers read public repositories unless
   ``INDEX_ANONYMOUS_PULL=false``). An image id resolves only through a repository the caller may
@@ -14,9 +15,13 @@ from __future__ import annotations
 from typing import Any
 
 from .. import auth, permissions
-from ..errors import Forbidden, NotFound, Unauthorized
+from ..errors import Forbidden, Unauthorized
 from ..names import RepoName
 from ..repository_urls import visible_repository
+from ..services import services
+from ..store.access import holders_of
+from . import scope
+from .scope import Scope
 
 # What each access level of a token allows.
 _GRANTS = {"read": {"read", "write"}, "write": {"write"}, "delete": {"delete"}}
@@ -63,9 +68,14 @@ def repository(name: RepoName, need: str) -> dict[str, Any]:
     return visible_repository(name, deleting_ok=need == "delete")
 
 
-def image(image_id: str, need: str) -> None:
-    """Authorize ``need`` (read|write) on one image: a repository the caller may read (write)
-    must hold it. Otherwise the answer is the one for a missing image."""
+def image(image_id: str, need: str) -> Scope:
+    """Authorize ``need`` (read|write) on one image; returns the scope that decides which
+    version of the id this request sees (see :mod:`index.registry.scope`).
+
+    With a Token the id must be announced in the token's repository. With Basic, reads see
+    versions held by repositories the account may read; writes need the id announced in a
+    repository the account may write.
+    """
     if auth.scheme() == "token":
         grant = auth.token_grant()  # verified (and the holder's role re-checked) once
         namespace, _, repo = grant.repository.partition("/")
@@ -76,13 +86,15 @@ def image(image_id: str, need: str) -> None:
         if not any(entry["id"] == image_id for entry in record["images"]):
             verb = "was not announced for" if need == "write" else "does not belong to"
             raise Forbidden(f"image {image_id} {verb} repository {name.display}")
-        return
+        writer = grant.user if grant.access == "write" else None
+        return scope.for_repository(name, writer)
     user = _caller()
     if need == "read":
-        if permissions.readable_holder(user, image_id) is None:
-            raise NotFound(f"image {image_id} not found")
-        return
+        return scope.for_reader(user)  # no version a readable repository holds: 404
     if user is None:
         raise _anonymous()
-    if permissions.writable_holder(user, image_id) is None:
+    writable = [RepoName(namespace, repo) for namespace, repo in holders_of(services().store, image_id)
+                if permissions.can_write(user, RepoName(namespace, repo))]
+    if not writable:
         raise Forbidden(f"image {image_id} was not announced for any repository {user['username']} may push to")
+    return scope.for_writer(user["username"], writable)

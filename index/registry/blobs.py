@@ -14,7 +14,12 @@ an S3 one; both satisfy this Protocol and the same tests.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, BinaryIO, Iterator, Protocol
+
+from flask import Response
+
+from .tarsum import LayerLimits
 
 
 @dataclass
@@ -30,11 +35,14 @@ class ReceivedBlob:
 
 
 class BlobStore(Protocol):
-    def receive(self, body: BinaryIO, image_json: bytes) -> ReceivedBlob:
-        """Stream ``body`` to a temporary place, computing size, digest and checksums.
+    def receive(self, body: BinaryIO, image_json: bytes, limits: LayerLimits | None = None,
+                expected_size: int | None = None) -> ReceivedBlob:
+        """Stream ``body`` to a temporary place, computing size, digest and checksums
+        (:func:`index.registry.layers.receive_stream` does the reading and computing).
 
-        Raises UploadBroken (body ended early), TarError (not a tar) or StorageFailure; nothing
-        is left behind then.
+        ``expected_size`` is the request's Content-Length (None when chunked): a body that ends
+        before it is UploadBroken. Raises UploadBroken (body ended early), TarError (not a tar),
+        LayerRefused (past a limit) or StorageFailure; nothing is left behind then.
         """
 
     def commit(self, received: ReceivedBlob) -> str:
@@ -45,6 +53,14 @@ class BlobStore(Protocol):
         """Drop an upload that will not be committed."""
 
     def exists(self, digest: str) -> bool: ...
+
+    def send(self, digest: str) -> Response:
+        """The answer to ``GET|HEAD /v1/images/<id>/layer`` for this blob, honouring ``Range``
+        (``Accept-Ranges: bytes``); FileNotFoundError when the blob is missing."""
+
+    def import_file(self, path: Path) -> tuple[str, int]:
+        """Make an existing local file a blob (the data dir migration of ``layers/<id>.layer``
+        files); the file itself is left in place (the caller removes it). Returns (digest, size)."""
 
     def size(self, digest: str) -> int: ...
 

@@ -1,33 +1,27 @@
-"""Layer files: streamed to a temp file while their checksums are computed, then renamed into place.
+"""Receiving a layer body: read in ``CHUNK`` pieces, written by a helper thread, checked by another.
 
-    <data dir>/layers/<first two hex of id>/<id>.layer   a finished upload (by image id)
-    <data dir>/uploads/<id>.<random>.part               an upload in progress
-
-A layer never passes through memory whole: the body is read in ``CHUNK`` pieces. An upload that
-breaks off leaves only its temp file, which is removed at once (or at the next start if the
-process died).
+Shared by every :class:`~index.registry.blobs.BlobStore`: :func:`receive_stream` takes the body and a
+``write`` function for the chunks (a temp file's, an S3 multipart upload's) and returns what was
+computed on the way: size, sha256 digest (the blob's name), TarSum and payload checksum. A layer
+never passes through memory whole, and the limits of :class:`LayerLimits` are checked while it
+streams, so a compression bomb or a body past the size limit stops early.
 """
 from __future__ import annotations
 
-import contextlib
+import hashlib
 import logging
-import os
 import queue
-import tempfile
 import threading
-import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import BinaryIO, Callable
 
 from ..store.errors import storage_failure
-from ..store.files import fsync_dir
-from .tarsum import LayerTarSum, PayloadChecksum, TarError
+from .tarsum import LayerLimits, LayerRefused, LayerTarSum, PayloadChecksum, TarError
 
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
-# A live upload writes continuously, so an older temp file belongs to a dead process.
+# A live upload writes continuously, so an older temp upload belongs to a dead process.
 STALE_UPLOAD_SECONDS = 3600
 
 
@@ -36,105 +30,56 @@ class UploadBroken(Exception):
 
 
 @dataclass
-class Upload:
-    """A received layer in its temp file, with what was computed from it."""
+class Streamed:
+    """What was computed from a layer body while it streamed to its ``write`` function."""
 
-    temp_path: Path
     size: int
+    digest: str            # sha256:<hex> of the body as sent
     checksum: str          # tarsum+sha256:...
     payload_checksum: str  # sha256:... over json + "\n" + body
 
 
-class LayerFiles:
-    """The layer files under one data dir."""
+def receive_stream(body: BinaryIO, image_json: bytes, write: Callable[[bytes], object],
+                   limits: LayerLimits | None = None, expected_size: int | None = None) -> Streamed:
+    """Read ``body`` to its end, handing every chunk to ``write`` on a helper thread.
 
-    def __init__(self, data_dir: Path) -> None:
-        self.layers_dir = Path(data_dir) / "layers"
-        self.uploads_dir = Path(data_dir) / "uploads"
+    Raises UploadBroken (unreadable, or shorter than ``expected_size``, the Content-Length),
+    TarError (not a gzip'd tar), LayerRefused (past a limit) or whatever ``write`` raised
+    (OSError: the caller turns it into a StorageFailure). No helper thread outlives the call.
+    """
+    limits = limits or LayerLimits()
+    payload = PayloadChecksum(image_json)
+    digest = hashlib.sha256()
+    tarsum = LayerTarSum(image_json, limits)
+    checker = _ChunkThread("layer-tarsum", tarsum.update)
 
-    def path(self, image_id: str) -> Path:
-        # image_id is validated as 64 hex digits; the resolved path is checked anyway.
-        path = (self.layers_dir / image_id[:2] / f"{image_id}.layer").resolve()
-        if path.parent.parent != self.layers_dir.resolve():
-            raise ValueError(f"unsafe image id {image_id!r}")
-        return path
+    def hash_and_write(chunk: bytes) -> None:
+        digest.update(chunk)  # on the writer's thread: hashlib releases the GIL like the write
+        write(chunk)
 
-    def receive(self, image_id: str, body: BinaryIO, image_json: bytes) -> Upload:
-        """Stream ``body`` into a temp file, computing size and checksums; fsync it.
-
-        Raises UploadBroken when the body cannot be read to its end, TarError when it is not a
-        (gzip'd) tar archive, StorageFailure when the disk refuses; the temp file is gone then.
-        """
+    try:
+        writer = _ChunkThread("layer-write", hash_and_write)
         try:
-            self.uploads_dir.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(prefix=f"{image_id}.", suffix=".part", dir=self.uploads_dir)
-        except OSError as exc:
-            raise storage_failure("store the layer", exc) from None
-        temp_path = Path(name)
-        payload = PayloadChecksum(image_json)
-        tarsum = LayerTarSum(image_json)
-        checker = _ChunkThread("layer-tarsum", tarsum.update)
-        try:
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    writer = _ChunkThread("layer-write", handle.write)
-                    try:
-                        _copy(body, payload, writer, checker)
-                        writer.finish()
-                    finally:
-                        writer.close()
-                    handle.flush()
-                    os.fsync(handle.fileno())
-            except OSError as exc:  # writing, flushing or closing the temp file
-                raise storage_failure("store the layer", exc) from None
-            checker.finish()
-            checksum = tarsum.finish()
-        except BaseException:
-            checker.close()
-            with contextlib.suppress(OSError):
-                temp_path.unlink()
-            raise
-        return Upload(temp_path, payload.size, checksum, payload.finish())
-
-    def install(self, upload: Upload, image_id: str) -> None:
-        """Rename a received upload into place (replacing an older file of that image)."""
-        target = self.path(image_id)
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(upload.temp_path, target)
-            fsync_dir(target.parent)
-        except OSError as exc:
-            raise storage_failure("store the layer", exc) from None
-
-    def discard(self, upload: Upload) -> None:
-        with contextlib.suppress(OSError):
-            upload.temp_path.unlink()
-
-    def remove(self, image_id: str) -> None:
-        """Delete an image's layer file, if any; the space comes back once no reader holds it."""
-        with contextlib.suppress(FileNotFoundError):
-            self.path(image_id).unlink()
-
-    def remove_stale_uploads(self, older_than: float = STALE_UPLOAD_SECONDS) -> int:
-        """Delete temp files of uploads whose process died (not touched for ``older_than`` s)."""
-        if not self.uploads_dir.exists():
-            return 0
-        removed = 0
-        limit = time.time() - older_than
-        for temp in self.uploads_dir.glob("*.part"):
-            with contextlib.suppress(OSError):
-                if temp.stat().st_mtime < limit:
-                    temp.unlink()
-                    removed += 1
-        if removed:
-            log.info("removed %d unfinished layer upload(s)", removed)
-        return removed
+            _copy(body, payload, writer, checker, limits.max_bytes)
+            writer.finish()
+        finally:
+            writer.close()
+        checker.finish()
+        if expected_size is not None and payload.size != expected_size:
+            raise UploadBroken(f"the body ended after {payload.size} of the {expected_size} bytes "
+                               f"its Content-Length announced")
+        checksum = tarsum.finish()
+    finally:
+        checker.close()
+    return Streamed(payload.size, "sha256:" + digest.hexdigest(), checksum, payload.finish())
 
 
-def _copy(body: BinaryIO, payload: PayloadChecksum, writer: "_ChunkThread", checker: "_ChunkThread") -> None:
+def _copy(body: BinaryIO, payload: PayloadChecksum, writer: "_ChunkThread", checker: "_ChunkThread",
+          max_bytes: int) -> None:
     """Body -> the writer and the TarSum threads, chunk by chunk; once the body is known to be
-    no tar, only read it to its end (so the client gets to see the 400 instead of a reset
-    connection). A failed write ends the copy at once (OSError, turned into a 507)."""
+    no tar (or past a limit), only read it to its end (so the client gets to see the 4xx instead
+    of a reset connection), but never past ``max_bytes``. A failed write ends the copy at once
+    (OSError, turned into a 507)."""
     while True:
         try:
             chunk = body.read(CHUNK)
@@ -142,19 +87,21 @@ def _copy(body: BinaryIO, payload: PayloadChecksum, writer: "_ChunkThread", chec
             raise UploadBroken(f"the layer upload broke off: {exc or type(exc).__name__}") from None
         if not chunk:
             return
+        payload.update(chunk)
+        if max_bytes and payload.size > max_bytes:
+            raise LayerRefused(f"the layer is larger than {max_bytes} bytes (INDEX_LAYER_MAX_BYTES)")
         if writer.failed:
             writer.finish()  # raises the writer's error
         if checker.failed:
             continue
         writer.feed(chunk)
         checker.feed(chunk)
-        payload.update(chunk)
 
 
 class _ChunkThread:
     """Runs ``consume`` on every chunk on a helper thread, fed through a small bounded queue.
 
-    An upload uses two: one writes the body to its temp file, one inflates it and computes the
+    An upload uses two: one hashes (sha256) and writes the body to its temporary place, one inflates it and computes the
     TarSum, while the request thread reads the body and hashes it (the sha256 payload). File
     writes, inflating (ISA-L) and hashlib release the GIL on large buffers, so the three
     overlap instead of taking turns: a write that waits for the disk (dirty page throttling)
@@ -201,4 +148,4 @@ class _ChunkThread:
             raise self._error
 
 
-__all__ = ["LayerFiles", "Upload", "UploadBroken", "TarError", "CHUNK"]
+__all__ = ["receive_stream", "Streamed", "UploadBroken", "TarError", "LayerRefused", "LayerLimits", "CHUNK"]

@@ -12,7 +12,7 @@ from .. import names
 from ..errors import Forbidden, NotFound
 from ..payloads import json_response, read_json
 from ..repository_urls import repository_route
-from . import access
+from . import access, scope
 from .core import registry
 
 bp = Blueprint("registry_tags", __name__)
@@ -43,15 +43,25 @@ def get_tag(namespace: str, repository: str, tag: str) -> Response:
 
 @route("/tags/<tag>", ["PUT"])
 def put_tag(namespace: str, repository: str, tag: str) -> Response:
-    """Body: the image id as a JSON string. The image must be complete and in the repository."""
+    """Body: the image id as a JSON string. The image must be announced in the repository and
+    complete in a version its writers uploaded."""
     name = names.repo_name(namespace, repository)
     names.tag(tag)
     record = access.repository(name, "write")
     image_id = names.image_id(read_json())
-    if registry().complete_image(image_id) is None:
+    found = registry()
+    view = scope.for_repository(name, None)
+    if found.images.find(image_id, view.satisfies) is None:
         raise NotFound(f"image {image_id} not found")
     if not any(entry["id"] == image_id for entry in record["images"]):
         raise Forbidden(f"image {image_id} was not announced for repository {name.display}")
+    # The version this repository's writers uploaded, and its ancestors, are held by it from now
+    # on (a delete of another repository that shared them keeps them).
+    version = found.images.claim(image_id, name.full, view.satisfies)
+    if version is None:
+        raise NotFound(f"image {image_id} not found")
+    for ancestor in version["ancestry"][1:]:
+        found.images.claim(ancestor, name.full, view.satisfies)
     registry().store.set_tag(name.namespace, name.repository, tag, image_id)
     return json_response(True)
 

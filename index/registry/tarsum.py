@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+from dataclasses import dataclass
 import zlib  # only its adler32, for header checksums (inflating is ISA-L's, below)
 from typing import Any
 
@@ -27,6 +28,24 @@ _GZIP_WBITS = 16 + isal_zlib.MAX_WBITS
 
 class TarError(ValueError):
     """The layer is not a readable (gzip'd) tar archive."""
+
+
+class LayerRefused(ValueError):
+    """The layer is a readable archive, but past a limit of :class:`LayerLimits` (a 413)."""
+
+
+@dataclass(frozen=True)
+class LayerLimits:
+    """What one layer may cost the server (0 = no limit); see the ``INDEX_LAYER_*`` settings."""
+
+    max_bytes: int = 0           # the body as sent
+    max_inflated_bytes: int = 0  # the tar stream after gunzip
+    max_ratio: int = 0           # inflated / sent, checked once RATIO_FLOOR bytes are inflated
+    max_entries: int = 0         # tar headers (files, directories, links, metadata entries)
+
+
+# Below this many inflated bytes the ratio is not checked: a small layer of zeros is fine.
+RATIO_FLOOR = 64 << 20
 
 
 def go_path_clean(name: str) -> str:
@@ -159,8 +178,12 @@ class TarSum:
     # Entries whose content describes the next header rather than being a file of their own.
     _META = {b"x": "pax", b"L": "longname", b"K": "longlink"}
 
-    def __init__(self) -> None:
-        self._sums: dict[str, str] = {}
+    def __init__(self, max_entries: int = 0) -> None:
+        self._max_entries = max_entries
+        self._entries = 0
+        # Raw 32-byte digests, not hex (half the memory per entry): raw bytes sort in the same
+        # order as their hex spelling, which is what TarSum sorts.
+        self._sums: dict[str, bytes] = {}
         self._pending = bytearray()   # an incomplete header block, or a metadata entry's content
         self._state = "header"        # header | content | meta | padding | end
         self._remaining = 0           # content bytes left in the current entry
@@ -215,6 +238,12 @@ class TarSum:
             return
         if self._zero_blocks:
             raise TarError("a zero block followed by a header: damaged tar archive")
+        # Counted before anything is kept for the entry: memory grows with the entries (one sum
+        # per name), so the limit is what bounds it.
+        self._entries += 1
+        if self._max_entries and self._entries > self._max_entries:
+            raise LayerRefused(f"the layer holds more than {self._max_entries} tar entries "
+                               f"(INDEX_LAYER_MAX_ENTRIES)")
         header = parse_header(block)
         header.update(self._overrides)
         size = header["size"]
@@ -250,7 +279,7 @@ class TarSum:
         self._state = "padding" if self._padding else "header"
 
     def _finish_entry(self) -> None:
-        self._sums[self._entry_name] = self._entry_hash.hexdigest()
+        self._sums[self._entry_name] = self._entry_hash.digest()
         self._state = "padding" if self._padding else "header"
 
     def check_complete(self) -> None:
@@ -262,16 +291,19 @@ class TarSum:
         """``tarsum+sha256:<hex>`` of what was fed, with the image json as Go's ``extra``."""
         final = hashlib.sha256(image_json)
         for entry_sum in sorted(self._sums.values()):
-            final.update(entry_sum.encode("ascii"))
+            final.update(entry_sum.hex().encode("ascii"))
         return "tarsum+sha256:" + final.hexdigest()
 
 
 class LayerTarSum:
     """TarSum v0 of a layer body as sent: a gzip'd tar (what docker sends) or a plain tar."""
 
-    def __init__(self, image_json: bytes) -> None:
+    def __init__(self, image_json: bytes, limits: LayerLimits | None = None) -> None:
         self.image_json = image_json
-        self._tarsum = TarSum()
+        self._limits = limits or LayerLimits()
+        self._tarsum = TarSum(self._limits.max_entries)
+        self._compressed = 0       # body bytes inflated so far
+        self._inflated = 0
         self._inflate: Any = None
         self._mode = ""            # "" until two bytes tell gzip from plain tar
         self._head = bytearray()
@@ -302,9 +334,24 @@ class LayerTarSum:
                 out = self._inflate.decompress(data, MAX_INFLATE)
             except isal_zlib.error as exc:  # type: ignore[misc]  # isal's stub calls it an instance
                 raise TarError(f"the layer is not valid gzip data: {exc}") from None
+            left = self._inflate.unused_data if self._inflate.eof else self._inflate.unconsumed_tail
+            self._compressed += len(data) - len(left)  # what this output was inflated from
+            data = left
             if out:
+                self._inflated += len(out)
+                self._check_inflated()
                 self._tarsum.update(out)
-            data = self._inflate.unused_data if self._inflate.eof else self._inflate.unconsumed_tail
+
+    def _check_inflated(self) -> None:
+        """Refuse a gzip bomb as it inflates, long before it costs seconds of CPU."""
+        limits = self._limits
+        if limits.max_inflated_bytes and self._inflated > limits.max_inflated_bytes:
+            raise LayerRefused(f"the layer inflates to more than {limits.max_inflated_bytes} bytes "
+                               f"(INDEX_LAYER_MAX_INFLATED_BYTES)")
+        if (limits.max_ratio and self._inflated > RATIO_FLOOR
+                and self._inflated > limits.max_ratio * self._compressed):
+            raise LayerRefused(f"the layer inflates more than {limits.max_ratio} times its size "
+                               f"(INDEX_LAYER_MAX_RATIO): a compression bomb, not an image")
 
     def finish(self) -> str:
         """``tarsum+sha256:<hex>``; TarError if the archive is truncated or not one."""

@@ -12,6 +12,7 @@ import pytest
 
 from tests.processes import ROOT, clean_env, free_port, stop, wait_for_http
 
+from . import storage
 from .v1client import V1Client
 
 START_TIMEOUT = 30.0
@@ -36,8 +37,8 @@ class Server:
         assert reply.status == 201, (reply.status, reply.body)
         return client
 
-    def layer_file(self, image_id: str) -> Path:
-        return self.data_dir / "layers" / image_id[:2] / f"{image_id}.layer"
+    def layer_file(self, image_id: str, uploader: str | None = None) -> Path:
+        return storage.layer_file(self.data_dir, image_id, uploader)
 
 
 @contextlib.contextmanager

@@ -1,4 +1,4 @@
-"""LayerFiles.receive on its own: the body read on the request thread, written and checked on two
+"""LocalBlobs.receive on its own: the body read on the request thread, written and checked on two
 helper threads; every outcome leaves either a complete temp file with both checksums, or nothing
 (and no helper thread left running)."""
 from __future__ import annotations
@@ -13,8 +13,11 @@ import threading
 
 import pytest
 
-from index.registry import layers as layers_module
-from index.registry.layers import LayerFiles, UploadBroken
+from pathlib import Path
+
+from index.registry import localblobs as layers_module
+from index.registry.layers import UploadBroken
+from index.registry.localblobs import LocalBlobs
 from index.registry.tarsum import TarError
 from index.store.errors import StorageFailure
 
@@ -63,7 +66,7 @@ def helper_threads() -> list[str]:
 
 @pytest.fixture
 def files(tmp_path):
-    return LayerFiles(tmp_path / "data")
+    return LocalBlobs(tmp_path / "data")
 
 
 class Built:
@@ -83,9 +86,10 @@ def big_layer() -> Built:
 @pytest.mark.parametrize("piece", [1 << 20, 65536 + 7, 3000])
 def test_many_small_files_in_any_read_size_match_the_oracle(files, big_layer, piece):
     body = big_layer.body
-    upload = files.receive(ID, Trickle(body, piece), big_layer.json_bytes)
+    upload = files.receive(Trickle(body, piece), big_layer.json_bytes)
     assert (upload.checksum, upload.payload_checksum) == (big_layer.tarsum, big_layer.payload_checksum)
-    assert upload.size == len(body) and upload.temp_path.read_bytes() == body
+    assert upload.size == len(body) and Path(upload.temp_key).read_bytes() == body
+    assert upload.digest == "sha256:" + hashlib.sha256(body).hexdigest()
     assert helper_threads() == []
 
 
@@ -110,17 +114,20 @@ def test_a_full_disk_while_writing_is_a_storage_failure_and_leaves_nothing(files
             return FillingFile(fd, mode.replace("b", ""))
 
     monkeypatch.setattr(layers_module, "os", FullDisk())
-    body = Trickle(big_layer.body, 1 << 20)
+    # Bytes after the gzip stream are ignored (as Go's reader does): a body long enough that
+    # reading on after the failure would show, whatever the threads' timing.
+    data = big_layer.body + bytes(32 << 20)
+    body = Trickle(data, 1 << 20)
     with pytest.raises(StorageFailure) as failure:
-        files.receive(ID, body, big_layer.json_bytes)
+        files.receive(body, big_layer.json_bytes)
     assert failure.value.no_space and "disk is full" in str(failure.value)
-    assert body.consumed < len(big_layer.body)  # stopped reading: a 507 is coming, not a 200
+    assert body.consumed < len(data) // 2  # stopped reading: a 507 is coming, not a 200
     assert list(files.uploads_dir.iterdir()) == [] and helper_threads() == []
 
 
 def test_a_body_that_breaks_off_leaves_nothing(files, big_layer):
     with pytest.raises(UploadBroken, match="broke off"):
-        files.receive(ID, Trickle(big_layer.body, 65536, break_after=3 << 20), big_layer.json_bytes)
+        files.receive(Trickle(big_layer.body, 65536, break_after=3 << 20), big_layer.json_bytes)
     assert list(files.uploads_dir.iterdir()) == [] and helper_threads() == []
 
 
@@ -132,14 +139,14 @@ def test_a_body_that_breaks_off_leaves_nothing(files, big_layer):
 def test_not_a_layer_is_read_to_its_end_and_leaves_nothing(files, body, message):
     trickle = Trickle(body, 65536)
     with pytest.raises(TarError, match=message):
-        files.receive(ID, trickle, b"{}")
+        files.receive(trickle, b"{}")
     assert trickle.consumed == len(body)  # so the client reads the 400, not a reset connection
     assert list(files.uploads_dir.iterdir()) == [] and helper_threads() == []
 
 
 def test_a_truncated_layer_is_a_tar_error(files, big_layer):
     with pytest.raises(TarError, match="truncated"):
-        files.receive(ID, Trickle(big_layer.body[:-100], 1 << 20), big_layer.json_bytes)
+        files.receive(Trickle(big_layer.body[:-100], 1 << 20), big_layer.json_bytes)
     assert list(files.uploads_dir.iterdir()) == [] and helper_threads() == []
 
 
@@ -163,4 +170,5 @@ def test_gunicorn_bodies_chunked_and_with_content_length(server, big_layer, send
     assert user.request("PUT", f"/v1/images/{image}/checksum", b"",
                         {**auth, "X-Docker-Checksum": tarsum, "X-Docker-Checksum-Payload": payload}).status == 200
     assert server.layer_file(image).read_bytes() == big_layer.body
+    assert server.layer_file(image).name == hashlib.sha256(big_layer.body).hexdigest()
     assert list((server.data_dir / "uploads").glob("*.part")) == []

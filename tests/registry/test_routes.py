@@ -9,6 +9,7 @@ import pytest
 from index import create_app
 from tests.conftest import ADMIN, basic, image_id
 
+from . import storage
 from .layers import chain
 
 ANON_BASIC = {"Authorization": "Basic Og=="}
@@ -164,7 +165,7 @@ def test_not_a_tar_is_400_and_leaves_no_file(client, alice, app):
     assert reply.status_code == 400 and "nothing was stored" in reply.get_json()["error"]
     data_dir = app.config["DATA_DIR"]
     assert list((data_dir / "uploads").glob("*")) == []
-    assert not (data_dir / "layers").exists() or list((data_dir / "layers").rglob("*.layer")) == []
+    assert storage.blob_files(data_dir) == []
 
 
 def test_new_json_for_an_unfinished_image_drops_its_old_layer(client, alice, app):
@@ -172,7 +173,7 @@ def test_new_json_for_an_unfinished_image_drops_its_old_layer(client, alice, app
     layer = pusher.layers[0]
     pusher.put_json(layer)
     pusher.put_layer(layer)
-    path = app.config["DATA_DIR"] / "layers" / image_id(1)[:2] / f"{image_id(1)}.layer"
+    path = storage.layer_file(app.config["DATA_DIR"], image_id(1))
     assert path.read_bytes() == layer.body
     changed = json.dumps({"id": image_id(1), "comment": "rebuilt"}).encode()
     assert pusher.put_json(layer, data=changed).status_code == 200
@@ -187,17 +188,17 @@ def test_an_empty_or_null_parent_means_a_base_image(client, alice, app, parent):
     layer = pusher.layers[0]
     body = json.dumps({"id": image_id(1), "parent": parent}).encode()
     assert pusher.put_json(layer, data=body).status_code == 200
-    record = json.loads((app.config["DATA_DIR"] / "db" / "images" / "00.json").read_text())
-    assert record["images"][image_id(1)]["parent"] is None
-    assert record["images"][image_id(1)]["ancestry"] == [image_id(1)]
+    version = storage.versions(app.config["DATA_DIR"], image_id(1))["alice"]
+    assert version["parent"] is None
+    assert version["ancestry"] == [image_id(1)]
 
 
 def test_image_records_are_sharded_by_id_prefix(client, pushed, app):
     shards = sorted(p.name for p in (app.config["DATA_DIR"] / "db" / "images").glob("*.json"))
     assert shards == ["00.json"]
-    record = json.loads((app.config["DATA_DIR"] / "db" / "images" / "00.json").read_text())
-    stored = record["images"][image_id(2)]
+    stored = storage.versions(app.config["DATA_DIR"], image_id(2))["alice"]
     assert stored["state"] == "complete" and stored["ancestry"] == [image_id(2), image_id(1)]
+    assert stored["refs"] == ["alice/app"] and stored["uploaded_by"] == "alice"
     assert stored["json"].encode() == pushed.layers[1].json_bytes
 
 
@@ -299,9 +300,9 @@ def test_delete_keeps_parents_other_repositories_tag_through_ancestry(client, pu
     assert client.delete("/v1/repositories/alice/app/",
                          headers={**owner, "X-Docker-Endpoints": "http://localhost/v1/"}).status_code == 200
 
-    layers_dir = app.config["DATA_DIR"] / "layers"
-    kept = sorted(path.stem for path in layers_dir.rglob("*.layer"))
-    assert kept == [image_id(1), image_id(2), image_id(3)]
+    data_dir = app.config["DATA_DIR"]
+    kept = [storage.layer_file(data_dir, image_id(n)) for n in (1, 2, 3)]
+    assert all(path.exists() for path in kept) and storage.blob_files(data_dir) == sorted(set(kept))
     reader = read_token(client, "alice/child")
     assert client.get(f"/v1/images/{image_id(3)}/ancestry", headers=reader).get_json() == \
         [image_id(3), image_id(2), image_id(1)]
@@ -312,15 +313,16 @@ def test_delete_keeps_parents_other_repositories_tag_through_ancestry(client, pu
     assert started.status_code == 202
     assert client.delete("/v1/repositories/alice/child/",
                          headers={**owner, "X-Docker-Endpoints": "http://localhost/v1/"}).status_code == 200
-    assert list(layers_dir.rglob("*.layer")) == []
-    assert json.loads((app.config["DATA_DIR"] / "db" / "images" / "00.json").read_text())["images"] == {}
+    assert storage.blob_files(data_dir) == []
+    assert json.loads((data_dir / "db" / "images" / "00.json").read_text())["images"] == {}
+    assert json.loads((data_dir / "db" / "blobs" / kept[0].name[:2]).with_suffix(".json").read_text())["blobs"] == {}
 
 
 def test_a_full_disk_during_an_upload_is_507_and_leaves_nothing(client, alice, app, monkeypatch):
     import errno
     import os
 
-    from index.registry import layers as layers_module
+    from index.registry import localblobs as layers_module
 
     class FullDisk:
         def __getattr__(self, name):
@@ -344,9 +346,8 @@ def test_a_full_disk_during_an_upload_is_507_and_leaves_nothing(client, alice, a
 
 
 def test_cli_repository_delete_also_frees_unshared_layers(app, client, pushed):
-    layers_dir = app.config["DATA_DIR"] / "layers"
-    assert len(list(layers_dir.rglob("*.layer"))) == 2
+    assert len(storage.blob_files(app.config["DATA_DIR"])) == 2
     result = app.test_cli_runner().invoke(args=["repositories", "delete", "alice/app", "--yes"])
     assert result.exit_code == 0, result.output
-    assert list(layers_dir.rglob("*.layer")) == []
+    assert storage.blob_files(app.config["DATA_DIR"]) == []
     assert client.get(f"/v1/images/{image_id(2)}/json", headers=basic("alice", "secret1")).status_code == 404

@@ -232,20 +232,21 @@ def test_store_paths_stay_inside_the_data_dir(store, settings):
 
 
 def test_paths_built_from_image_ids_stay_inside_the_data_dir(app, settings):
-    """Layer files and image-record shards are named by image ids: only 64 hex digits get there."""
+    """Image-record shards are named by image ids (only 64 hex digits get there), blob files by
+    sha256 digests the server computed (checked again when the path is built)."""
     from index import names
     from index.registry.core import Registry
     root = Path(settings["DATA_DIR"]).resolve()
     found = app.extensions["docker_index"]
     assert isinstance(found.registry, Registry)
     image = "ab" * 32
-    assert found.registry.layers.path(image).parent == root / "layers" / "ab"
+    assert found.registry.blobs.path("sha256:" + image).parent == root / "blobs" / "sha256" / "ab"
     assert found.registry.images._shard(image).path.resolve().parent == root / "db" / "images"
     for hostile in ("../" + "a" * 61, "a" * 63, "A" * 64, "a" * 64 + "\n", "..", "/etc/passwd"):
         with pytest.raises(names.ValidationError):
             names.image_id(hostile)
         with pytest.raises(ValueError):
-            found.registry.layers.path("../../" + hostile)
+            found.registry.blobs.path("sha256:../../" + hostile)
 
 
 # -- through a real server: what a socket sends, not what a test client builds ------------------
