@@ -8,7 +8,8 @@ from typing import Any, Mapping
 from flask import Flask, Response
 
 from . import (activation, cli, health, logs, openapi, probes, proxies, ratelimit, registry,
-               repositories, search, transport, users)
+               repositories, search, transport, users, web)
+from .activity import Activity
 from .backup import backup_command, restore_command
 from .config import describe, load_config
 from .errors import (InsufficientStorage, StorageUnavailable, error_response,
@@ -44,6 +45,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         config=settings,
         activation=activation.ActivationLinks(secret_key, settings["ACTIVATION_TTL"],
                                               settings["SECRET_KEY_FALLBACKS"]),
+        activity=Activity(store, settings["ACTIVITY_FLUSH_SECONDS"]),
     )
     _bootstrap_admin(store, settings)
     ratelimit.init_app(app)
@@ -55,6 +57,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     transport.init_app(app)
     for blueprint in (probes.bp, users.bp, repositories.bp, search.bp, health.bp, activation.bp, openapi.bp):
         app.register_blueprint(blueprint)
+    web.install(app, secret_key)
     cli.register(app)
     app.cli.add_command(backup_command)
     app.cli.add_command(restore_command)

@@ -52,6 +52,13 @@ def _search_index() -> SearchIndex:
     return index
 
 
+def find(query: str, offset: int, limit: int, viewer: dict[str, Any] | None) -> tuple[int, list[tuple[str, str]]]:
+    """Repositories matching ``query`` that ``viewer`` may see: (how many, the requested slice
+    of (name, description)). The API and the web pages both answer from here."""
+    # Matches the lower-cased query in "namespace/name" or the lower-cased description.
+    return _search_index().search(query.strip().lower(), offset, limit)
+
+
 @bp.get("/v1/search")
 def search() -> Response:
     query = request.args.get("q", "")
@@ -59,10 +66,7 @@ def search() -> Response:
         raise BadRequest(f"q must be at most {MAX_QUERY_CHARS} characters")
     page_size = _int_arg("n", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
     page = _int_arg("page", 1, 1, None)
-    # Matches the lower-cased query in "namespace/name" or the lower-cased description.
-    needle = query.strip().lower()
-    start = (page - 1) * page_size
-    total, found = _search_index().search(needle, start, page_size)
+    total, found = find(query, (page - 1) * page_size, page_size, None)
     return json_response({
         "query": query,
         "num_results": total,

@@ -13,6 +13,7 @@ from .tokens import TokenSigner
 
 if TYPE_CHECKING:
     from .activation import ActivationLinks
+    from .activity import Activity
 
 EXTENSION_KEY = "docker_index"
 
@@ -33,8 +34,10 @@ class Services:
     signer: TokenSigner
     credentials: VerifiedCredentials
     config: dict[str, Any]
+    activity: "Activity"
     activation: "ActivationLinks | None" = None
     registry: RegistryHooks | None = None  # None when INDEX_REGISTRY_ENDPOINTS names external ones
+
 
 
 def services() -> Services:

@@ -39,21 +39,31 @@ def register() -> Response:
     # Before any other check: an existing user running `docker login` must fall through to GET.
     if isinstance(claimed, str) and names.USERNAME_RE.fullmatch(claimed) and found.store.find_user(claimed):
         return _already_exists()
-    if found.config["REGISTRATION"] == "closed":
-        raise Unauthorized("registration is closed: ask an administrator for an account")
-    username = names.username(claimed)
-    password = names.password(data.get("password"))
-    email = names.email(data.get("email"))
-    password_hash = hash_password(password, found.config["BCRYPT_ROUNDS"])
-    policy = found.config["REGISTRATION"]
     try:
-        # confirm/approval: inactive (403 on every call) until the link or an admin activates it.
-        found.store.create_user(username, password_hash, email, active=policy == "open")
+        register_account(claimed, data.get("password"), data.get("email"))
     except AlreadyExists:
         return _already_exists()
+    return json_response("User Created", 201)
+
+
+def register_account(username: Any, password: Any, email: Any) -> dict[str, Any]:
+    """Validate, hash and store a self-registered account under the registration policy.
+
+    Raises ValidationError (400), Unauthorized when registration is closed, AlreadyExists.
+    """
+    found = services()
+    policy = found.config["REGISTRATION"]
+    if policy == "closed":
+        raise Unauthorized("registration is closed: ask an administrator for an account")
+    username = names.username(username)
+    password = names.password(password)
+    email = names.email(email)
+    password_hash = hash_password(password, found.config["BCRYPT_ROUNDS"])
+    # confirm/approval: inactive (403 on every call) until the link or an admin activates it.
+    user = found.store.create_user(username, password_hash, email, active=policy == "open")
     if policy != "open":
         activation.after_registration(username, email)
-    return json_response("User Created", 201)
+    return user
 
 
 @bp.get("/v1/users")
@@ -74,14 +84,26 @@ def update_user(username: str) -> Response:
         raise BadRequest(f"unknown field(s): {', '.join(sorted(map(str, unknown)))}; expected email and/or password")
     if not data:
         raise BadRequest("nothing to change: give an email and/or a password")
-    email = names.email(data["email"]) if "email" in data else None
-    password = names.password(data["password"]) if "password" in data else None
-    found = services()
-    password_hash = hash_password(password, found.config["BCRYPT_ROUNDS"]) if password is not None else None
     try:
-        found.store.update_user(username, password_hash=password_hash, add_email=email)
-    except StoreNotFound:
-        raise NotFound(f"user {username} not found") from None
+        change_account(username, password=data.get("password", UNCHANGED), email=data.get("email", UNCHANGED))
     except AlreadyExists:
         raise BadRequest("email is already used by another account") from None
     return empty_response(204)
+
+
+UNCHANGED: Any = object()
+
+
+def change_account(username: str, *, password: Any = UNCHANGED, email: Any = UNCHANGED) -> dict[str, Any]:
+    """Set a new password and/or add an e-mail address (UNCHANGED: leave it); returns the account.
+
+    Raises ValidationError (400), NotFound (404), AlreadyExists for an e-mail of another account.
+    """
+    email = names.email(email) if email is not UNCHANGED else None
+    password = names.password(password) if password is not UNCHANGED else None
+    found = services()
+    password_hash = hash_password(password, found.config["BCRYPT_ROUNDS"]) if password is not None else None
+    try:
+        return found.store.update_user(username, password_hash=password_hash, add_email=email)
+    except StoreNotFound:
+        raise NotFound(f"user {username} not found") from None
