@@ -11,6 +11,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, render_template, request
 
 from ..errors import ApiError
+from ..names import ValidationError
 from . import render, session
 
 CONTENT_SECURITY_POLICY = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
@@ -62,3 +63,8 @@ def _error_page(exc: ApiError) -> tuple[str, int, dict[str, str]]:
     """The API's errors, as a page (same status and message)."""
     headers = {k: v for k, v in exc.headers.items() if k != "WWW-Authenticate"}
     return render_template("error.html", status=exc.status, message=exc.message), exc.status, headers
+
+
+@bp.errorhandler(ValidationError)
+def _invalid_page(exc: ValidationError) -> tuple[str, int]:
+    return render_template("error.html", status=400, message=str(exc)), 400
