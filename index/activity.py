@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from .store import Store
-from .store.files import DataFile, StoreError
+from .store.errors import StoreError
+from .store.files import DataFile
 
 log = logging.getLogger(__name__)
 

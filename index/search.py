@@ -4,16 +4,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 
 from .errors import BadRequest
 from .payloads import json_response
-from .search_index import SearchIndex
 from .services import services
 
 bp = Blueprint("search", __name__)
 
-SEARCH_INDEX_KEY = "docker_index.search"
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
 MAX_QUERY_CHARS = 256
@@ -44,19 +42,11 @@ def _result(name: str, description: str) -> dict[str, Any]:
             "is_official": "/" not in name, "is_trusted": False, "is_automated": False}
 
 
-def _search_index() -> SearchIndex:
-    """This worker's index (built at the first query, then kept fresh)."""
-    index = current_app.extensions.get(SEARCH_INDEX_KEY)
-    if index is None:
-        index = current_app.extensions.setdefault(SEARCH_INDEX_KEY, SearchIndex(services().store))
-    return index
-
-
 def find(query: str, offset: int, limit: int, viewer: dict[str, Any] | None) -> tuple[int, list[tuple[str, str]]]:
     """Repositories matching ``query`` that ``viewer`` may see: (how many, the requested slice
     of (name, description)). The API and the web pages both answer from here."""
     # Matches the lower-cased query in "namespace/name" or the lower-cased description.
-    return _search_index().search(query.strip().lower(), offset, limit)
+    return services().search.search(query.strip().lower(), offset, limit)
 
 
 @bp.get("/v1/search")

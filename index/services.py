@@ -1,4 +1,7 @@
-"""What every request needs, built once per app: the store, the token signer, the credential cache."""
+"""What every request needs, built once per app: the store, the signers, the caches.
+
+Settings are read from ``current_app.config``; everything built from them lives here.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,11 +11,12 @@ from flask import Response, current_app
 
 from .names import RepoName
 from .passwords import VerifiedCredentials
+from .ratelimit import LoginThrottle
+from .search_index import SearchIndex
 from .store import Store
-from .tokens import TokenSigner
+from .tokens import ActivationLinks, TokenSigner
 
 if TYPE_CHECKING:
-    from .activation import ActivationLinks
     from .activity import Activity
 
 EXTENSION_KEY = "docker_index"
@@ -33,9 +37,10 @@ class Services:
     store: Store
     signer: TokenSigner
     credentials: VerifiedCredentials
-    config: dict[str, Any]
-    activity: "Activity"
-    activation: "ActivationLinks | None" = None
+    activation: ActivationLinks
+    login_throttle: LoginThrottle
+    search: SearchIndex  # this worker's search index (built at the first query, then kept fresh)
+    activity: "Activity"  # pull/push counts (batched)
     registry: RegistryHooks | None = None  # None when INDEX_REGISTRY_ENDPOINTS names external ones
 
 

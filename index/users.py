@@ -3,15 +3,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, current_app
 
 from . import activation, auth, names
-from .errors import BadRequest, Forbidden, NotFound, Unauthorized
+from .accounts import create_account
+from .errors import BadRequest, Forbidden, Unauthorized
 from .passwords import hash_password
 from .payloads import JSON, empty_response, json_response, read_json
 from .services import services
 from .store import AlreadyExists
-from .store import NotFound as StoreNotFound
 
 bp = Blueprint("users", __name__)
 
@@ -47,22 +47,18 @@ def register() -> Response:
 
 
 def register_account(username: Any, password: Any, email: Any) -> dict[str, Any]:
-    """Validate, hash and store a self-registered account under the registration policy.
+    """Self-registration under ``INDEX_REGISTRATION`` (the API's and the web form's).
 
-    Raises ValidationError (400), Unauthorized when registration is closed, AlreadyExists.
+    Raises Unauthorized when registration is closed, ValidationError, AlreadyExists.
     """
-    found = services()
-    policy = found.config["REGISTRATION"]
+    policy = current_app.config["REGISTRATION"]
     if policy == "closed":
         raise Unauthorized("registration is closed: ask an administrator for an account")
-    username = names.username(username)
-    password = names.password(password)
-    email = names.email(email)
-    password_hash = hash_password(password, found.config["BCRYPT_ROUNDS"])
     # confirm/approval: inactive (403 on every call) until the link or an admin activates it.
-    user = found.store.create_user(username, password_hash, email, active=policy == "open")
+    user = create_account(services().store, username, password, email,
+                          active=policy == "open", bcrypt_rounds=current_app.config["BCRYPT_ROUNDS"])
     if policy != "open":
-        activation.after_registration(username, email)
+        activation.after_registration(user["username"], user["emails"][0])
     return user
 
 
@@ -86,7 +82,7 @@ def update_user(username: str) -> Response:
         raise BadRequest("nothing to change: give an email and/or a password")
     try:
         change_account(username, password=data.get("password", UNCHANGED), email=data.get("email", UNCHANGED))
-    except AlreadyExists:
+    except AlreadyExists:  # answered 400 with its own message, not the generic 409
         raise BadRequest("email is already used by another account") from None
     return empty_response(204)
 
@@ -97,13 +93,9 @@ UNCHANGED: Any = object()
 def change_account(username: str, *, password: Any = UNCHANGED, email: Any = UNCHANGED) -> dict[str, Any]:
     """Set a new password and/or add an e-mail address (UNCHANGED: leave it); returns the account.
 
-    Raises ValidationError (400), NotFound (404), AlreadyExists for an e-mail of another account.
+    Raises ValidationError, RecordNotFound, AlreadyExists for an e-mail of another account.
     """
     email = names.email(email) if email is not UNCHANGED else None
     password = names.password(password) if password is not UNCHANGED else None
-    found = services()
-    password_hash = hash_password(password, found.config["BCRYPT_ROUNDS"]) if password is not None else None
-    try:
-        return found.store.update_user(username, password_hash=password_hash, add_email=email)
-    except StoreNotFound:
-        raise NotFound(f"user {username} not found") from None
+    password_hash = hash_password(password, current_app.config["BCRYPT_ROUNDS"]) if password is not None else None
+    return services().store.update_user(username, password_hash=password_hash, add_email=email)

@@ -12,6 +12,7 @@ from flask import Blueprint, Flask, Response, render_template, request
 
 from ..errors import ApiError
 from ..names import ValidationError
+from ..store import AlreadyExists, RecordNotFound, StorageFailure
 from . import render, session
 
 CONTENT_SECURITY_POLICY = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
@@ -66,5 +67,15 @@ def _error_page(exc: ApiError) -> tuple[str, int, dict[str, str]]:
 
 
 @bp.errorhandler(ValidationError)
-def _invalid_page(exc: ValidationError) -> tuple[str, int]:
-    return render_template("error.html", status=400, message=str(exc)), 400
+@bp.errorhandler(RecordNotFound)
+@bp.errorhandler(AlreadyExists)
+@bp.errorhandler(StorageFailure)
+def _store_error_page(exc: Exception) -> tuple[str, int]:
+    """Bad input and store errors, with the status the API gives them (see index.errors)."""
+    if isinstance(exc, StorageFailure):
+        status = 507 if exc.no_space else 503
+        message = f"storage unavailable, nothing was changed: {exc}"
+    else:
+        status = {ValidationError: 400, RecordNotFound: 404, AlreadyExists: 409}[type(exc)]
+        message = str(exc)
+    return render_template("error.html", status=status, message=message), status

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import redirect, render_template, request, url_for
+from flask import current_app, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from .. import auth, users
@@ -59,12 +59,12 @@ def signout() -> BaseResponse:
 
 @bp.get("/register")
 def register_form() -> str:
-    return render_template("register.html", policy=services().config["REGISTRATION"], error=None)
+    return render_template("register.html", policy=current_app.config["REGISTRATION"], error=None)
 
 
 @bp.post("/register")
 def register() -> BaseResponse | tuple[str, int]:
-    policy = services().config["REGISTRATION"]
+    policy = current_app.config["REGISTRATION"]
     form = request.form
     username = form.get("username", "").strip()
     email = form.get("email", "").strip()

@@ -10,7 +10,6 @@ from .. import names
 from ..errors import BadRequest, Forbidden, NotFound
 from ..names import LIBRARY
 from ..services import services
-from ..store import NotFound as StoreNotFound
 from . import bp
 from .account import signed_in
 
@@ -45,20 +44,14 @@ def account_action(username: str, action: str) -> BaseResponse:
     if action == "delete":
         if username == admin["username"]:
             raise BadRequest("you cannot delete your own account here")
-        try:
-            store.delete_user(username)
-        except StoreNotFound:
-            raise NotFound(f"user {username} not found") from None
+        store.delete_user(username)
         return redirect(url_for("web.admin_page", done=f"deleted {username}"), 303)
     changes = _ACCOUNT_ACTIONS.get(action)
     if changes is None:
         raise NotFound(f"no account action {action[:32]}")
     if username == admin["username"] and action in ("deactivate", "demote"):
         raise BadRequest("you cannot lock yourself out; ask another administrator")
-    try:
-        store.update_user(username, **changes)
-    except StoreNotFound:
-        raise NotFound(f"user {username} not found") from None
+    store.update_user(username, **changes)
     return redirect(url_for("web.admin_page", done=f"{action}d {username}"), 303)
 
 
@@ -67,10 +60,7 @@ def repository_delete(namespace: str, repository: str) -> BaseResponse:
     site_admin()
     name = names.repo_name(namespace, repository)
     found = services()
-    try:
-        removed = found.store.delete_repository(name.namespace, name.repository)
-    except StoreNotFound:
-        raise NotFound(f"repository {name.display} not found") from None
+    removed = found.store.delete_repository(name.namespace, name.repository)
     if found.registry is not None:
         found.registry.repository_removed(removed)
     found.activity.forget(name.full)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 
-from flask import request
+from flask import current_app, request
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
@@ -21,7 +21,7 @@ def markdown(text: str) -> Markup:
 
 def public_host() -> str:
     """The host docker users type: INDEX_PUBLIC_HOST, else the host this page was asked for."""
-    return str(services().config["PUBLIC_HOST"] or request.host)
+    return str(current_app.config["PUBLIC_HOST"] or request.host)
 
 
 def size(value: int | None) -> str:
