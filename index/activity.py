@@ -13,6 +13,7 @@ see a pull after at most that delay. Counts are for the web pages and search tie
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import threading
 import time
@@ -46,6 +47,10 @@ class Activity:
         self._lock = threading.Lock()
         self._pending: dict[str, dict[str, Any]] = {}
         self._since = time.monotonic()
+        # (the counts it was computed from, recency): reused while all() returns the same object
+        self._changes = 0  # counts every _add, so a merged view can be reused until the next one
+        self._merged: tuple[dict[str, dict[str, Any]], int, dict[str, dict[str, Any]]] | None = None
+        self._recency: tuple[dict[str, dict[str, Any]], dict[str, float]] | None = None
         ref = weakref.ref(self)
         atexit.register(lambda: (found := ref()) is not None and found.flush())
 
@@ -60,6 +65,7 @@ class Activity:
             entry = self._pending.setdefault(repository, {})
             entry[counter] = entry.get(counter, 0) + 1
             entry.update(stamps)
+            self._changes += 1
             due = time.monotonic() - self._since >= self._flush_seconds
         if due:
             self.flush()
@@ -108,6 +114,9 @@ class Activity:
         with self._lock:
             if not self._pending:
                 return stored
+            cached = self._merged
+            if cached is not None and cached[0] is stored and cached[1] == self._changes:
+                return cached[2]
             merged = dict(stored)
             for repository, counts in self._pending.items():
                 entry = dict(merged.get(repository, {}))
@@ -115,7 +124,27 @@ class Activity:
                     entry[field] = entry.get(field, 0) + counts.get(field, 0)
                 entry.update({k: v for k, v in counts.items() if k not in _FIELDS})
                 merged[repository] = entry
+            self._merged = (stored, self._changes, merged)
             return merged
+
+    def recency(self) -> dict[str, float]:
+        """``ns/repo`` -> time of its latest pull or push (seconds since 1970), for ranking.
+
+        Worked out again only when the flushed file or this worker's tally changed.
+        """
+        counts = self.all()
+        with self._lock:
+            if self._recency is not None and self._recency[0] is counts:
+                return self._recency[1]
+        found: dict[str, float] = {}
+        for repository, stats in counts.items():
+            latest = max(stats.get("last_pull") or "", stats.get("last_push") or "")
+            if latest:
+                with contextlib.suppress(ValueError):
+                    found[repository] = datetime.fromisoformat(latest).timestamp()
+        with self._lock:
+            self._recency = (counts, found)
+        return found
 
     def forget(self, repository: str) -> None:
         """Drop a deleted repository's counts (a new repository of that name starts at zero)."""

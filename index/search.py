@@ -46,7 +46,8 @@ def find(query: str, offset: int, limit: int, viewer: dict[str, Any] | None) -> 
     """Repositories matching ``query`` that ``viewer`` may see: (how many, the requested slice
     of (name, description)). The API and the web pages both answer from here."""
     # Matches the lower-cased query in "namespace/name" or the lower-cased description.
-    return services().search.search(query.strip().lower(), offset, limit)
+    found = services()
+    return found.search.search(query.strip().lower(), offset, limit, found.activity.recency())
 
 
 @bp.get("/v1/search")
