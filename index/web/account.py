@@ -90,10 +90,10 @@ def register() -> BaseResponse | tuple[str, int]:
 def account_page() -> str:
     user = signed_in()
     return render_template("account.html", user=user, message=request.args.get("done"), error=None,
-                           robots=_robots_of(user))
+                           robots=_robots_of(user), robots_namespace=user["username"])
 
 
-def _robots_of(user: dict[str, Any]) -> list[dict[str, Any]]:
+def _robots_of(user: dict[str, Any]) -> list[dict[str, Any]] | None:
     from . import manage
     return manage.robots_of(user["username"], user)
 
@@ -118,7 +118,7 @@ def change_password() -> BaseResponse | tuple[str, int]:
             session.refresh(changed)  # this session goes on; every other one ends
             return redirect(url_for("web.account_page", done="password changed"), 303)
     return render_template("account.html", user=user, message=None, error=error,
-                           robots=_robots_of(user)), 400
+                           robots=_robots_of(user), robots_namespace=user["username"]), 400
 
 
 @bp.post("/account/email")
@@ -133,4 +133,4 @@ def add_email() -> BaseResponse | tuple[str, int]:
     else:
         return redirect(url_for("web.account_page", done="e-mail address added"), 303)
     return render_template("account.html", user=user, message=None, error=error,
-                           robots=_robots_of(user)), 400
+                           robots=_robots_of(user), robots_namespace=user["username"]), 400
