@@ -7,8 +7,8 @@ from typing import Any, Mapping
 
 from flask import Flask, Response
 
-from . import (activation, health, logs, openapi, probes, proxies, registry, repositories, search,
-               transport, users, web)
+from . import (activation, api, health, logs, openapi, probes, proxies, registry, repositories,
+               search, transport, users, web)
 from .accounts import create_account
 from .activity import Activity
 from .config import describe, load_config
@@ -57,6 +57,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     transport.init_app(app)
     for blueprint in (probes.bp, users.bp, repositories.bp, search.bp, health.bp, activation.bp, openapi.bp):
         app.register_blueprint(blueprint)
+    api.install(app, secret_key, settings["SECRET_KEY_FALLBACKS"])  # /api/v1 (access control)
     web.install(app, secret_key)
     commands.register(app)
     if not settings["REGISTRY_ENDPOINTS"]:

@@ -13,6 +13,7 @@ from typing import Any, Callable, Mapping
 REGISTRATION_POLICIES = ("open", "confirm", "approval", "closed")
 LOG_FORMATS = ("plain", "json")
 SMTP_SECURITY_MODES = ("starttls", "ssl", "none")
+VISIBILITIES = ("private", "public")
 
 
 class ConfigError(ValueError):
@@ -160,6 +161,10 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "WEB_SESSION_IDLE_SECONDS": (8 * 3600, _parse_positive_int),
     # Pull/push counts are batched per worker and saved at most this often (see index.activity).
     "ACTIVITY_FLUSH_SECONDS": (10, _parse_positive_int),
+    # Access control (index.permissions): what a new repository is, and whether reading public
+    # repositories needs an account.
+    "DEFAULT_VISIBILITY": ("private", _choice(*VISIBILITIES)),
+    "ANONYMOUS_PULL": (True, _parse_bool),
 }
 
 SECRET_SETTINGS = ("SECRET_KEY", "ADMIN_PASSWORD", "SECRET_KEY_FALLBACKS", "SMTP_PASSWORD")

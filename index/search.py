@@ -6,7 +6,9 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
+from . import auth, permissions
 from .errors import BadRequest
+from .names import RepoName
 from .payloads import json_response
 from .services import services
 
@@ -46,8 +48,18 @@ def find(query: str, offset: int, limit: int, viewer: dict[str, Any] | None) -> 
     """Repositories matching ``query`` that ``viewer`` may see: (how many, the requested slice
     of (name, description)). The API and the web pages both answer from here."""
     # Matches the lower-cased query in "namespace/name" or the lower-cased description.
+    # docker search sends Basic credentials when logged in: private repositories are found only
+    # by those who may read them, and nothing else is counted.
+    public_readable = viewer is not None or permissions.anonymous_reads_allowed()
+
+    def visible(full: str, public: bool) -> bool:
+        if public and public_readable:
+            return True
+        namespace, _, repository = full.partition("/")
+        return permissions.can_read(viewer, RepoName(namespace, repository))
+
     found = services()
-    return found.search.search(query.strip().lower(), offset, limit, found.activity.recency())
+    return found.search.search(query.strip().lower(), offset, limit, visible, found.activity.recency())
 
 
 @bp.get("/v1/search")
@@ -57,7 +69,7 @@ def search() -> Response:
         raise BadRequest(f"q must be at most {MAX_QUERY_CHARS} characters")
     page_size = _int_arg("n", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
     page = _int_arg("page", 1, 1, None)
-    total, found = find(query, (page - 1) * page_size, page_size, None)
+    total, found = find(query, (page - 1) * page_size, page_size, auth.reader())
     return json_response({
         "query": query,
         "num_results": total,

@@ -81,6 +81,7 @@ class _Entry:
 
     name: str               # what results show: ``ns/repo``, or ``repo`` in library
     full: str               # ``ns/repo``, what the query is matched against (names are lower-case)
+    public: bool            # visibility when read; readers of private ones are asked at query time
     description: str        # as stored, for the result
     description_lower: str
 
@@ -118,17 +119,22 @@ class SearchIndex:
 
     # -- queries -------------------------------------------------------------------------------
     def search(self, needle: str, offset: int, limit: int,
+               visible: Callable[[str, bool], bool] | None = None,
                recency: Mapping[str, float] | None = None) -> tuple[int, list[tuple[str, str]]]:
         """``needle`` (already stripped and lower-cased) -> (number of matches, the page).
 
-        The page holds (name, description) of the matches ``offset`` to ``offset + limit``,
-        ranked: exact name, then name prefix, then name substring, then description only
-        (:func:`rank`); within a rank the most recently pulled or pushed first (``recency``:
-        ``ns/repo`` -> a time stamp, missing = never), then by name.
+        ``visible(full name, public)`` filters the matches before they are counted (what the
+        caller may not read is not even counted). The page holds (name, description) of the
+        matches ``offset`` to ``offset + limit``, ranked: exact name, then name prefix, then name
+        substring, then description only (:func:`rank`); within a rank the most recently pulled
+        or pushed first (``recency``: ``ns/repo`` -> a time stamp, missing = never), then by name.
         """
         with self._lock:
             self._refresh()
             matches = self._matches(needle)
+            if visible is not None:
+                entries = self._entries
+                matches = [name for name in matches if visible(entries[name].full, entries[name].public)]
             return len(matches), self._page(matches, offset, limit, needle, recency or {})
 
     def _matches(self, needle: str) -> Iterable[str]:
@@ -254,5 +260,6 @@ def _entry(record: dict) -> _Entry:
     full = f"{namespace}/{name}"
     description = record.get("description") or ""
     lower = description.lower()
-    return _Entry(name=name if namespace == LIBRARY else full, full=full, description=description,
+    return _Entry(name=name if namespace == LIBRARY else full, full=full,
+                  public=record.get("visibility", "public") == "public", description=description,
                   description_lower=lower)

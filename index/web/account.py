@@ -6,7 +6,7 @@ from typing import Any
 from flask import current_app, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
-from .. import auth, users
+from .. import auth, permissions, users
 from ..errors import ApiError, Unauthorized
 from ..names import ValidationError
 from ..services import services
@@ -44,6 +44,9 @@ def signin() -> BaseResponse | tuple[str, int]:
         user = auth.login(username, password)
     except ApiError as exc:  # 401 wrong credentials, 429 locked out: shown on the form
         return render_template("signin.html", next=target, error=exc.message, username=username), exc.status
+    if permissions.is_robot(user):
+        return render_template("signin.html", next=target, username=username,
+                               error="robot accounts cannot sign in here; they are for docker login"), 403
     if not user.get("active"):
         return render_template("signin.html", next=target, username=username,
                                error="this account is not active yet"), 403
