@@ -94,7 +94,7 @@ def repository_grant(namespace: str, repository: str) -> BaseResponse:
         operations.grant_team(name, who, role)
     else:
         operations.grant_user(name, who, role)
-    return _back(name, f"{who}: {raw_role}" if role else f"{who} no longer has a role")
+    return _back(name, f"granted {raw_role} to {who}" if role else f"{who} no longer has a role")
 
 
 def _org_admin(org: str) -> dict[str, Any]:

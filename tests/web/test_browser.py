@@ -18,7 +18,7 @@ import pytest
 
 from tests.processes import ROOT, clean_env, free_port, stop, wait_for_http
 from tests.registry.layers import Layer, chain
-from tests.registry.v1client import V1Client
+from tests.registry.v1client import V1Client, basic_header
 from tests.system import require
 
 ADMIN = ("root", "rootpass1")
@@ -39,7 +39,9 @@ def server(tmp_path_factory) -> Iterator[Server]:
     settings = {"INDEX_DATA_DIR": str(data_dir), "INDEX_PORT": str(port), "INDEX_WORKERS": "2",
                 "INDEX_BCRYPT_ROUNDS": "4", "INDEX_ADMIN_USERNAME": ADMIN[0],
                 "INDEX_ADMIN_PASSWORD": ADMIN[1], "INDEX_ACTIVITY_FLUSH_SECONDS": "1",
-                "INDEX_SECRET_KEY": "browser-test-secret-key-of-enough-length"}
+                "INDEX_SECRET_KEY": "browser-test-secret-key-of-enough-length",
+                # Journeys start from public repositories and make them private in the pages.
+                "INDEX_DEFAULT_VISIBILITY": "public"}
     with open(log_path, "wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "index", "serve"], cwd=ROOT,
                                    env=clean_env(settings), stdout=log, stderr=subprocess.STDOUT)
@@ -236,6 +238,68 @@ def test_admin_approves_and_deletes(server, person):
     person.submit("Activate eve_b", "activated")
     person.submit("Delete eve_b", "deleted")
     assert "deleted eve_b" in person.text()
+
+
+def test_make_private_and_it_vanishes_for_another_account(server, person, driver_factory):
+    _register(server, "olga_b", "secret1")
+    _register(server, "pete_b", "secret1")
+    _push(server, "olga_b", "secret1", "olga_b/secretive", "d4")
+    other = Person(driver_factory(), server, "make_private-other")
+    other.sign_in("pete_b", "secret1")
+    other.open("/search?q=secretive", "search-before")
+    assert "olga_b/secretive" in other.text()
+    person.sign_in("olga_b", "secret1")
+    person.open("/repository/olga_b/secretive", "repository")
+    person.click_link("Settings and permissions", "settings")
+    person.find("input[name=visibility][value=private]").click()
+    person.submit("Save visibility", "private")
+    assert "olga_b/secretive is now private" in person.text()
+    other.open("/search?q=secretive", "search-after")
+    assert "olga_b/secretive" not in other.text()
+    other.open("/repository/olga_b/secretive", "repository-after")
+    assert "Not found" in other.text()
+
+
+def test_organization_team_robot_grant_and_revoke(server, person, driver_factory):
+    _register(server, "rita_b", "secret1")
+    _register(server, "sam_b", "secret1")
+    person.sign_in("rita_b", "secret1")
+    person.click_link("Account", "account")
+    person.click_link("Create an organization", "new-organization")
+    person.fill("name", "acme_b")
+    person.fill("email", "ops@acme.example")
+    person.submit("Create organization", "organization")
+    assert "organization acme_b created" in person.text()
+    person.fill("team", "devs")
+    person.submit("Save team", "team")
+    person.fill("member-devs", "sam_b")
+    person.submit("Add member to devs", "member")
+    assert "sam_b added to devs" in person.text()
+    person.fill("robot-short", "ci")
+    person.submit("Create robot", "robot")
+    token = person.find("code.token").text
+    assert len(token) > 20
+    assert V1Client(server.host, ("acme_b+ci", token)).request(
+        "GET", "/v1/users/", headers=basic_header("acme_b+ci", token)).status == 200  # docker login
+    _push(server, "rita_b", "secret1", "acme_b/tool", "e5")
+    person.open("/repository/acme_b/tool", "repository")
+    person.click_link("Settings and permissions", "settings")
+    person.find("input[name=visibility][value=private]").click()
+    person.submit("Save visibility", "private")
+    member = Person(driver_factory(), server, "organization-member")
+    member.sign_in("sam_b", "secret1")
+    member.open("/repository/acme_b/tool", "hidden")
+    assert "Not found" in member.text()
+    from selenium.webdriver.support.ui import Select
+    Select(person.find("#grant-team")).select_by_visible_text("devs")
+    Select(person.find("#grant-team-role")).select_by_visible_text("read")
+    person.submit("Grant to team", "granted-devs")
+    assert "granted read to devs" in person.text()
+    member.open("/repository/acme_b/tool", "visible")
+    assert "acme_b/tool" in member.find("h1").text
+    person.submit("Revoke team devs", "revoked")
+    member.open("/repository/acme_b/tool", "hidden-again")
+    assert "Not found" in member.text()
 
 
 def test_readable_at_phone_width(server, driver_factory):
