@@ -8,8 +8,9 @@ from typing import Any, Mapping
 from flask import Flask, Response
 
 from . import (activation, api, health, logs, openapi, probes, proxies, registry, repositories,
-               search, transport, users)
+               search, transport, users, web)
 from .accounts import create_account
+from .activity import Activity
 from .config import describe, load_config
 from .errors import register_error_handlers
 from .names import ValidationError
@@ -49,6 +50,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         login_throttle=LoginThrottle(settings["LOGIN_FAILURES_PER_MINUTE"]),
         registration_throttle=RegistrationThrottle(settings["REGISTRATIONS_PER_HOUR"]),
         search=SearchIndex(store),
+        activity=Activity(store, settings["ACTIVITY_FLUSH_SECONDS"]),
     )
     _bootstrap_admin(store, settings)
     warm_up(settings["BCRYPT_ROUNDS"])  # so the first unknown user is not slower than the rest
@@ -59,6 +61,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     for blueprint in (probes.bp, users.bp, repositories.bp, search.bp, health.bp, activation.bp, openapi.bp):
         app.register_blueprint(blueprint)
     api.install(app, secret_key, settings["SECRET_KEY_FALLBACKS"])  # /api/v1 (access control)
+    web.install(app, secret_key)
     commands.register(app)
     if not settings["REGISTRY_ENDPOINTS"]:
         registry.install(app)  # built-in registry; otherwise external ones serve the layers

@@ -44,13 +44,23 @@ def basic_user() -> dict[str, Any] | None:
     username, password = credentials.username or "", credentials.password or ""
     if not username and not password:
         return None
+    user = login(username, password)
+    logs.set_user(username)
+    return user
+
+
+def login(username: str, password: str) -> dict[str, Any]:
+    """The account these credentials belong to (Basic or the web's sign-in form).
+
+    401 when they are wrong, 429 past the failed-login limit (see ``ratelimit``); remembered
+    credentials pass without bcrypt. Whether the account is active is the caller's question.
+    """
     found = services()
     if "+" in username:
         return _robot_login(username, password)
     user = found.store.find_user(username)
     stored_hash = user["password_hash"] if user else None
     if stored_hash and found.credentials.is_verified(username, password, stored_hash):
-        logs.set_user(username)
         return user  # remembered: a push in progress is never throttled
     # The attempt counts before bcrypt runs (429 when the limit is taken up by failures and
     # attempts still being checked), so parallel guesses cannot all reach bcrypt.
@@ -60,7 +70,6 @@ def basic_user() -> dict[str, Any] | None:
             raise Unauthorized("wrong username or password")
     assert user is not None and stored_hash is not None
     found.credentials.remember(username, password, stored_hash)
-    logs.set_user(username)
     return user
 
 

@@ -169,6 +169,10 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "REQUIRE_TLS": (False, _parse_bool),
     # ... except from 127.0.0.0/8 and ::1, where nothing crosses a network.
     "TLS_EXEMPT_LOOPBACK": (True, _parse_bool),
+    # Web interface: a browser session ends after this many seconds without a request.
+    "WEB_SESSION_IDLE_SECONDS": (8 * 3600, _parse_positive_int),
+    # Pull/push counts are batched per worker and saved at most this often (see index.activity).
+    "ACTIVITY_FLUSH_SECONDS": (10, _parse_positive_int),
     # Access control (index.permissions): what a new repository is, and whether reading public
     # repositories needs an account.
     "DEFAULT_VISIBILITY": ("private", _choice(*VISIBILITIES)),

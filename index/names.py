@@ -121,6 +121,22 @@ def email(value: Any) -> str:
     return value
 
 
+MAX_DESCRIPTION_CHARS = 10_000
+_DESCRIPTION_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def description(value: Any) -> str:
+    """A repository description: Markdown text, lines allowed, no other control characters."""
+    if not isinstance(value, str):
+        raise ValidationError("description must be a string")
+    _require_unicode(value, "description")
+    if len(value) > MAX_DESCRIPTION_CHARS:
+        raise ValidationError(f"description must be at most {MAX_DESCRIPTION_CHARS} characters")
+    if _DESCRIPTION_CONTROL_RE.search(value):
+        raise ValidationError("description must not contain control characters other than line breaks and tabs")
+    return value.replace("\r\n", "\n").strip()
+
+
 def _has_invisible(value: str) -> bool:
     """Control, format (bidi overrides, zero-width), surrogate, private-use or unassigned characters."""
     return any(unicodedata.category(char).startswith("C") for char in value)

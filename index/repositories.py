@@ -91,6 +91,7 @@ def delete_repository(namespace: str, repository: str) -> Response:
     visible_repository(name, deleting_ok=True)
     if "X-Docker-Endpoints" in request.headers:
         removed = store.delete_repository(name.namespace, name.repository)
+        services().activity.forget(name.full)
         if registry is not None:
             registry.repository_removed(removed)
         return json_response("")
@@ -103,10 +104,11 @@ def delete_repository(namespace: str, repository: str) -> Response:
 def put_images(namespace: str, repository: str) -> Response:
     """Merge ids and checksums into the list (docker 0.8-1.5 send ``[]``): exactly 204."""
     name = names.repo_name(namespace, repository)
-    _writer_of(name)
+    user = _writer_of(name)
     images = names.image_list(read_json())
     # docker 0.8-1.5 always send []: the store answers that without a lock.
     services().store.merge_images(name.namespace, name.repository, images)
+    services().activity.pushed(name.full, user["username"])  # the last request of a push
     return empty_response(204)
 
 
@@ -121,6 +123,7 @@ def get_images(namespace: str, repository: str) -> Response:
         return json_response(record["images"])
     user = auth.reader()
     record = _readable(name, user)
+    services().activity.pulled(name.full)
     response = json_response(record["images"])
     if request.headers.get("X-Docker-Token", "").lower() == "true":
         return add_token(response, name, "read", user)

@@ -46,6 +46,24 @@ def _result(name: str, description: str) -> dict[str, Any]:
             "is_official": "/" not in name, "is_trusted": False, "is_automated": False}
 
 
+def find(query: str, offset: int, limit: int, viewer: dict[str, Any] | None) -> tuple[int, list[tuple[str, str]]]:
+    """Repositories matching ``query`` that ``viewer`` may see: (how many, the requested slice
+    of (name, description)). The API and the web pages both answer from here."""
+    # Matches the lower-cased query in "namespace/name" or the lower-cased description.
+    # docker search sends Basic credentials when logged in: private repositories are found only
+    # by those who may read them, and nothing else is counted.
+    public_readable = viewer is not None or permissions.anonymous_reads_allowed()
+
+    def visible(full: str, public: bool) -> bool:
+        if public and public_readable:
+            return True
+        namespace, _, repository = full.partition("/")
+        return permissions.can_read(viewer, RepoName(namespace, repository))
+
+    found = services()
+    return found.search.search(query.strip().lower(), offset, limit, visible, found.activity.recency())
+
+
 @bp.get("/v1/search")
 def search() -> Response:
     query = request.args.get("q", "")
@@ -53,21 +71,7 @@ def search() -> Response:
         raise BadRequest(f"q must be at most {MAX_QUERY_CHARS} characters")
     page_size = _int_arg("n", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
     page = _int_arg("page", 1, 1, None)
-    # Matches the lower-cased query in "namespace/name" or the lower-cased description.
-    needle = query.strip().lower()
-    start = (page - 1) * page_size
-    # docker search sends Basic credentials when logged in: private repositories are found only
-    # by those who may read them, and nothing else is counted.
-    user = auth.reader()
-    public_readable = user is not None or permissions.anonymous_reads_allowed()
-
-    def visible(full: str, public: bool) -> bool:
-        if public and public_readable:
-            return True
-        namespace, _, repository = full.partition("/")
-        return permissions.can_read(user, RepoName(namespace, repository))
-
-    total, found = services().search.search(needle, start, page_size, visible)
+    total, found = find(query, (page - 1) * page_size, page_size, auth.reader())
     return json_response({
         "query": query,
         "num_results": total,

@@ -30,7 +30,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
 
 from .names import LIBRARY
 from .store import ACTIVE, Store
@@ -48,6 +48,25 @@ FULL_SCAN_INTERVAL_NS = 30 * _SECOND_NS  # at 20,000 namespace files a full scan
 def tokens(text: str) -> set[str]:
     """The distinct separator-free runs of ``text``."""
     return {token for token in _SEPARATORS.split(text) if token}
+
+
+EXACT, PREFIX, SUBSTRING, DESCRIPTION = range(4)
+
+
+def rank(full: str, needle: str) -> int:
+    """How well ``needle`` matches repository ``full`` (``ns/repo``); lower is better.
+
+    The name is the repository part or the whole ``ns/repo``: ``app`` matches ``alice/app``
+    exactly, ``ali`` is a prefix of it, ``ce/a`` a substring; anything else matched the description.
+    """
+    repository = full.partition("/")[2]
+    if needle in (full, repository):
+        return EXACT
+    if full.startswith(needle) or repository.startswith(needle):
+        return PREFIX
+    if needle in full:
+        return SUBSTRING
+    return DESCRIPTION
 
 
 def _racy(mtime_ns: int, now_ns: int) -> bool:
@@ -100,12 +119,15 @@ class SearchIndex:
 
     # -- queries -------------------------------------------------------------------------------
     def search(self, needle: str, offset: int, limit: int,
-               visible: Callable[[str, bool], bool] | None = None) -> tuple[int, list[tuple[str, str]]]:
+               visible: Callable[[str, bool], bool] | None = None,
+               recency: Mapping[str, float] | None = None) -> tuple[int, list[tuple[str, str]]]:
         """``needle`` (already stripped and lower-cased) -> (number of matches, the page).
 
-        The page holds (name, description) of the matches ``offset`` to ``offset + limit`` in
-        name order, as the full scan sorted them. ``visible(full name, public)`` filters the
-        matches before they are counted (what the caller may not read is not even counted).
+        ``visible(full name, public)`` filters the matches before they are counted (what the
+        caller may not read is not even counted). The page holds (name, description) of the
+        matches ``offset`` to ``offset + limit``, ranked: exact name, then name prefix, then name
+        substring, then description only (:func:`rank`); within a rank the most recently pulled
+        or pushed first (``recency``: ``ns/repo`` -> a time stamp, missing = never), then by name.
         """
         with self._lock:
             self._refresh()
@@ -113,7 +135,7 @@ class SearchIndex:
             if visible is not None:
                 entries = self._entries
                 matches = [name for name in matches if visible(entries[name].full, entries[name].public)]
-            return len(matches), self._page(matches, offset, limit)
+            return len(matches), self._page(matches, offset, limit, needle, recency or {})
 
     def _matches(self, needle: str) -> Iterable[str]:
         if not needle:
@@ -145,14 +167,21 @@ class SearchIndex:
             position = vocabulary.find(piece, end)
         return found
 
-    def _page(self, matches: Iterable[str], offset: int, limit: int) -> list[tuple[str, str]]:
+    def _page(self, matches: Iterable[str], offset: int, limit: int, needle: str,
+              recency: Mapping[str, float]) -> list[tuple[str, str]]:
+        entries = self._entries
+
+        def order(name: str) -> tuple[int, float, str]:
+            entry = entries[name]
+            return rank(entry.full, needle), -recency.get(entry.full, 0.0), name
+
         names = list(matches)
         wanted = offset + limit
         if wanted * 8 < len(names):  # a first page of many matches: no need to sort them all
-            ordered = heapq.nsmallest(wanted, names)
+            ordered = heapq.nsmallest(wanted, names, key=order)
         else:
-            ordered = sorted(names)
-        return [(name, self._entries[name].description) for name in ordered[offset:wanted]]
+            ordered = sorted(names, key=order)
+        return [(name, entries[name].description) for name in ordered[offset:wanted]]
 
     # -- freshness -------------------------------------------------------------------------------
     def _refresh(self) -> None:

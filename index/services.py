@@ -5,7 +5,7 @@ Settings are read from ``current_app.config``; everything built from them lives 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from flask import Response, current_app
 
@@ -15,6 +15,9 @@ from .ratelimit import LoginThrottle, RegistrationThrottle
 from .search_index import SearchIndex
 from .store import Store
 from .tokens import ActivationLinks, TokenSigner
+
+if TYPE_CHECKING:
+    from .activity import Activity
 
 EXTENSION_KEY = "docker_index"
 
@@ -41,7 +44,9 @@ class Services:
     login_throttle: LoginThrottle
     registration_throttle: RegistrationThrottle
     search: SearchIndex  # this worker's search index (built at the first query, then kept fresh)
+    activity: "Activity"  # pull/push counts (batched)
     registry: RegistryHooks | None = None  # None when INDEX_REGISTRY_ENDPOINTS names external ones
+
 
 
 def services() -> Services:

@@ -6,8 +6,8 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 
 from . import activation, auth, names, principals
-from .errors import BadRequest, Forbidden, Unauthorized
 from .accounts import create_account
+from .errors import BadRequest, Forbidden, Unauthorized
 from .passwords import hash_password
 from .payloads import JSON, empty_response, json_response, read_json
 from .services import services
@@ -42,23 +42,31 @@ def register() -> Response:
     # A robot's `docker login -u acme+ci -p <token>` too (it then logs in with Basic).
     if isinstance(claimed, str) and "+" in claimed and principals.find(claimed) is not None:
         return _already_exists()
-    if current_app.config["REGISTRATION"] == "closed":
-        raise Unauthorized("registration is closed: ask an administrator for an account")
-    policy = current_app.config["REGISTRATION"]
-    # Valid requests count before bcrypt and the write: a flood of registrations is refused (429)
-    # cheaply. (create_account checks the values again; an invalid one is a 400 and not counted.)
-    names.username(claimed), names.password(data.get("password")), names.email(data.get("email"))
-    found.registration_throttle.count(request.remote_addr or "")
     try:
-        # confirm/approval: inactive (403 on every call) until the link or an admin activates it.
-        user = create_account(found.store, claimed, data.get("password"), data.get("email"),
-                              active=policy == "open", bcrypt_rounds=current_app.config["BCRYPT_ROUNDS"])
+        register_account(claimed, data.get("password"), data.get("email"))
     except AlreadyExists:
         return _already_exists()
-    username, email = user["username"], user["emails"][0]
-    if policy != "open":
-        activation.after_registration(username, email)
     return json_response("User Created", 201)
+
+
+def register_account(username: Any, password: Any, email: Any) -> dict[str, Any]:
+    """Self-registration under ``INDEX_REGISTRATION`` (the API's and the web form's).
+
+    Raises Unauthorized when registration is closed, ValidationError, AlreadyExists.
+    """
+    policy = current_app.config["REGISTRATION"]
+    if policy == "closed":
+        raise Unauthorized("registration is closed: ask an administrator for an account")
+    # Valid requests count before bcrypt and the write: a flood of registrations is refused (429)
+    # cheaply. (create_account checks the values again; an invalid one is a 400 and not counted.)
+    names.username(username), names.password(password), names.email(email)
+    services().registration_throttle.count(request.remote_addr or "")
+    # confirm/approval: inactive (403 on every call) until the link or an admin activates it.
+    user = create_account(services().store, username, password, email,
+                          active=policy == "open", bcrypt_rounds=current_app.config["BCRYPT_ROUNDS"])
+    if policy != "open":
+        activation.after_registration(user["username"], user["emails"][0])
+    return user
 
 
 @bp.get("/v1/users")
@@ -81,16 +89,26 @@ def update_user(username: str) -> Response:
         raise BadRequest(f"unknown field(s): {', '.join(sorted(map(str, unknown)))}; expected email and/or password")
     if not data:
         raise BadRequest("nothing to change: give an email and/or a password")
-    email = names.email(data["email"]) if "email" in data else None
-    password = names.password(data["password"]) if "password" in data else None
-    found = services()
-    password_hash = hash_password(password, current_app.config["BCRYPT_ROUNDS"]) if password is not None else None
     try:
-        found.store.update_user(username, password_hash=password_hash, add_email=email,
-                                max_emails=current_app.config["MAX_EMAILS_PER_ACCOUNT"])
+        change_account(username, password=data.get("password", UNCHANGED), email=data.get("email", UNCHANGED))
     except LimitReached as exc:
         raise BadRequest(f"account {username} already has {exc.limit} e-mail addresses, the most "
                          "one account may hold (INDEX_MAX_EMAILS_PER_ACCOUNT); nothing was changed") from None
     except AlreadyExists:  # answered 400 with its own message, not the generic 409
         raise BadRequest("email is already used by another account") from None
     return empty_response(204)
+
+
+UNCHANGED: Any = object()
+
+
+def change_account(username: str, *, password: Any = UNCHANGED, email: Any = UNCHANGED) -> dict[str, Any]:
+    """Set a new password and/or add an e-mail address (UNCHANGED: leave it); returns the account.
+
+    Raises ValidationError, RecordNotFound, AlreadyExists for an e-mail of another account.
+    """
+    email = names.email(email) if email is not UNCHANGED else None
+    password = names.password(password) if password is not UNCHANGED else None
+    password_hash = hash_password(password, current_app.config["BCRYPT_ROUNDS"]) if password is not None else None
+    return services().store.update_user(username, password_hash=password_hash, add_email=email,
+                                        max_emails=current_app.config["MAX_EMAILS_PER_ACCOUNT"])

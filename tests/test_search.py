@@ -172,3 +172,27 @@ def test_search_other_methods_are_405(client, method):
     response = getattr(client, method)("/v1/search")
     assert response.status_code == 405
     assert response.get_json()["error"]
+
+
+def test_results_are_ranked_exact_prefix_substring_description(alice, docker, app, client):
+    """Exact name first, then name prefix, then substring, then a description match;
+    the same order for docker search and the web page."""
+    from tests.conftest import image_id
+    store = app.extensions["docker_index"].store
+    for n, name in enumerate(["xtoolx", "toolbox", "tool", "hammer"]):
+        assert docker.put_repository(f"alice/{name}", [{"id": image_id(n + 1)}]).status_code == 200
+    store.set_description("alice", "hammer", "a tool for nails")
+    names = [result["name"] for result in client.get("/v1/search?q=tool").get_json()["results"]]
+    assert names == ["alice/tool", "alice/toolbox", "alice/xtoolx", "alice/hammer"]
+    page = client.get("/search?q=tool").get_data(as_text=True)
+    positions = [page.index(f'href="/repository/alice/{name}"') for name in ("tool", "toolbox", "xtoolx", "hammer")]
+    assert positions == sorted(positions)
+
+
+def test_ties_go_to_the_most_recently_active(alice, docker, app, client):
+    from tests.conftest import image_id
+    for n, name in enumerate(["app-one", "app-two", "app-three"]):
+        assert docker.put_repository(f"alice/{name}", [{"id": image_id(n + 1)}]).status_code == 200
+    docker.get_images("alice/app-two")  # a pull: app-two is the most recently active
+    names = [result["name"] for result in client.get("/v1/search?q=app").get_json()["results"]]
+    assert names == ["alice/app-two", "alice/app-one", "alice/app-three"]

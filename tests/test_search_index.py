@@ -27,7 +27,8 @@ NEEDLES = ["", "nginx", "NGINX", "ngi", "x", "web/", "/", "-", ".", " ", "a", "p
 
 
 def scan(store: Store, query: str, page: int = 1, page_size: int = 25) -> dict:
-    """The search as it was before the index: every record, every query (the reference)."""
+    """The search as it was before the index: every record, every query (the reference), ranked
+    as issue 13 asks: exact name, name prefix, name substring, description (no pulls here)."""
     needle = query.strip().lower()
     matches = []
     for record in store.iter_repositories():
@@ -35,9 +36,16 @@ def scan(store: Store, query: str, page: int = 1, page_size: int = 25) -> dict:
             continue
         name = record["name"] if record["namespace"] == "library" else f"{record['namespace']}/{record['name']}"
         description = record.get("description") or ""
-        if needle in f"{record['namespace']}/{record['name']}" or needle in description.lower():
-            matches.append((name, description))
-    matches.sort()
+        full = f"{record['namespace']}/{record['name']}"
+        if needle in full or needle in description.lower():
+            if needle in (full, record["name"]):
+                kind = 0
+            elif full.startswith(needle) or record["name"].startswith(needle):
+                kind = 1
+            else:
+                kind = 2 if needle in full else 3
+            matches.append((kind, name, description))
+    matches = [(name, description) for _, name, description in sorted(matches)]
     start = (page - 1) * page_size
     return {"num_results": len(matches), "num_pages": max(1, math.ceil(len(matches) / page_size)),
             "results": matches[start:start + page_size]}
@@ -234,7 +242,8 @@ def test_writes_in_another_process_are_read_from_the_change_log_one_file_each(fi
     other.announce_repository("ns2", "okapi", [{"id": "d" * 64}], owner="ns2")
     other.set_description("ns1", "plain", "an okapi server")
     watched.reads.clear()
-    assert index.search("okapi", 0, 25) == (2, [("ns1/plain", "an okapi server"), ("ns2/okapi", "")])
+    # ranked: the exact name "okapi" before a description match
+    assert index.search("okapi", 0, 25) == (2, [("ns2/okapi", ""), ("ns1/plain", "an okapi server")])
     assert sorted(watched.reads) == ["ns1", "ns2"] and watched.scans == 1
     other.mark_deleting("ns2", "okapi")
     assert index.search("okapi", 0, 25) == (1, [("ns1/plain", "an okapi server")])

@@ -7,6 +7,8 @@ from index import openapi
 
 IMPLICIT_METHODS = {"HEAD", "OPTIONS"}  # Werkzeug adds them to every GET/any rule
 SKIPPED_ENDPOINTS = {"static"}
+# The web interface's pages (index/web) are HTML for browsers, not API: tests/web covers them.
+SKIPPED_BLUEPRINTS = ("web.",)
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 
 
@@ -14,7 +16,7 @@ def app_routes(app) -> set[tuple[str, str]]:
     """(path in OpenAPI form, METHOD) for every rule of the app, ``<ns>`` written ``{ns}``."""
     routes = set()
     for rule in app.url_map.iter_rules():
-        if rule.endpoint in SKIPPED_ENDPOINTS:
+        if rule.endpoint in SKIPPED_ENDPOINTS or rule.endpoint.startswith(SKIPPED_BLUEPRINTS):
             continue
         path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
         routes.update((path, method) for method in (rule.methods or set()) - IMPLICIT_METHODS)

@@ -1,0 +1,126 @@
+"""Managing in the browser: visibility, grants, organizations, teams, robots; private names hidden."""
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import basic, image_id
+
+from .conftest import Browser
+
+
+@pytest.fixture
+def people(alice, docker, app):
+    """alice owns alice/app (private); bobby and carol are other accounts, each signed in."""
+    assert docker.register("bobby", "secret2").status_code == 201
+    assert docker.register("carol", "secret3").status_code == 201
+    assert docker.put_repository("alice/app", [{"id": image_id(1)}]).status_code == 200
+    browsers = {}
+    for name, password in (("alice", "secret1"), ("bobby", "secret2"), ("carol", "secret3")):
+        browsers[name] = Browser(app.test_client())
+        assert browsers[name].sign_in(name, password).status_code == 303
+    store = app.extensions["docker_index"].store
+    from index.store.access import AccessStore
+    AccessStore(store).set_visibility("alice", "app", "private")
+    return browsers
+
+
+def _settings(who: Browser, action: str, data: dict):
+    return who.post(f"/repository/alice/app/settings/{action}", data, page="/account")
+
+
+def test_private_repositories_are_hidden_from_others_everywhere(people, browser):
+    alice, bobby = people["alice"], people["bobby"]
+    assert alice.get("/repository/alice/app").status_code == 200
+    for who in (bobby, browser):
+        missing = who.get("/repository/nobody/app")
+        hidden = who.get("/repository/alice/app")
+        assert hidden.status_code == missing.status_code == 404
+        assert "alice/app" not in who.get("/search?q=app").get_data(as_text=True)
+        assert "alice/app" not in who.get("/namespace/alice").get_data(as_text=True)
+    assert "alice/app" in alice.get("/search?q=app").get_data(as_text=True)
+
+
+def test_only_repository_admins_reach_the_settings(people, browser):
+    assert people["alice"].get("/repository/alice/app/settings").status_code == 200
+    assert people["bobby"].get("/repository/alice/app/settings").status_code == 404  # not even visible
+    assert browser.get("/repository/alice/app/settings").status_code == 401
+    assert _settings(people["bobby"], "visibility", {"visibility": "public"}).status_code == 404
+
+
+def test_grant_read_then_revoke(people, client):
+    alice, bobby = people["alice"], people["bobby"]
+    assert _settings(alice, "grant", {"kind": "user", "name": "bobby", "role": "read"}).status_code == 303
+    assert bobby.get("/repository/alice/app").status_code == 200
+    assert "Settings and permissions" not in bobby.get("/repository/alice/app").get_data(as_text=True)
+    assert client.get("/v1/repositories/alice/app/images", headers=basic("bobby", "secret2")).status_code == 200
+    assert _settings(bobby, "grant", {"kind": "user", "name": "carol", "role": "read"}).status_code == 403
+    assert _settings(alice, "grant", {"kind": "user", "name": "bobby", "role": "none"}).status_code == 303
+    assert bobby.get("/repository/alice/app").status_code == 404
+
+
+def test_grant_admin_opens_the_settings(people):
+    alice, carol = people["alice"], people["carol"]
+    assert _settings(alice, "grant", {"kind": "user", "name": "carol", "role": "admin"}).status_code == 303
+    assert carol.get("/repository/alice/app/settings").status_code == 200
+
+
+def test_bad_grants_are_refused_clearly(people):
+    alice = people["alice"]
+    response = _settings(alice, "grant", {"kind": "user", "name": "nobody_here", "role": "read"})
+    assert response.status_code == 404 and "nobody_here" in response.get_data(as_text=True)
+    assert _settings(alice, "grant", {"kind": "user", "name": "bobby", "role": "owner"}).status_code == 400
+    assert _settings(alice, "visibility", {"visibility": "secret"}).status_code == 400
+
+
+def test_visibility_change_shows_and_hides(people, browser):
+    alice = people["alice"]
+    assert _settings(alice, "visibility", {"visibility": "public"}).status_code == 303
+    assert browser.get("/repository/alice/app").status_code == 200
+    assert _settings(alice, "visibility", {"visibility": "private"}).status_code == 303
+    assert browser.get("/repository/alice/app").status_code == 404
+
+
+def test_organization_team_member_and_team_grant(people, docker):
+    alice, bobby = people["alice"], people["bobby"]
+    response = alice.post("/organization/new", {"name": "acme", "email": "ops@acme.example"}, page="/account")
+    assert response.status_code == 303
+    page = alice.get("/organization/acme/settings").get_data(as_text=True)
+    assert "owners" in page and "alice" in page
+    assert alice.post("/organization/acme/teams", {"team": "devs", "role": "member", "description": "<i>x</i>"},
+                      page="/account").status_code == 303
+    assert alice.post("/organization/acme/teams/devs/members", {"member": "bobby"}, page="/account").status_code == 303
+    assert docker.put_repository("acme/tool", [{"id": image_id(5)}], auth=("alice", "secret1")).status_code == 200
+    assert alice.post("/repository/acme/tool/settings/visibility", {"visibility": "private"},
+                      page="/account").status_code == 303
+    assert bobby.get("/repository/acme/tool").status_code == 404  # private, no grant yet
+    assert alice.post("/repository/acme/tool/settings/grant", {"kind": "team", "name": "devs", "role": "write"},
+                      page="/account").status_code == 303
+    assert bobby.get("/repository/acme/tool").status_code == 200
+    namespace = bobby.get("/namespace/acme").get_data(as_text=True)
+    assert "devs" in namespace and "<i>x</i>" not in namespace
+    assert bobby.get("/organization/acme/settings").status_code == 403
+    assert alice.post("/organization/acme/teams/devs/members/bobby/remove", page="/account").status_code == 303
+    assert bobby.get("/repository/acme/tool").status_code == 404
+
+
+def test_organization_names_share_the_user_space(people):
+    response = people["alice"].post("/organization/new", {"name": "bobby", "email": "x@example.com"}, page="/account")
+    assert response.status_code == 409
+
+
+def test_robots_from_the_account_page(people, client):
+    alice = people["alice"]
+    assert alice.post("/robots/alice", {"short": "ci"}, page="/account").status_code == 303
+    page = alice.get("/account").get_data(as_text=True)
+    assert "alice+ci" in page
+    token = page.split("alice+ci</td><td><code class=\"token\">")[1].split("<")[0]
+    assert client.get("/v1/users/", headers=basic("alice+ci", token)).status_code == 200
+    assert alice.post("/robots/alice/ci/regenerate", page="/account").status_code == 303
+    assert client.get("/v1/users/", headers=basic("alice+ci", token)).status_code == 401
+    # A robot cannot sign in to the pages, and others cannot manage alice's robots.
+    robot = Browser(alice.client.application.test_client())
+    new_token = alice.get("/account").get_data(as_text=True).split("alice+ci</td><td><code class=\"token\">")[1].split("<")[0]
+    assert robot.sign_in("alice+ci", new_token).status_code == 403
+    assert people["bobby"].post("/robots/alice/ci/delete", page="/account").status_code == 403
+    assert alice.post("/robots/alice/ci/delete", page="/account").status_code == 303
+    assert "alice+ci" not in alice.get("/account").get_data(as_text=True)
