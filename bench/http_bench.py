@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import itertools
 import json
 import os
@@ -33,10 +34,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Iterator
 from urllib.parse import quote_plus
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -168,7 +169,7 @@ def populate(data_dir: Path, repositories: int, users: list[BenchUser], seed: in
 
 def write_namespace_file(store: Store, namespace: str, repos: list[tuple[str, list[dict], str]]) -> None:
     """One namespace's repositories as announce_repository + set_description would leave them."""
-    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
     table = {name: {"namespace": namespace, "name": name, "description": text, "owner": namespace,
                     "state": "active", "created": stamp,
                     "images": {image["id"]: image.get("checksum", "") for image in images},
@@ -280,10 +281,9 @@ class Server:
         """Sample every worker with py-spy for ``seconds`` (in the background), raw stacks to files."""
         prefix.parent.mkdir(parents=True, exist_ok=True)
         for pid in self.worker_pids():
-            self.profilers.append(subprocess.Popen([py_spy, "record", "--pid", str(pid), "--duration", str(max(1, int(seconds))),
-                              "--rate", "200", "--nonblocking", "--format", "raw",
-                              "--output", f"{prefix}-worker{pid}.txt"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            command = [py_spy, "record", "--pid", str(pid), "--duration", str(max(1, int(seconds))),
+                       "--rate", "200", "--nonblocking", "--format", "raw", "--output", f"{prefix}-worker{pid}.txt"]
+            self.profilers.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
     def workers(self) -> int:
         return self.log_path.read_text(errors="replace").count("Booting worker")
@@ -673,7 +673,7 @@ class Measurement:
     ceiling: float = 0.0      # req/s of /v1/_ping in the slices paired with this workload's
     ceiling_cpu: float = 0.0  # server CPU µs per ping request in those slices
 
-    def add(self, other: "Measurement") -> None:
+    def add(self, other: Measurement) -> None:
         """Fold another slice of the same workload into this one."""
         self.seconds += other.seconds
         self.ops += other.ops
@@ -813,7 +813,7 @@ def slug(name: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in name).strip("-")
 
 
-def measure_paired(workload: Workload, ping: Workload, server: "Server", args: argparse.Namespace,
+def measure_paired(workload: Workload, ping: Workload, server: Server, args: argparse.Namespace,
                    ping_total: list[Measurement]) -> Measurement:
     """Alternate slices of ``workload`` and of ``/v1/_ping`` so both see the same machine.
 
@@ -833,7 +833,7 @@ def measure_paired(workload: Workload, ping: Workload, server: "Server", args: a
         on_measure = None
         if args.profile and index == 0:
             prefix = args.profile / slug(workload.name)
-            on_measure = lambda: server.profile(args.py_spy, prefix, piece)  # noqa: E731
+            on_measure = functools.partial(server.profile, args.py_spy, prefix, piece)
         slices.append(run_workload(workload, server.port, args.clients, warmup, piece, on_measure, pids))
     total, pinged = merged(slices), merged(pings)
     total.ceiling = pinged.requests_per_second

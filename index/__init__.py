@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from flask import Flask, Response
 
-from . import (activation, health, logs, openapi, probes, proxies, registry, repositories, search,
-               transport, users)
+from . import activation, health, logs, openapi, probes, proxies, registry, repositories, search, transport, users
 from .accounts import create_account
 from .config import describe, load_config
 from .errors import register_error_handlers
@@ -32,7 +32,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     logs.configure(settings)
     app = Flask(__name__, static_folder=None)  # an API: no /static route
     app.config.update(settings)
-    app.json.sort_keys = False
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # DefaultJSONProvider's setting
     logs.install(app)
     proxies.install(app, settings)
 

@@ -10,11 +10,12 @@ from typing import Any
 from . import names
 from .passwords import hash_password
 from .store import Store
+from .store.records import UserRecord
 
 
-def create_account(store: Store, username: str, password: str, email: str, *, active: bool,
-                   admin: bool = False, bcrypt_rounds: int) -> dict[str, Any]:
-    """Store a new account; the values are checked in this order first.
+def create_account(store: Store, username: Any, password: Any, email: Any, *, active: bool,
+                   admin: bool = False, bcrypt_rounds: int) -> UserRecord:
+    """Store a new account; the values (as a client sent them) are checked in this order first.
 
     Raises :class:`~index.names.ValidationError` for an invalid username, password or e-mail and
     :class:`~index.store.errors.AlreadyExists` when the username or the e-mail is taken.

@@ -1,15 +1,16 @@
 """Registration policies beyond ``open``: activation links (``confirm``) and admin approval.
 
 An activation link is ``<scheme>://<host>/account/activate?token=<signed>``: the username signed
-(:class:`index.tokens.ActivationLinks`) with the secret key (older keys from ``INDEX_SECRET_KEY_FALLBACKS`` still verify) and valid for
-``INDEX_ACTIVATION_TTL`` seconds. The token travels in the query string, which the request log
-never writes.
+(:class:`index.tokens.ActivationLinks`) with the secret key (older keys from
+``INDEX_SECRET_KEY_FALLBACKS`` still verify) and valid for ``INDEX_ACTIVATION_TTL`` seconds.
+The token travels in the query string, which the request log never writes.
 """
 from __future__ import annotations
 
 import logging
 import smtplib
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 

@@ -3,7 +3,8 @@ the token and endpoint headers of the index's answers."""
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any, cast
 
 from flask import Response, current_app, request
 
@@ -11,6 +12,7 @@ from . import logs, passwords, permissions
 from .errors import BadRequest, Forbidden, Unauthorized
 from .names import RepoName
 from .services import services
+from .store.records import UserRecord
 from .tokens import Grant, TokenError
 
 TOKEN_CHALLENGE = "Token"
@@ -25,7 +27,7 @@ def scheme() -> str | None:
     return header.split(None, 1)[0].lower() if header else None
 
 
-def basic_user() -> dict[str, Any] | None:
+def basic_user() -> UserRecord | None:
     """The account named by Basic credentials, or None for an anonymous caller.
 
     Empty credentials (``Basic Og==``, what docker sends when nobody is logged in) are anonymous.
@@ -58,7 +60,7 @@ def basic_user() -> dict[str, Any] | None:
     return user
 
 
-def require_user() -> dict[str, Any]:
+def require_user() -> UserRecord:
     """The logged-in, active account: 401 without valid credentials, 403 if inactive."""
     user = basic_user()
     if user is None:
@@ -67,14 +69,15 @@ def require_user() -> dict[str, Any]:
     return user
 
 
-def require_active(user: dict[str, Any]) -> None:
+def require_active(user: UserRecord) -> None:
     if not user.get("active"):
         raise Forbidden("account is not active")
 
 
-def may_write(user: dict[str, Any], namespace: str) -> bool:
+def may_write(user: UserRecord, namespace: str) -> bool:
     """May ``user`` push to repositories of ``namespace``? (see :mod:`index.permissions`)"""
-    return permissions.can_create(user, namespace)
+    # permissions (owned by the access work) still takes the user as a plain dict.
+    return permissions.can_create(cast("dict[str, Any]", user), namespace)
 
 
 def token_grant(name: RepoName | None = None) -> Grant:

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import os
 import ssl
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 REGISTRATION_POLICIES = ("open", "confirm", "approval", "closed")
 LOG_FORMATS = ("plain", "json")

@@ -72,9 +72,9 @@ IMAGE_ID = _path_param("image_id", IMAGE_ID_PATTERN, "64 lower-case hex digits")
 TAG = _path_param("tag", TAG_PATTERN, "1-128 of A-Z, a-z, 0-9, _, . and -")
 USERNAME = _path_param("username", USERNAME_PATTERN, "4-30 of a-z, 0-9 and _")
 
-BASIC_AUTH = [{"basic": []}]
-OPTIONAL_BASIC = [{}, {"basic": []}]
-TOKEN_AUTH = [{"token": []}]
+BASIC_AUTH: list[Json] = [{"basic": []}]
+OPTIONAL_BASIC: list[Json] = [{}, {"basic": []}]
+TOKEN_AUTH: list[Json] = [{"token": []}]
 
 COMMON_ERRORS = {
     "400": _error("invalid input: the message names the field"),
@@ -96,7 +96,7 @@ TOKEN_ERRORS = {
 }
 
 
-def _operation(summary: str, responses: Json, *, tag: str = "index", security: list | None = None,
+def _operation(summary: str, responses: Json, *, tag: str = "index", security: list[Json] | None = None,
                body: Json | None = None, parameters: list[Json] | None = None,
                description: str | None = None, body_required: bool = True) -> Json:
     operation: Json = {"tags": [tag], "summary": summary, "responses": responses}

@@ -5,7 +5,8 @@ Every route exists twice: ``/v1/repositories/<namespace>/<repository>/...`` and 
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from flask import Blueprint, Response, request
 
@@ -14,17 +15,18 @@ from .auth import add_endpoints, add_token, endpoints
 from .errors import Forbidden, NotFound, Unauthorized
 from .names import LIBRARY, RepoName
 from .payloads import empty_response, json_response, read_json
-from .repository_urls import repository_route, visible_repository
+from .repository_urls import View, repository_route, visible_repository
 from .services import services
 from .store import ACTIVE
+from .store.records import UserRecord
 
 bp = Blueprint("repositories", __name__)
 
-def route(suffix: str, methods: list[str], **options: Any) -> Callable:
+def route(suffix: str, methods: list[str], **options: Any) -> Callable[[View], View]:
     return repository_route(bp, suffix, methods, **options)
 
 
-def _writer_of(name: RepoName) -> dict[str, Any]:
+def _writer_of(name: RepoName) -> UserRecord:
     user = auth.require_user()
     if not auth.may_write(user, name.namespace):
         if name.namespace == LIBRARY:

@@ -29,11 +29,12 @@ import heapq
 import re
 import threading
 import time
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 from .names import LIBRARY
 from .store import ACTIVE, Store
+from .store.records import RepositoryRecord
 
 # Anything in ASCII but letters and digits; lower-casing keeps every one of them as it is.
 _SEPARATORS = re.compile(r"[\x00-\x2f\x3a-\x40\x5b-\x60\x7b-\x7f]+")
@@ -109,7 +110,7 @@ class SearchIndex:
             matches = self._matches(needle)
             return len(matches), self._page(matches, offset, limit)
 
-    def _matches(self, needle: str) -> Iterable[str]:
+    def _matches(self, needle: str) -> Collection[str]:
         if not needle:
             return self._entries.keys()
         pieces = [piece for piece in _SEPARATORS.split(needle) if piece]
@@ -220,7 +221,7 @@ class SearchIndex:
                     self._vocabulary = None
 
 
-def _entry(record: dict) -> _Entry:
+def _entry(record: RepositoryRecord) -> _Entry:
     namespace, name = record["namespace"], record["name"]
     full = f"{namespace}/{name}"
     description = record.get("description") or ""

@@ -5,7 +5,7 @@ Settings are read from ``current_app.config``; everything built from them lives 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from flask import Response, current_app
 
@@ -14,6 +14,7 @@ from .passwords import VerifiedCredentials
 from .ratelimit import LoginThrottle
 from .search_index import SearchIndex
 from .store import Store
+from .store.records import RepositoryRecord
 from .tokens import ActivationLinks, TokenSigner
 
 EXTENSION_KEY = "docker_index"
@@ -25,7 +26,7 @@ class RegistryHooks(Protocol):
     def delete_repository(self, name: RepoName) -> Response:
         """The registry side of ``DELETE /v1/repositories/<ns>/<repo>/`` (a Token request)."""
 
-    def repository_removed(self, record: dict[str, Any]) -> None:
+    def repository_removed(self, record: RepositoryRecord) -> None:
         """The index removed this repository record: drop layers nothing references any more."""
 
 
@@ -41,4 +42,5 @@ class Services:
 
 
 def services() -> Services:
-    return current_app.extensions[EXTENSION_KEY]
+    found: Services = current_app.extensions[EXTENSION_KEY]
+    return found

@@ -6,8 +6,8 @@ from typing import Any
 from flask import Blueprint, Response, current_app
 
 from . import activation, auth, names
-from .errors import BadRequest, Forbidden, Unauthorized
 from .accounts import create_account
+from .errors import BadRequest, Forbidden, Unauthorized
 from .passwords import hash_password
 from .payloads import JSON, empty_response, json_response, read_json
 from .services import services

@@ -15,8 +15,8 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]

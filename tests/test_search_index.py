@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 
 from index import create_app
-import index.store.changes as changes_module
 from index.search_index import FULL_SCAN_INTERVAL_NS, RACY_NS, SearchIndex, tokens
 from index.services import EXTENSION_KEY
-from index.store import ACTIVE, Store
+from index.store import ACTIVE, Store, changes
 
 ROOT = Path(__file__).resolve().parent.parent
 WORDS = ["nginx", "redis", "web", "api", "app", "Proxy", "data", "db", "x", "node-js", "go.lang"]
@@ -244,7 +243,7 @@ def test_writes_in_another_process_are_read_from_the_change_log_one_file_each(fi
 
 
 def test_a_log_started_afresh_means_one_full_scan(filled, monkeypatch):
-    monkeypatch.setattr(changes_module, "CHANGES_MAX_BYTES", 64)
+    monkeypatch.setattr(changes, "CHANGES_MAX_BYTES", 64)
     watched = CountingStore(filled)
     index = SearchIndex(watched)
     index.search("", 0, 25)

@@ -12,15 +12,16 @@ import gzip
 import hashlib
 import io
 import json
-import tarfile
 import secrets
 import ssl
 import sys
+import tarfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import click
@@ -97,7 +98,7 @@ def header(reply: Reply, name: str) -> str:
     value = reply.headers.get(name)
     if not value:
         raise CheckFailed(f"response has no {name} header")
-    return value
+    return str(value)
 
 
 @dataclass(frozen=True)

@@ -10,14 +10,13 @@
 """
 from __future__ import annotations
 
-from typing import Any
-
 from .. import auth
 from ..errors import Forbidden, Unauthorized
 from ..names import RepoName
 from ..repository_urls import visible_repository
 from ..services import services
 from ..store import ACTIVE
+from ..store.records import RepositoryRecord
 
 # What each access level of a token allows.
 _GRANTS = {"read": {"read", "write"}, "write": {"write"}, "delete": {"delete"}}
@@ -33,7 +32,7 @@ def _check_grant_level(granted: str, need: str) -> None:
         raise Forbidden(f"the token grants {granted} access; this request needs {need}")
 
 
-def repository(name: RepoName, need: str) -> dict[str, Any]:
+def repository(name: RepoName, need: str) -> RepositoryRecord:
     """Authorize ``need`` (read|write|delete) on a repository; returns its record."""
     if auth.scheme() == "token":
         grant = auth.token_grant(name)

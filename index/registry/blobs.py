@@ -13,8 +13,9 @@ an S3 one; both satisfy this Protocol and the same tests.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Iterator, Protocol
+from typing import Any, BinaryIO, Protocol
 
 
 @dataclass

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from flask import Response
 
@@ -12,6 +13,7 @@ from ..payloads import json_response
 from ..services import services
 from ..store import Store
 from ..store.images import COMPLETE, ImageStore
+from ..store.records import RepositoryRecord
 from . import access
 from .layers import LayerFiles
 
@@ -33,7 +35,7 @@ class Registry:
         self.forget(name)
         return json_response(True)
 
-    def repository_removed(self, record: dict[str, Any]) -> None:
+    def repository_removed(self, record: RepositoryRecord) -> None:
         """The index's final delete step: layers only that repository referenced go too."""
         self.collect(self._references_of(record), keep_for=None)
 
@@ -61,7 +63,8 @@ class Registry:
         with self.store.lock_all():
             needed: set[str] = set()
             for record in self.store.iter_repositories():
-                if keep_for is not None and (record["namespace"], record["name"]) == (keep_for.namespace, keep_for.repository):
+                if keep_for is not None and (record["namespace"], record["name"]) == (
+                        keep_for.namespace, keep_for.repository):
                     continue
                 needed |= self._references_of(record)
             removed = self.images.remove(candidates - needed, self.layers.remove)
@@ -69,7 +72,7 @@ class Registry:
             log.info("removed %d image(s) no repository references: %s", len(removed), ", ".join(removed))
         return removed
 
-    def _references_of(self, record: dict[str, Any]) -> set[str]:
+    def _references_of(self, record: RepositoryRecord) -> set[str]:
         """The ids a repository needs: its announced images and the ancestry of its tags."""
         ids = {entry["id"] for entry in record.get("images", [])}
         for image_id in set(record.get("tags", {}).values()):

@@ -77,10 +77,10 @@ def _parent_of(image_id: str, data: Any) -> str | None:
     parent = data.get("parent")
     if parent in (None, ""):
         return None
-    names.image_id(parent)
-    if parent == image_id:
+    parent_id = names.image_id(parent)
+    if parent_id == image_id:
         raise BadRequest("an image cannot be its own parent")
-    return parent
+    return parent_id
 
 
 @bp.put(f"{IMAGE}/layer")

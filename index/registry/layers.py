@@ -16,9 +16,10 @@ import queue
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import IO
 
 from ..store.errors import storage_failure
 from ..store.files import fsync_dir
@@ -59,7 +60,7 @@ class LayerFiles:
             raise ValueError(f"unsafe image id {image_id!r}")
         return path
 
-    def receive(self, image_id: str, body: BinaryIO, image_json: bytes) -> Upload:
+    def receive(self, image_id: str, body: IO[bytes], image_json: bytes) -> Upload:
         """Stream ``body`` into a temp file, computing size and checksums; fsync it.
 
         Raises UploadBroken when the body cannot be read to its end, TarError when it is not a
@@ -131,7 +132,7 @@ class LayerFiles:
         return removed
 
 
-def _copy(body: BinaryIO, payload: PayloadChecksum, writer: "_ChunkThread", checker: "_ChunkThread") -> None:
+def _copy(body: IO[bytes], payload: PayloadChecksum, writer: _ChunkThread, checker: _ChunkThread) -> None:
     """Body -> the writer and the TarSum threads, chunk by chunk; once the body is known to be
     no tar, only read it to its end (so the client gets to see the 400 instead of a reset
     connection). A failed write ends the copy at once (OSError, turned into a 507)."""
@@ -164,7 +165,7 @@ class _ChunkThread:
 
     QUEUE_CHUNKS = 4
 
-    def __init__(self, name: str, consume: Callable[[bytes], None]) -> None:
+    def __init__(self, name: str, consume: Callable[[bytes], object]) -> None:
         self._consume = consume
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=self.QUEUE_CHUNKS)
         self._error: BaseException | None = None

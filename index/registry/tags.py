@@ -4,21 +4,21 @@ Each route exists in both URL forms of a repository (:mod:`index.repository_urls
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from flask import Blueprint, Response
 
 from .. import names
 from ..errors import Forbidden, NotFound
 from ..payloads import json_response, read_json
-from ..repository_urls import repository_route
+from ..repository_urls import View, repository_route
 from . import access
 from .core import registry
 
 bp = Blueprint("registry_tags", __name__)
 
 
-def route(suffix: str, methods: list[str]) -> Callable:
+def route(suffix: str, methods: list[str]) -> Callable[[View], View]:
     return repository_route(bp, suffix, methods)
 
 

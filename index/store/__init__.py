@@ -14,20 +14,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, cast
 
-from tinydb.table import Document, Table
-
+from ..names import LIBRARY, ImageEntry
 from .changes import CHANGES_NAME, ChangeLog
-from ..names import LIBRARY
 from .errors import AlreadyExists, CorruptDataFile, RecordNotFound, StorageFailure, StoreError
 from .files import LOCK_TIMEOUT_SECONDS, DataFile, InUseMark, ensure_dir, remove_stale_temp_files, stat_or_none
-from .records import json_copy, now
-from .tables import Tables
+from .records import RepositoryRecord, UserRecord, json_copy, now
+from .tables import Document, Tables
 
-__all__ = ["Store", "CHANGES_NAME", "StoreError", "StorageFailure", "CorruptDataFile", "RecordNotFound", "AlreadyExists",
-           "ACTIVE", "DELETING", "json_copy"]
+__all__ = ["Store", "CHANGES_NAME", "StoreError", "StorageFailure", "CorruptDataFile", "RecordNotFound",
+           "AlreadyExists", "ACTIVE", "DELETING", "json_copy"]
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +63,10 @@ class Store:
     def _namespace_file(self, namespace: str) -> DataFile:
         return self._datafile(self._namespace_path(namespace))
 
-    def _transaction(self, datafile: DataFile, table: str) -> contextlib.AbstractContextManager[Table]:
+    def _transaction(self, datafile: DataFile, table: str) -> contextlib.AbstractContextManager[Any]:
         return self.tables.transaction(datafile, table)
 
-    def _reader(self, datafile: DataFile, table: str) -> Table:
+    def _reader(self, datafile: DataFile, table: str) -> Any:
         return self.tables.reader(datafile, table)
 
     def _lookup(self, path: Path, table: str, key: str) -> dict[str, Any] | None:
@@ -116,20 +115,20 @@ class Store:
         return self.tables.lock_all(timeout)
 
     # -- users ------------------------------------------------------------------------------
-    def find_user(self, username: str) -> dict[str, Any] | None:
+    def find_user(self, username: str) -> UserRecord | None:
         user = self._lookup(self._users_path(), "users", username)
-        return json_copy(user) if user is not None else None
+        return cast(UserRecord, json_copy(user)) if user is not None else None
 
-    def list_users(self) -> list[dict[str, Any]]:
+    def list_users(self) -> list[UserRecord]:
         datafile = self._existing(self._users_path())
         if datafile is None:
             return []
-        return [json_copy(dict(doc)) for doc in self._reader(datafile, "users").all()]
+        return [cast(UserRecord, json_copy(dict(doc))) for doc in self._reader(datafile, "users").all()]
 
     def create_user(self, username: str, password_hash: str, email: str, *,
-                    active: bool = True, admin: bool = False) -> dict[str, Any]:
+                    active: bool = True, admin: bool = False) -> UserRecord:
         """Add an account; AlreadyExists("username"|"email") when either is taken."""
-        user = {"username": username, "password_hash": password_hash, "emails": [email],
+        user: UserRecord = {"username": username, "password_hash": password_hash, "emails": [email],
                 "active": active, "admin": admin, "created": now()}
         with self._transaction(self._users_file(), "users") as users:
             if users.contains(doc_id=username):
@@ -141,7 +140,7 @@ class Store:
 
     def update_user(self, username: str, *, password_hash: str | None = None,
                     add_email: str | None = None, active: bool | None = None,
-                    admin: bool | None = None) -> dict[str, Any]:
+                    admin: bool | None = None) -> UserRecord:
         """Change an account; a new e-mail is added beside the old ones."""
         with self._transaction(self._users_file(), "users") as users:
             user = users.get(doc_id=username)
@@ -162,16 +161,16 @@ class Store:
                 changes["admin"] = admin
             if changes:
                 users.update(changes, doc_ids=[username])
-            return json_copy({**user, **changes})
+            return cast(UserRecord, json_copy({**user, **changes}))
 
-    def delete_user(self, username: str) -> dict[str, Any]:
+    def delete_user(self, username: str) -> UserRecord:
         """Remove an account (its repositories stay); returns what was removed."""
         with self._transaction(self._users_file(), "users") as users:
             user = users.get(doc_id=username)
             if user is None:
                 raise RecordNotFound(f"user {username} not found")
             users.remove(doc_ids=[username])
-        return json_copy(dict(user))
+        return cast(UserRecord, json_copy(dict(user)))
 
     def confirm_user(self, username: str) -> bool:
         """Activate an account whose e-mail was just confirmed, once.
@@ -197,12 +196,12 @@ class Store:
             return False
 
     # -- repositories -----------------------------------------------------------------------
-    def get_repository(self, namespace: str, name: str) -> dict[str, Any] | None:
+    def get_repository(self, namespace: str, name: str) -> RepositoryRecord | None:
         """The repository record, in whatever state (``active`` or ``deleting``)."""
         doc = self._lookup(self._namespace_path(namespace), "repositories", name)
         return _repository_view(doc) if doc is not None else None
 
-    def _unchanged_by(self, namespace: str, name: str, images: list[dict[str, str]]) -> dict[str, Any] | None:
+    def _unchanged_by(self, namespace: str, name: str, images: list[ImageEntry]) -> RepositoryRecord | None:
         """The active repository's view if merging ``images`` would change nothing, else None.
 
         Read without a lock: a write that changes nothing may be ordered at the moment of the
@@ -214,8 +213,8 @@ class Store:
             return None
         return _repository_view(doc)
 
-    def announce_repository(self, namespace: str, name: str, images: Iterable[dict[str, str]],
-                            owner: str) -> dict[str, Any]:
+    def announce_repository(self, namespace: str, name: str, images: Iterable[ImageEntry],
+                            owner: str) -> RepositoryRecord:
         """Create the repository or re-open it for a push, and merge the announced images."""
         images = list(images)
         unchanged = self._unchanged_by(namespace, name, images)
@@ -223,6 +222,7 @@ class Store:
             return unchanged
         with self._transaction(self._namespace_file(namespace), "repositories") as repos:
             doc = repos.get(doc_id=name)
+            record: dict[str, Any]
             if doc is None:
                 record = {"namespace": namespace, "name": name, "description": "",
                           "owner": owner, "state": ACTIVE, "created": now(), "images": {}}
@@ -236,7 +236,7 @@ class Store:
                 repos.upsert(Document(record, doc_id=name))
         return _repository_view(record)
 
-    def merge_images(self, namespace: str, name: str, images: Iterable[dict[str, str]]) -> dict[str, Any]:
+    def merge_images(self, namespace: str, name: str, images: Iterable[ImageEntry]) -> RepositoryRecord:
         """Add ids and checksums to an active repository's list; never removes any."""
         images = list(images)
         unchanged = self._unchanged_by(namespace, name, images)
@@ -254,14 +254,14 @@ class Store:
                 repos.upsert(Document(record, doc_id=name))
         return _repository_view(record)
 
-    def mark_deleting(self, namespace: str, name: str) -> dict[str, Any]:
+    def mark_deleting(self, namespace: str, name: str) -> RepositoryRecord:
         """Hide the repository from pulls and search until its deletion is confirmed."""
         return self._set_fields(namespace, name, {"state": DELETING})
 
-    def set_description(self, namespace: str, name: str, description: str) -> dict[str, Any]:
+    def set_description(self, namespace: str, name: str, description: str) -> RepositoryRecord:
         return self._set_fields(namespace, name, {"description": description})
 
-    def _set_fields(self, namespace: str, name: str, fields: dict[str, Any]) -> dict[str, Any]:
+    def _set_fields(self, namespace: str, name: str, fields: dict[str, Any]) -> RepositoryRecord:
         with self._transaction(self._namespace_file(namespace), "repositories") as repos:
             doc = repos.get(doc_id=name)
             if doc is None:
@@ -270,7 +270,7 @@ class Store:
             repos.upsert(Document(record, doc_id=name))
         return _repository_view(record)
 
-    def delete_repository(self, namespace: str, name: str) -> dict[str, Any]:
+    def delete_repository(self, namespace: str, name: str) -> RepositoryRecord:
         """Remove the repository's records; returns what was removed."""
         datafile = self._namespace_file(namespace)
         with self._transaction(datafile, "repositories") as repos:
@@ -281,7 +281,7 @@ class Store:
         return _repository_view(doc)
 
     # -- tags (the built-in registry's; kept in the repository record) -------------------------
-    def set_tag(self, namespace: str, name: str, tag: str, image_id: str) -> dict[str, Any]:
+    def set_tag(self, namespace: str, name: str, tag: str, image_id: str) -> dict[str, str]:
         """Point ``tag`` at ``image_id`` in an active repository."""
         with self._transaction(self._namespace_file(namespace), "repositories") as repos:
             doc = repos.get(doc_id=name)
@@ -312,7 +312,7 @@ class Store:
             return []
         return sorted(path.stem for path in folder.glob("*.json"))
 
-    def iter_repositories(self, namespace: str | None = None) -> Iterator[dict[str, Any]]:
+    def iter_repositories(self, namespace: str | None = None) -> Iterator[RepositoryRecord]:
         """Every repository record (all states), namespace by namespace."""
         for ns in ([namespace] if namespace else self.namespaces()):
             datafile = self._existing(self._namespace_path(ns))
@@ -372,7 +372,7 @@ def _missing_repository(namespace: str, name: str) -> RecordNotFound:
     return RecordNotFound(f"repository {shown} not found")
 
 
-def _merge(known: dict[str, str], images: Iterable[dict[str, str]]) -> dict[str, str]:
+def _merge(known: dict[str, str], images: Iterable[ImageEntry]) -> dict[str, str]:
     """id -> checksum ("" while unknown). The first known checksum of an id is kept."""
     merged = dict(known)
     for image in images:
@@ -386,13 +386,13 @@ def _email_owner(users: Iterable[dict[str, Any]], email: str) -> str | None:
     wanted = email.lower()
     for user in users:
         if any(known.lower() == wanted for known in user.get("emails", [])):
-            return user["username"]
+            return str(user["username"])
     return None
 
 
-def _repository_view(doc: dict[str, Any]) -> dict[str, Any]:
+def _repository_view(doc: Mapping[str, Any]) -> RepositoryRecord:
     """A private copy with the image list in the wire form ``[{"id", "checksum"?}]``."""
     record = {key: json_copy(value) for key, value in doc.items() if key != "images"}
     record["images"] = [{"id": image_id, "checksum": checksum} if checksum else {"id": image_id}
                         for image_id, checksum in doc.get("images", {}).items()]
-    return record
+    return cast(RepositoryRecord, record)

@@ -10,15 +10,15 @@ and it runs under the shard's lock so the record and the file always change toge
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
-
-from tinydb.table import Document
+from typing import Any
 
 from . import Store
 from .errors import ImageConflict, RecordNotFound
 from .files import DataFile
 from .records import json_copy, now
+from .tables import Document
 
 JSON_STORED = "json"
 LAYER_STORED = "layer"

@@ -26,7 +26,7 @@ def test_self_check_passes_against_a_healthy_index():
     # result.output also holds the in-process index's log lines (stderr): keep the report's lines.
     lines = [line for line in result.output.splitlines() if line.startswith(("PASS", "FAIL", "SKIP", "self-check"))]
     assert len(lines) == len(CHECKS) + 1
-    for line, check in zip(lines, CHECKS):
+    for line, check in zip(lines, CHECKS, strict=False):
         assert line.startswith(f"PASS  {check.name}: ")
     assert lines[-1] == f"self-check of {index.url}: {len(CHECKS)} of {len(CHECKS)} steps passed"
     assert "check-pass-1" not in result.output and "signature=" not in result.output
