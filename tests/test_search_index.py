@@ -128,6 +128,7 @@ def test_a_write_by_another_worker_is_seen_by_the_next_query(client, filled, set
     assert answer(client, "e") == scan(filled, "e")
 
 
+@pytest.mark.live
 def test_a_write_by_another_process_is_seen(client, filled, settings):
     assert answer(client, "giraffe")["num_results"] == 0
     script = ("import sys; from pathlib import Path; from index.store import Store; "

@@ -7,6 +7,7 @@ import stat
 import subprocess
 import sys
 
+import pytest
 from click.testing import CliRunner
 from cryptography import x509
 
@@ -91,6 +92,7 @@ def test_cert_command_writes_a_usable_certificate_and_says_how_to_trust_it(tmp_p
     ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)  # a matching pair
 
 
+@pytest.mark.live
 def test_flask_cli_entry_point_and_bad_settings(tmp_path):
     env = clean_env({"INDEX_DATA_DIR": str(tmp_path / "data")})
     flask = os.path.join(os.path.dirname(sys.executable), "flask")

@@ -1,12 +1,16 @@
-"""Full push / pull / re-push / delete flows against a real gunicorn process (protocol.md 4, 5, 8)."""
+"""Full push / pull / re-push / delete flows against a real gunicorn process (docs/protocol.md 4, 5, 8)."""
 from __future__ import annotations
 
 import json
+
+import pytest
 
 from tests.conftest import image_id
 
 from .conftest import ADMIN
 from .layers import chain
+
+pytestmark = pytest.mark.live  # starts processes
 
 
 def ids(base: int, count: int = 3) -> list[str]:

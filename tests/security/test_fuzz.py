@@ -19,6 +19,8 @@ from schemathesis.specs.openapi.checks import negative_data_rejection, positive_
 from index import create_app
 from tests.conftest import ADMIN, basic
 
+pytestmark = pytest.mark.fuzz  # schemathesis / hypothesis runs (longer under make fuzz)
+
 FUZZ_EXAMPLES = int(os.environ.get("INDEX_FUZZ_EXAMPLES", "8"))
 
 # schemathesis's fixture-based loader does not work with this pytest, so the app under test is
