@@ -136,7 +136,7 @@ def add_endpoints(response: Response, hosts: Iterable[str] | None = None) -> Res
 
 def add_token(response: Response, name: RepoName, access: str, user: str | None,
               hosts: Iterable[str] | None = None) -> Response:
-    """The token headers of protocol.md 4.1/5/8, plus the endpoints that accept the token
+    """The token headers of docs/protocol.md 4.1/5/8, plus the endpoints that accept the token
     (``hosts``: what :func:`endpoints` returned earlier in this request)."""
     token = services().signer.issue(name.full, access, user)
     # add, not set: the response is new and has none of these yet (set scans for old values).

@@ -3,7 +3,7 @@
 Built from small helpers so that each repository route is written once and documented in both of
 its URL forms (``/v1/repositories/{namespace}/{repository}/...`` and the library form
 ``/v1/repositories/{repository}/...``). Operations tagged ``registry`` are the built-in v1
-registry (protocol.md section 10). A test compares this document with the app's URL rules.
+registry (docs/protocol.md section 10). A test compares this document with the app's URL rules.
 """
 from __future__ import annotations
 
@@ -191,7 +191,7 @@ def _index_paths() -> Json:
              "404": _error("no such repository")},
             security=[{"basic": []}, {"token": []}],
             description="With `Authorization: Token ...access=delete` this is the built-in "
-                        "registry's DELETE (protocol.md 8, 12.15)."),
+                        "registry's DELETE (docs/protocol.md 8, 12.15)."),
     }))
     paths.update(_repository_paths("/images", {
         "put": _operation(
@@ -219,7 +219,7 @@ def _index_paths() -> Json:
                            "400": COMMON_ERRORS["400"],
                            "403": _error("refused, also when the Token is missing"),
                            "404": _error("no such repository")},
-                          # Not declared as security: a missing Token is a 403 here, as the seed says.
+                          # Not declared as security: a missing Token is a 403 here (docs/protocol.md 9).
                           description="Send `Authorization: Token ...`; anything else is refused (403)."),
     }))
     paths.update(_repository_paths("/layer/{image_id}/access", {
@@ -377,7 +377,7 @@ def document() -> Json:
                  "description": "A self-hostable Docker Index (API v1) with a built-in v1 registry. "
                                 "Every error body is {\"error\": \"<message>\"}."},
         "tags": [{"name": "index", "description": "accounts, repositories, tokens, search"},
-                 {"name": "registry", "description": "the built-in v1 registry (protocol.md 10)"},
+                 {"name": "registry", "description": "the built-in v1 registry (docs/protocol.md 10)"},
                  {"name": "operations", "description": "health probes and account activation"}],
         "paths": {**_index_paths(), **_registry_paths(), **_operations_paths()},
         "components": _components(),

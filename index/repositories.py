@@ -1,4 +1,4 @@
-"""Repositories and their image lists (seed 2.1; protocol.md sections 4, 5, 8, 9).
+"""Repositories and their image lists (docs/protocol.md sections 4, 5, 8, 9).
 
 Every route exists twice: ``/v1/repositories/<namespace>/<repository>/...`` and the library form
 ``/v1/repositories/<repository>/...``, which means ``library/<repository>``.
@@ -48,11 +48,11 @@ def put_repository(namespace: str, repository: str) -> Response:
 
 @route("/", ["DELETE"], strict_slashes=False)
 def delete_repository(namespace: str, repository: str) -> Response:
-    """Two steps (protocol.md 8): hide + delete token (202), then confirm and remove (200)."""
+    """Two steps (docs/protocol.md 8): hide + delete token (202), then confirm and remove (200)."""
     name = names.repo_name(namespace, repository)
     registry = services().registry
     if auth.scheme() == "token" and registry is not None:
-        return registry.delete_repository(name)  # same URL, registry side (protocol.md 12.15)
+        return registry.delete_repository(name)  # same URL, registry side (docs/protocol.md 12.15)
     user = _writer_of(name)
     store = services().store
     visible_repository(name, deleting_ok=True)

@@ -1,4 +1,4 @@
-"""``self-check URL``: run the docker client's index flows (protocol.md 4-9) against a live index.
+"""``self-check URL``: run the docker client's index flows (docs/protocol.md 4-9) against a live index.
 
 Each step is a :class:`Check` in :data:`CHECKS`, run in order; a step whose prerequisites did
 not pass is skipped, and clean-up steps run whenever what they clean up was created. Another
@@ -191,7 +191,7 @@ class _TinyLayer:
         with tarfile.open(fileobj=tar, mode="w", format=tarfile.USTAR_FORMAT) as archive:
             archive.addfile(info, io.BytesIO(self.CONTENT))
         self.body = gzip.compress(tar.getvalue(), mtime=0)
-        # TarSum v0 (protocol.md 4.3): header fields then content, per entry; then json + sums.
+        # TarSum v0 (docs/protocol.md 4.3): header fields then content, per entry; then json + sums.
         header_text = (f"nameselfcheck.txtmode{0o644}uid0gid0size{len(self.CONTENT)}mtime{self.MTIME}"
                        f"typeflag0linknameunamegnamedevmajor0devminor0")
         entry_sum = hashlib.sha256(header_text.encode() + self.CONTENT).hexdigest()
@@ -200,7 +200,7 @@ class _TinyLayer:
 
 
 def check_registry_upload(session: Session) -> str:
-    """The registry half of a push: image json, layer, checksums and the tag (protocol.md 4.1)."""
+    """The registry half of a push: image json, layer, checksums and the tag (docs/protocol.md 4.1)."""
     layer = _TinyLayer(session.image_id)
     registry, token = session.facts["registry_url"], {"Authorization": f"Token {session.facts['write_token']}"}
     image = f"/v1/images/{session.image_id}"

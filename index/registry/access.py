@@ -1,4 +1,4 @@
-"""Who may do what on the built-in registry (protocol.md 9 and 12.15).
+"""Who may do what on the built-in registry (docs/protocol.md 9 and 12.15).
 
 * ``Authorization: Token ...`` issued by this index: ``read`` for GET/HEAD, ``write`` for PUT,
   ``delete`` for DELETE. A write token also reads (a pushing client's ``GET images/<id>/json``

@@ -30,7 +30,7 @@ class Registry:
 
     # -- hooks the index calls ----------------------------------------------------------------
     def delete_repository(self, name: RepoName) -> Response:
-        """Registry side of the delete flow (protocol.md 8 step 2): tags and unshared layers go."""
+        """Registry side of the delete flow (docs/protocol.md 8 step 2): tags and unshared layers go."""
         access.repository(name, "delete")
         self.forget(name)
         return json_response(True)

@@ -1,4 +1,4 @@
-"""Registry image routes (protocol.md 4.1 step 2, 5 step 3, 10): json, layer, checksum, ancestry.
+"""Registry image routes (docs/protocol.md 4.1 step 2, 5 step 3, 10): json, layer, checksum, ancestry.
 
 An image is uploaded in three steps (json, layer, checksum) and only served once the client's
 checksums matched what was received. Re-sending any step of a complete image is a 409 with

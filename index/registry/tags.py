@@ -1,4 +1,4 @@
-"""Registry tag routes and the registry side of a repository delete (protocol.md 5 step 2, 8, 10).
+"""Registry tag routes and the registry side of a repository delete (docs/protocol.md 5 step 2, 8, 10).
 
 Each route exists in both URL forms of a repository (:mod:`index.repository_urls`).
 """

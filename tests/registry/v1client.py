@@ -1,4 +1,4 @@
-"""A small HTTP client that replays, request by request, what docker 1.x does (protocol.md 4, 5, 8).
+"""A small HTTP client that replays, request by request, what docker 1.x does (docs/protocol.md 4, 5, 8).
 
 Plain ``http.client`` so every header, chunked body and status is under the test's control.
 """
@@ -87,7 +87,7 @@ class V1Client:
         status = int(head.split(b" ", 2)[1]) if head else 0
         return Reply(status, http.client.HTTPMessage(), body)
 
-    # -- push (protocol.md 4.1) -----------------------------------------------------------------
+    # -- push (docs/protocol.md 4.1) -----------------------------------------------------------------
     def announce(self, remote: str, layers: list[Layer], tag: str = "latest") -> Reply:
         entries = [{"id": layer.image_id} for layer in layers[:-1]]
         entries.append({"id": layers[-1].image_id, "Tag": tag})
@@ -142,7 +142,7 @@ class V1Client:
         assert final.status == 204, (final.status, final.body)
         return report
 
-    # -- pull (protocol.md 5) -------------------------------------------------------------------
+    # -- pull (docs/protocol.md 5) -------------------------------------------------------------------
     def read_token(self, remote: str) -> tuple[str, str]:
         headers = {"X-Docker-Token": "true", **(self._basic() if self.credentials else {})}
         listed = self.request("GET", f"/v1/repositories/{remote}/images", headers=headers)
@@ -171,7 +171,7 @@ class V1Client:
             pulled[image_id] = (image_json.body, layer.body)
         return pulled
 
-    # -- delete (protocol.md 8) -----------------------------------------------------------------
+    # -- delete (docs/protocol.md 8) -----------------------------------------------------------------
     def delete(self, remote: str) -> None:
         first = self.request("DELETE", f"/v1/repositories/{remote}/", b"",
                              {**self._basic(), "X-Docker-Token": "true"})
