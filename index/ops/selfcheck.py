@@ -7,9 +7,9 @@ Nothing secret is printed: not the password, not a token.
 """
 from __future__ import annotations
 
-import base64
 import gzip
 import hashlib
+import http.client
 import io
 import json
 import secrets
@@ -17,8 +17,6 @@ import ssl
 import sys
 import tarfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,27 +24,13 @@ from urllib.parse import quote, urlsplit
 
 import click
 
+from .v1client import ProtocolError, Reply, V1Client, expect
+
 ALREADY_EXISTS_BODY = b'"Username or email already exists"'
 
 
-class CheckFailed(Exception):
+class CheckFailed(ProtocolError):
     """The index answered something a docker client would not accept."""
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: Any  # email.message.Message: case-insensitive, repeated headers via get_all
-    body: bytes
-
-    def json(self) -> Any:
-        try:
-            return json.loads(self.body)
-        except ValueError:
-            raise CheckFailed(f"body is not JSON: {self.body[:200]!r}") from None
-
-    def excerpt(self) -> str:
-        return self.body[:200].decode("utf-8", "replace")
 
 
 @dataclass
@@ -63,9 +47,12 @@ class Session:
     image_id: str = ""
     facts: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.client = V1Client(self.base_url, (self.username, self.password),
+                               ssl_context=self.ssl_context, timeout=self.timeout)
+
     def basic(self) -> dict[str, str]:
-        raw = f"{self.username}:{self.password}".encode()
-        return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+        return self.client.basic()
 
     def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
                 *, raw: bytes | None = None, base_url: str | None = None) -> Reply:
@@ -75,23 +62,10 @@ class Session:
         if body is not None:
             data = json.dumps(body, separators=(",", ":")).encode()
             all_headers.setdefault("Content-Type", "application/json")
-        request = urllib.request.Request((base_url or self.base_url) + path, data=data, method=method,
-                                         headers=all_headers)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout, context=self.ssl_context) as response:
-                return Reply(response.status, response.headers, response.read())
-        except urllib.error.HTTPError as exc:
-            with exc:
-                return Reply(exc.code, exc.headers, exc.read())
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise CheckFailed(f"cannot reach {self.base_url}: {reason}") from None
-
-
-def expect(reply: Reply, *statuses: int) -> None:
-    if reply.status not in statuses:
-        wanted = " or ".join(map(str, statuses))
-        raise CheckFailed(f"expected {wanted}, got {reply.status}: {reply.excerpt()}")
+            return self.client.request(method, path, data, all_headers, host=base_url)
+        except (OSError, http.client.HTTPException) as exc:
+            raise CheckFailed(f"cannot reach {self.base_url}: {exc}") from None
 
 
 def header(reply: Reply, name: str) -> str:
@@ -326,7 +300,7 @@ def run_checks(session: Session, checks: list[Check] | None = None,
         started = time.monotonic()
         try:
             detail = check.run(session)
-        except CheckFailed as exc:
+        except ProtocolError as exc:
             outcome[check.name] = "FAIL"
             echo(f"FAIL  {check.name}: {exc}")
             continue

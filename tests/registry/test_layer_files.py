@@ -13,13 +13,13 @@ import threading
 
 import pytest
 
+from index.ops.v1client import chunks
 from index.registry import layers as layers_module
 from index.registry.layers import LayerFiles, UploadBroken
 from index.registry.tarsum import TarError
 from index.store.errors import StorageFailure
 
 from .layers import Entry, Layer
-from .v1client import chunks
 
 ID = "cd" * 32
 
