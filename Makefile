@@ -37,10 +37,10 @@ self-check: venv
 test: venv
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-# The pure and in-process tests only (no started processes, no long fuzzing): a quick check
-# while working; `make test` runs everything.
+# The pure and in-process tests only (no started processes, no long fuzzing), spread over the
+# machine's cores: a quick check while working; `make test` runs everything.
 test-fast: venv
-	$(BIN)/python -m pytest -q -m "not live and not fuzz" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m "not live and not fuzz" -n auto -p no:cacheprovider $(PYTEST_ARGS)
 
 # ruff (style, imports, likely bugs) over everything, mypy (strict) over index/; pyproject.toml
 # holds both configurations.
