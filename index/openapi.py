@@ -13,6 +13,7 @@ from typing import Any
 from flask import Blueprint, Response
 
 from . import names
+from .api.openapi_paths import paths as api_paths
 from .payloads import json_response
 from .probes import API_VERSION
 
@@ -379,7 +380,7 @@ def document() -> Json:
         "tags": [{"name": "index", "description": "accounts, repositories, tokens, search"},
                  {"name": "registry", "description": "the built-in v1 registry (docs/protocol.md 10)"},
                  {"name": "operations", "description": "health probes and account activation"}],
-        "paths": {**_index_paths(), **_registry_paths(), **_operations_paths()},
+        "paths": {**_index_paths(), **_registry_paths(), **_operations_paths(), **api_paths()},
         "components": _components(),
     }
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import NotRequired, TypedDict, TypeVar, cast
+from typing import Any, NotRequired, TypedDict, TypeVar, cast
 
 from ..names import ImageEntry
 
@@ -36,6 +36,12 @@ class RepositoryRecord(TypedDict):
 def now() -> str:
     """The current UTC time as stored in records (ISO 8601, whole seconds)."""
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def caller(user: UserRecord) -> dict[str, Any]:
+    """An account as the request side handles a caller (``auth``, ``permissions``), where robot
+    principals (plain dicts) travel too."""
+    return cast("dict[str, Any]", user)
 
 
 JsonValue = TypeVar("JsonValue")
