@@ -13,7 +13,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "index"
 # Modules that must not depend on Flask or Werkzeug, directly or through other index modules.
-PURE = ["index.names", "index.tokens", "index.passwords", "index.config", "index.permissions",
+PURE = ["index.names", "index.tokens", "index.passwords", "index.config",
         "index.store", "index.store.errors", "index.store.files", "index.store.tables",
         "index.store.changes", "index.store.records", "index.store.images", "index.search_index",
         "index.registry.tarsum", "index.registry.blobs"]
