@@ -31,6 +31,9 @@ class RepositoryRecord(TypedDict):
     updated: NotRequired[str]
     images: list[ImageEntry]
     tags: NotRequired[dict[str, str]]  # the built-in registry's tags: name -> image id
+    delete_id: NotRequired[str]  # while a delete is under way: what its delete token names
+    visibility: NotRequired[str]  # access control (store.access)
+    moved_from: NotRequired[str]  # the namespace it came from when its owner's account was deleted
 
 
 def now() -> str:
