@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # (only there: a HOST variable in the shell's environment is not taken for an address).
 SERVE_ENV := $(foreach var,HOST PORT WORKERS THREADS,$(if $(filter command line,$(origin $(var))),INDEX_$(var)=$($(var))))
 
-.PHONY: run dev cert self-check test fuzz venv clean-venv
+.PHONY: run dev cert self-check test test-fast lint fuzz venv clean-venv
 
 venv: $(VENV)/.installed
 
@@ -36,6 +36,17 @@ self-check: venv
 
 test: venv
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The pure and in-process tests only (no started processes, no long fuzzing), spread over the
+# machine's cores: a quick check while working; `make test` runs everything.
+test-fast: venv
+	$(BIN)/python -m pytest -q -m "not live and not fuzz" -n auto -p no:cacheprovider $(PYTEST_ARGS)
+
+# ruff (style, imports, likely bugs) over everything, mypy (strict) over index/; pyproject.toml
+# holds both configurations.
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # Longer schemathesis and hypothesis runs than `make test` does (CI runs this after the tests).
 FUZZ_EXAMPLES ?= 100

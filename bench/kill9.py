@@ -11,17 +11,15 @@ store method returned) is present. One namespace file is ~1.4 MB, so many kills 
 from __future__ import annotations
 
 import argparse
-import logging
+import json
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from tests.store.crashes import run_trials  # noqa: E402
 
 
 def main() -> None:
@@ -30,14 +28,18 @@ def main() -> None:
     parser.add_argument("--max-delay", type=float, default=0.25, help="longest wait before the kill, s")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    logging.getLogger("index.store.files").setLevel(logging.ERROR)  # one temp clean-up note per trial
     workdir = Path(tempfile.mkdtemp(prefix="kill9-"))
     started = time.perf_counter()
     try:
-        outcome = run_trials(workdir / "data", args.trials, max_delay=args.max_delay, fork=False,
-                             seed=args.seed)
+        # The trials are the test suite's (tests/store/crashes.py), run as a program from the checkout.
+        done = subprocess.run([sys.executable, "-m", "tests.store.crashes", "trials", str(workdir / "data"),
+                               str(args.trials), str(args.max_delay), str(args.seed)],
+                              cwd=ROOT, capture_output=True, text=True, timeout=60 + args.trials * 45)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    if done.returncode != 0:
+        sys.exit(f"the trials did not run: {done.stderr[-2000:]}")
+    outcome = argparse.Namespace(**json.loads(done.stdout.strip().splitlines()[-1]))
     print(f"trials: {outcome.trials} (writer killed with SIGKILL each time), "
           f"{time.perf_counter() - started:.0f} s")
     print(f"acknowledged writes, all checked again after every later kill: {outcome.acknowledged}")

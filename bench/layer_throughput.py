@@ -40,9 +40,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from server import running  # noqa: E402
+
+from index.ops.v1client import Reply, V1Client, basic_header  # noqa: E402
 from index.registry.tarsum import LayerDigester  # noqa: E402
-from tests.registry.conftest import running_server  # noqa: E402
-from tests.registry.v1client import Reply, V1Client, basic_header  # noqa: E402
 
 MIB = 1 << 20
 IMAGE_ID = "be" * 32
@@ -140,16 +141,6 @@ def status_kib(pid: int, field: str) -> int:
     return 0
 
 
-def worker_pid(master: int) -> int:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
-        if children:
-            return int(children[0])
-        time.sleep(0.05)
-    raise RuntimeError("gunicorn worker not found")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size-mib", type=int, default=1024, help="layer content size (default 1024)")
@@ -175,8 +166,8 @@ def main() -> None:
         cat_seconds = min(timed_cat(layer) for _ in range(2))
         disk_seconds = timed_disk_write(layer, workdir / "disk-reference")
         os.sync()
-        with running_server(workdir / "data", workdir / "server.log", workers=1) as server:
-            pid = worker_pid(server.process.pid)
+        with running(workdir / "data", workdir / "server.log", workers=1) as server:
+            pid = server.worker_pids()[0]
             user = V1Client(server.host, ("benchuser", "secret1"))
             user.request("POST", "/v1/users/", json.dumps({"username": "benchuser", "password": "secret1",
                                                            "email": "b@example.com"}).encode(),

@@ -34,10 +34,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from server import free_port, stop_process  # noqa: E402
+
 from index import create_app  # noqa: E402
+from index.ops.v1client import V1Client  # noqa: E402
 from index.passwords import hash_password  # noqa: E402
 from index.store.files import STAMP_KEY  # noqa: E402
-from tests.processes import free_port, stop  # noqa: E402
 
 NAMESPACE_SIZES = (1, 2, 3, 5, 8, 10, 20, 50, 5, 3, 2, 1, 12, 30, 4, 40)  # cycled; mean ~12
 MEASURED = "alice"
@@ -98,25 +100,17 @@ def fill(data_dir: Path, repositories: int, login_users: int) -> tuple[int, int]
 
 
 class Client:
-    """One keep-alive connection; returns (status, seconds)."""
+    """The shared v1 client on one keep-alive connection; returns (status, seconds)."""
 
     def __init__(self, port: int) -> None:
-        self.port = port
-        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        self.client = V1Client(f"127.0.0.1:{port}", timeout=60, keep_alive=True)
 
     def call(self, method: str, path: str, body=None, headers=None) -> tuple[int, float]:
         payload = json.dumps(body).encode() if body is not None else None
         started = time.perf_counter()
-        try:
-            self.connection.request(method, path, body=payload,
-                                    headers={"Content-Type": "application/json", **(headers or {})})
-            response = self.connection.getresponse()
-            response.read()
-        except (ConnectionError, http.client.HTTPException):
-            self.connection.close()
-            self.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-            raise
-        return response.status, time.perf_counter() - started
+        status = self.client.request(method, path, payload,
+                                     {"Content-Type": "application/json", **(headers or {})}).status
+        return status, time.perf_counter() - started
 
 
 def basic(user: str) -> dict:
@@ -136,7 +130,7 @@ def start_server(data_dir: Path, port: int) -> tuple[subprocess.Popen, float]:
         try:
             if Client(port).call("GET", "/v1/_ping")[0] == 200:
                 return process, time.perf_counter() - started
-        except OSError:
+        except (OSError, http.client.HTTPException):
             time.sleep(0.02)
     process.kill()
     raise SystemExit("the server did not answer within 600 s")
@@ -199,7 +193,7 @@ def main() -> None:
             try:
                 results = measure(port, args.samples)
             finally:
-                stop(process, timeout=30)
+                stop_process(process, timeout=30)
             print(f"\n## {size:,} repositories in {namespaces:,} namespaces "
                   f"({size_bytes / 1e6:.1f} MB of JSON, filled in {fill_seconds:.1f} s)")
             print(f"{'operation':<22} {'p50':>8} {'p95':>8}")

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from flask import Flask, Response
 
@@ -35,7 +36,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # "ns//images" is not "ns/images": an empty path segment is a 404, never merged and redirected.
     app.url_map.merge_slashes = False
     app.config.update(settings)
-    app.json.sort_keys = False
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # DefaultJSONProvider's setting
     logs.install(app)
     proxies.install(app, settings)
 

@@ -26,13 +26,14 @@ from . import names
 from .names import RepoName
 from .passwords import hash_password
 from .services import RegistryHooks
-from .store.access import AccessStore
 from .store import AlreadyExists, RecordNotFound, Store
+from .store.access import AccessStore
+from .store.records import RepositoryRecord, UserRecord
 
 
-def create_account(store: Store, username: str, password: str, email: str, *, active: bool,
-                   admin: bool = False, bcrypt_rounds: int) -> dict[str, Any]:
-    """Store a new account; the values are checked in this order first.
+def create_account(store: Store, username: Any, password: Any, email: Any, *, active: bool,
+                   admin: bool = False, bcrypt_rounds: int) -> UserRecord:
+    """Store a new account; the values (as a client sent them) are checked in this order first.
 
     Raises :class:`~index.names.ValidationError` for an invalid username, password or e-mail and
     :class:`~index.store.errors.AlreadyExists` when the username or the e-mail is taken.
@@ -72,7 +73,7 @@ class DeletionPlan:
                 f"({listed}) to {self.to}/")
 
 
-def namespace_repositories(store: Store, namespace: str) -> list[dict[str, Any]]:
+def namespace_repositories(store: Store, namespace: str) -> list[RepositoryRecord]:
     if not names.NAMESPACE_RE.fullmatch(namespace):
         return []
     return list(store.iter_repositories(namespace))

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import smtplib
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 
@@ -40,7 +41,7 @@ def _public_host() -> str:
     host = current_app.config["PUBLIC_HOST"]
     if not host:  # config refuses confirm without it; never fall back to the Host header
         raise RuntimeError("INDEX_PUBLIC_HOST is not set")
-    return host
+    return str(host)
 
 
 def _link_for(token: str) -> str:

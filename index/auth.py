@@ -3,7 +3,8 @@ the token and endpoint headers of the index's answers."""
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from flask import Response, current_app, request
 
@@ -12,6 +13,7 @@ from .errors import BadRequest, Forbidden, NotFound, Unauthorized
 from .names import RepoName
 from .services import services
 from .store import DELETING, generation_of
+from .store.records import caller
 from .tokens import Grant, TokenError
 
 TOKEN_CHALLENGE = "Token"
@@ -61,7 +63,8 @@ def login(username: str, password: str) -> dict[str, Any]:
     user = found.store.find_user(username)
     stored_hash = user["password_hash"] if user else None
     if stored_hash and found.credentials.is_verified(username, password, stored_hash):
-        return user  # remembered: a push in progress is never throttled
+        logs.set_user(username)
+        return caller(user) if user is not None else None  # remembered: a push is never throttled
     # The attempt counts before bcrypt runs (429 when the limit is taken up by failures and
     # attempts still being checked), so parallel guesses cannot all reach bcrypt.
     with found.login_throttle.attempt(request.remote_addr or "", username) as attempt:
@@ -70,7 +73,8 @@ def login(username: str, password: str) -> dict[str, Any]:
             raise Unauthorized("wrong username or password")
     assert user is not None and stored_hash is not None
     found.credentials.remember(username, password, stored_hash)
-    return user
+    logs.set_user(username)
+    return caller(user)
 
 
 def _robot_login(username: str, password: str) -> dict[str, Any]:
@@ -179,7 +183,7 @@ def _check_generation(grant: Grant, user: dict[str, Any]) -> None:
                            "account since deleted or deactivated; log in again", challenge=TOKEN_CHALLENGE)
 
 
-def check_delete_grant(grant: Grant, record: dict[str, Any] | None, name: RepoName) -> None:
+def check_delete_grant(grant: Grant, record: Mapping[str, Any] | None, name: RepoName) -> None:
     """A delete token is good only for the delete it was issued for: while the repository is in
     the deleting state with the delete id signed into the token. The id goes when the delete
     completes (the record is removed) or a new push re-opens the repository, so a replay fails."""

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import os
 import ssl
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 REGISTRATION_POLICIES = ("open", "confirm", "approval", "closed")
 LOG_FORMATS = ("plain", "json")
@@ -32,7 +33,7 @@ def _parse_bool(raw: str) -> bool:
 def _parse_endpoints(raw: str) -> list[str]:
     endpoints = [part.strip() for part in raw.split(",") if part.strip()]
     for endpoint in endpoints:
-        # The client builds "<scheme>://<endpoint>/v1/" itself (protocol.md 4.2).
+        # The client builds "<scheme>://<endpoint>/v1/" itself (docs/protocol.md 4.2).
         if "://" in endpoint or "/" in endpoint or any(c.isspace() for c in endpoint):
             raise ValueError(f"{endpoint!r} must be a bare host[:port], without scheme or path")
     return endpoints

@@ -133,14 +133,16 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(CorruptDataFile)
     def _corrupt(exc: CorruptDataFile) -> Response:
         log.error("%s", exc)
-        return error_response(500, "a data file of the index is damaged; the administrator must restore it from a backup")
+        return error_response(500, "a data file of the index is damaged; "
+                                   "the administrator must restore it from a backup")
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
         # Routing 404/405 and Werkzeug's own 413 speak the same shape as the API.
         headers = {}
-        if exc.code == 405 and getattr(exc, "valid_methods", None):
-            headers["Allow"] = ", ".join(exc.valid_methods)
+        valid_methods = getattr(exc, "valid_methods", None)
+        if exc.code == 405 and valid_methods:
+            headers["Allow"] = ", ".join(valid_methods)
         message = (exc.description or exc.name).rstrip(".")
         return error_response(exc.code or 500, message, headers)
 

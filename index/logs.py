@@ -10,8 +10,9 @@ import json
 import logging
 import sys
 import time
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import quote
 
 from flask import Flask, Response, g, request
@@ -24,7 +25,7 @@ request_log = logging.getLogger(REQUEST_LOGGER_NAME)
 
 
 def _timestamp(created: float) -> str:
-    moment = datetime.fromtimestamp(created, timezone.utc)
+    moment = datetime.fromtimestamp(created, UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
@@ -58,13 +59,13 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, separators=(",", ":"), default=str)
 
 
-class _StderrHandler(logging.StreamHandler):
+class _StderrHandler(logging.StreamHandler[Any]):
     """Writes to whatever ``sys.stderr`` is at the time of each record, not at set-up.
 
     A process that swaps stderr later (pytest's capture, click's test runner) still gets the lines.
     """
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         return sys.stderr
 

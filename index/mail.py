@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+from collections.abc import Mapping
 from email.message import EmailMessage
-from typing import Any, Mapping
+from typing import Any
 
 SMTP_TIMEOUT_SECONDS = 10
 

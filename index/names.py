@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 USERNAME_RE = re.compile(r"[a-z0-9_]{4,30}")
 # docker 1.5 allows hyphens inside namespaces (not leading, trailing or doubled); older clients
@@ -63,11 +63,11 @@ def _check(pattern: re.Pattern[str], value: Any, field: str, rule: str) -> str:
 
 
 def username(value: Any) -> str:
-    _check(USERNAME_RE, value, "username", "4 to 30 characters of a-z, 0-9 and _")
-    if value == LIBRARY:
+    checked = _check(USERNAME_RE, value, "username", "4 to 30 characters of a-z, 0-9 and _")
+    if checked == LIBRARY:
         # A user's namespace is their name, and "library" is the admins' namespace.
         raise ValidationError("username 'library' is reserved for the admin-only library namespace")
-    return value
+    return checked
 
 
 def repo_name(namespace: Any, repository: Any) -> RepoName:
@@ -142,7 +142,15 @@ def _has_invisible(value: str) -> bool:
     return any(unicodedata.category(char).startswith("C") for char in value)
 
 
-def image_list(data: Any) -> list[dict[str, str]]:
+class ImageEntry(TypedDict):
+    """One entry of an image list as docker sends and reads it (``Tag`` only when announced)."""
+
+    id: str
+    checksum: NotRequired[str]
+    Tag: NotRequired[str]
+
+
+def image_list(data: Any) -> list[ImageEntry]:
     """Parse a client's image list into ``[{"id", "checksum"?, "Tag"?}]``.
 
     Keys are matched case-insensitively, as the Go client decodes them; unknown keys are ignored;
@@ -152,14 +160,14 @@ def image_list(data: Any) -> list[dict[str, str]]:
         raise ValidationError("body must be a JSON list of images, like [{\"id\": \"<64 hex>\"}]")
     if len(data) > MAX_IMAGES_PER_LIST:
         raise ValidationError(f"too many images in one list (at most {MAX_IMAGES_PER_LIST})")
-    entries = []
+    entries: list[ImageEntry] = []
     for position, item in enumerate(data):
         if not isinstance(item, dict):
             raise ValidationError(f"image {position} must be a JSON object with an \"id\"")
         fields = {str(key).lower(): value for key, value in item.items()}
         if "id" not in fields:
             raise ValidationError(f"image {position} has no \"id\"")
-        entry = {"id": image_id(fields["id"])}
+        entry: ImageEntry = {"id": image_id(fields["id"])}
         checksum = fields.get("checksum")
         if checksum not in (None, ""):
             entry["checksum"] = _check(CHECKSUM_RE, checksum, f"checksum of image {position}",

@@ -3,7 +3,7 @@
 Built from small helpers so that each repository route is written once and documented in both of
 its URL forms (``/v1/repositories/{namespace}/{repository}/...`` and the library form
 ``/v1/repositories/{repository}/...``). Operations tagged ``registry`` are the built-in v1
-registry (protocol.md section 10). A test compares this document with the app's URL rules.
+registry (docs/protocol.md section 10). A test compares this document with the app's URL rules.
 """
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from typing import Any
 from flask import Blueprint, Response
 
 from . import names
+from .api.openapi_paths import paths as api_paths
 from .payloads import json_response
 from .probes import API_VERSION
-from .api.openapi_paths import paths as api_paths
 
 bp = Blueprint("openapi", __name__)
 
@@ -73,9 +73,9 @@ IMAGE_ID = _path_param("image_id", IMAGE_ID_PATTERN, "64 lower-case hex digits")
 TAG = _path_param("tag", TAG_PATTERN, "1-128 of A-Z, a-z, 0-9, _, . and -")
 USERNAME = _path_param("username", USERNAME_PATTERN, "4-30 of a-z, 0-9 and _")
 
-BASIC_AUTH = [{"basic": []}]
-OPTIONAL_BASIC = [{}, {"basic": []}]
-TOKEN_AUTH = [{"token": []}]
+BASIC_AUTH: list[Json] = [{"basic": []}]
+OPTIONAL_BASIC: list[Json] = [{}, {"basic": []}]
+TOKEN_AUTH: list[Json] = [{"token": []}]
 
 COMMON_ERRORS = {
     "400": _error("invalid input: the message names the field"),
@@ -97,7 +97,7 @@ TOKEN_ERRORS = {
 }
 
 
-def _operation(summary: str, responses: Json, *, tag: str = "index", security: list | None = None,
+def _operation(summary: str, responses: Json, *, tag: str = "index", security: list[Json] | None = None,
                body: Json | None = None, parameters: list[Json] | None = None,
                description: str | None = None, body_required: bool = True) -> Json:
     operation: Json = {"tags": [tag], "summary": summary, "responses": responses}
@@ -195,7 +195,7 @@ def _index_paths() -> Json:
              "404": _error("no such repository")},
             security=[{"basic": []}, {"token": []}],
             description="With `Authorization: Token ...access=delete` this is the built-in "
-                        "registry's DELETE (protocol.md 8, 12.15)."),
+                        "registry's DELETE (docs/protocol.md 8, 12.15)."),
     }))
     paths.update(_repository_paths("/images", {
         "put": _operation(
@@ -223,7 +223,7 @@ def _index_paths() -> Json:
                            "400": COMMON_ERRORS["400"],
                            "403": _error("refused, also when the Token is missing"),
                            "404": _error("no such repository")},
-                          # Not declared as security: a missing Token is a 403 here, as the seed says.
+                          # Not declared as security: a missing Token is a 403 here (docs/protocol.md 9).
                           description="Send `Authorization: Token ...`; anything else is refused (403)."),
     }))
     paths.update(_repository_paths("/layer/{image_id}/access", {
@@ -383,7 +383,7 @@ def document() -> Json:
                  "description": "A self-hostable Docker Index (API v1) with a built-in v1 registry. "
                                 "Every error body is {\"error\": \"<message>\"}."},
         "tags": [{"name": "index", "description": "accounts, repositories, tokens, search"},
-                 {"name": "registry", "description": "the built-in v1 registry (protocol.md 10)"},
+                 {"name": "registry", "description": "the built-in v1 registry (docs/protocol.md 10)"},
                  {"name": "operations", "description": "health probes and account activation"}],
         "paths": {**_index_paths(), **_registry_paths(), **_operations_paths(), **api_paths()},
         "components": _components(),

@@ -19,8 +19,9 @@ None for an anonymous caller; an inactive account counts as anonymous. The model
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import IntEnum
-from typing import Any, Iterable
+from typing import Any
 
 from flask import current_app
 

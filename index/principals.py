@@ -22,6 +22,7 @@ from flask import current_app
 from .names import NAMESPACE_RE, ValidationError
 from .services import services
 from .store.access import find_robot
+from .store.records import caller
 
 ROBOT_SHORT_RE = re.compile(r"[a-z][a-z0-9_]{1,29}")
 NONCE_BYTES = 32
@@ -90,7 +91,8 @@ def find(name: str) -> dict[str, Any] | None:
         if record is None or (generation and record["nonce"][:GENERATION_CHARS] != generation):
             return None
         return robot_principal(record)
-    return store.find_user(name)
+    user = store.find_user(name)
+    return caller(user) if user is not None else None
 
 
 def check_robot_token(name: str, token: str) -> dict[str, Any] | None:

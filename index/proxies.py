@@ -1,7 +1,8 @@
 """Running behind reverse proxies: whose ``X-Forwarded-*`` to believe, which Host names to serve."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -16,8 +17,8 @@ def install(app: Flask, config: Mapping[str, Any]) -> None:
     count = config["PROXY_COUNT"]
     if count:
         # Each proxy appends one value; only the last ``count`` were written by proxies we run.
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count,
-                                x_port=count, x_prefix=count)  # type: ignore[method-assign]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count,  # type: ignore[method-assign]
+                                x_port=count, x_prefix=count)
     trusted = list(config["TRUSTED_HOSTS"])
     # Flask reads the same key and would refuse untrusted hosts during routing, before the health
     # exemption below; the check is ours alone (the list stays in the services' config).

@@ -19,7 +19,7 @@ import contextlib
 import math
 import threading
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 from limits import RateLimitItem, RateLimitItemPerHour, RateLimitItemPerMinute
 from limits.storage import MemoryStorage

@@ -1,11 +1,12 @@
-"""Repositories and their image lists (seed 2.1; protocol.md sections 4, 5, 8, 9).
+"""Repositories and their image lists (docs/protocol.md sections 4, 5, 8, 9).
 
 Every route exists twice: ``/v1/repositories/<namespace>/<repository>/...`` and the library form
 ``/v1/repositories/<repository>/...``, which means ``library/<repository>``.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 
@@ -14,16 +15,17 @@ from .auth import add_endpoints, add_token, endpoints
 from .errors import Forbidden, NotFound, Unauthorized
 from .names import LIBRARY, RepoName
 from .payloads import empty_response, json_response, read_json
-from .repository_urls import repository_route, visible_repository
+from .repository_urls import View, repository_route, visible_repository
 from .services import services
+from .store.records import RepositoryRecord
 
 bp = Blueprint("repositories", __name__)
 
-def route(suffix: str, methods: list[str], **options: Any) -> Callable:
+def route(suffix: str, methods: list[str], **options: Any) -> Callable[[View], View]:
     return repository_route(bp, suffix, methods, **options)
 
 
-def _readable(name: RepoName, user: dict[str, Any] | None) -> dict[str, Any]:
+def _readable(name: RepoName, user: dict[str, Any] | None) -> RepositoryRecord:
     if not permissions.can_read(user, name):
         raise auth.not_found(name)  # a hidden repository answers exactly as a missing one
     return visible_repository(name)
@@ -81,11 +83,11 @@ def _writer_of(name: RepoName, role: permissions.Role = permissions.Role.WRITE) 
 
 @route("/", ["DELETE"], strict_slashes=False)
 def delete_repository(namespace: str, repository: str) -> Response:
-    """Two steps (protocol.md 8): hide + delete token (202), then confirm and remove (200)."""
+    """Two steps (docs/protocol.md 8): hide + delete token (202), then confirm and remove (200)."""
     name = names.repo_name(namespace, repository)
     registry = services().registry
     if auth.scheme() == "token" and registry is not None:
-        return registry.delete_repository(name)  # same URL, registry side (protocol.md 12.15)
+        return registry.delete_repository(name)  # same URL, registry side (docs/protocol.md 12.15)
     user = _writer_of(name, permissions.Role.ADMIN)
     store = services().store
     visible_repository(name, deleting_ok=True)

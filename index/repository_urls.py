@@ -6,7 +6,8 @@ get distinct endpoint names, so that Werkzeug never redirects from one form to t
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import Blueprint
 
@@ -14,11 +15,14 @@ from .errors import NotFound
 from .names import LIBRARY, RepoName
 from .services import services
 from .store import ACTIVE
+from .store.records import RepositoryRecord
+
+View = TypeVar("View", bound=Callable[..., Any])
 
 
-def repository_route(bp: Blueprint, suffix: str, methods: list[str], **options: Any) -> Callable:
+def repository_route(bp: Blueprint, suffix: str, methods: list[str], **options: Any) -> Callable[[View], View]:
     """Register a view on ``bp`` for the user and the library form of a repository URL."""
-    def decorator(view: Callable) -> Callable:
+    def decorator(view: View) -> View:
         bp.add_url_rule(f"/v1/repositories/<namespace>/<repository>{suffix}", view.__name__, view,
                         methods=methods, **options)
         bp.add_url_rule(f"/v1/repositories/<repository>{suffix}", f"library_{view.__name__}", view,
@@ -27,7 +31,7 @@ def repository_route(bp: Blueprint, suffix: str, methods: list[str], **options: 
     return decorator
 
 
-def visible_repository(name: RepoName, *, deleting_ok: bool = False) -> dict[str, Any]:
+def visible_repository(name: RepoName, *, deleting_ok: bool = False) -> RepositoryRecord:
     """The repository record, or 404; one being deleted only when ``deleting_ok`` (a delete token)."""
     record = services().store.get_repository(name.namespace, name.repository)
     if record is None or (record["state"] != ACTIVE and not deleting_ok):

@@ -29,11 +29,12 @@ import heapq
 import re
 import threading
 import time
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping
 
 from .names import LIBRARY
 from .store import ACTIVE, Store
+from .store.records import RepositoryRecord
 
 # Anything in ASCII but letters and digits; lower-casing keeps every one of them as it is.
 _SEPARATORS = re.compile(r"[\x00-\x2f\x3a-\x40\x5b-\x60\x7b-\x7f]+")
@@ -137,7 +138,7 @@ class SearchIndex:
                 matches = [name for name in matches if visible(entries[name].full, entries[name].public)]
             return len(matches), self._page(matches, offset, limit, needle, recency or {})
 
-    def _matches(self, needle: str) -> Iterable[str]:
+    def _matches(self, needle: str) -> Collection[str]:
         if not needle:
             return self._entries.keys()
         pieces = [piece for piece in _SEPARATORS.split(needle) if piece]
@@ -255,7 +256,7 @@ class SearchIndex:
                     self._vocabulary = None
 
 
-def _entry(record: dict) -> _Entry:
+def _entry(record: RepositoryRecord) -> _Entry:
     namespace, name = record["namespace"], record["name"]
     full = f"{namespace}/{name}"
     description = record.get("description") or ""

@@ -14,6 +14,7 @@ from .passwords import VerifiedCredentials
 from .ratelimit import LoginThrottle, RegistrationThrottle
 from .search_index import SearchIndex
 from .store import Store
+from .store.records import RepositoryRecord
 from .tokens import ActivationLinks, TokenSigner
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ class RegistryHooks(Protocol):
     def delete_repository(self, name: RepoName) -> Response:
         """The registry side of ``DELETE /v1/repositories/<ns>/<repo>/`` (a Token request)."""
 
-    def repository_removed(self, record: dict[str, Any]) -> None:
+    def repository_removed(self, record: RepositoryRecord) -> None:
         """The index removed this repository record: drop layers nothing references any more."""
 
     def repository_moved(self, old: RepoName, record: dict[str, Any]) -> None:
@@ -50,4 +51,5 @@ class Services:
 
 
 def services() -> Services:
-    return current_app.extensions[EXTENSION_KEY]
+    found: Services = current_app.extensions[EXTENSION_KEY]
+    return found

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence, cast
+from typing import Any, cast
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_encode
@@ -153,6 +154,7 @@ class ActivationLinks:
             raise ActivationError("this activation link has expired: register again or ask an administrator") from None
         except BadSignature:
             raise ActivationError("this activation link is not valid") from None
-        if not isinstance(signed, dict) or not isinstance(signed.get("u"), str):
+        username = signed.get("u") if isinstance(signed, dict) else None
+        if not isinstance(username, str):
             raise ActivationError("this activation link is not valid")
-        return signed["u"]
+        return username

@@ -1,4 +1,4 @@
-"""Accounts: register, check a login, update (seed 2.2; protocol.md section 6)."""
+"""Accounts: register, check a login, update (docs/protocol.md section 6)."""
 from __future__ import annotations
 
 from typing import Any

@@ -62,14 +62,14 @@ def store(app):
 
 
 class DockerActions:
-    """The requests the docker 1.x client makes, one method per step (protocol.md 4-8)."""
+    """The requests the docker 1.x client makes, one method per step (docs/protocol.md 4-8)."""
 
     def __init__(self, client) -> None:
         self.client = client
 
     def register(self, username: str = "alice", password: str = "secret1",
                  email: str | None = None):
-        # docker sends exactly these keys in this order, compact (protocol.md 6).
+        # docker sends exactly these keys in this order, compact (docs/protocol.md 6).
         body = json.dumps({"username": username, "password": password, "auth": "",
                            "email": email if email is not None else f"{username}@example.com"},
                           separators=(",", ":"))
@@ -97,7 +97,7 @@ class DockerActions:
         return self.client.get(f"/v1/repositories/{remote}/images", headers=headers)
 
     def validate(self, remote: str, token: str):
-        """What a registry does to check a token (protocol.md 9)."""
+        """What a registry does to check a token (docs/protocol.md 9)."""
         return self.client.get(f"/v1/repositories/{remote}/images",
                                headers={"Authorization": f"Token {token}"})
 
@@ -111,6 +111,16 @@ def docker(client) -> DockerActions:
 def alice(docker) -> DockerActions:
     assert docker.register("alice", "secret1").status_code == 201
     return docker
+
+
+# Fixtures that start a gunicorn process: every test using one is a live test.
+LIVE_FIXTURES = {"server", "live_server"}
+
+
+def pytest_collection_modifyitems(items) -> None:
+    for item in items:
+        if LIVE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.live)
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

@@ -13,11 +13,11 @@ import socket
 import ssl
 import subprocess
 import time
-import urllib.error
-import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 from urllib.parse import urlsplit
+
+from index.ops.v1client import V1Client
 
 ROOT = Path(__file__).resolve().parents[1]
 LOG_TAIL_CHARS = 3000
@@ -92,17 +92,14 @@ def stop(process: subprocess.Popen, timeout: float = 15.0, *, kill_group: bool =
 
 def http_call(base_url: str, method: str, path: str, body=None, headers: Mapping[str, str] | None = None,
               timeout: float = 10):
-    """One request to a live server: ``(status, headers, body bytes)``, error statuses included.
+    """One request to a live server through the shared v1 client: ``(status, headers, body bytes)``.
 
     A ``body`` is sent as JSON.
     """
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(base_url + path, data=data, method=method, headers=dict(headers or {}))
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:
-            return answer.status, answer.headers, answer.read()
-    except urllib.error.HTTPError as error:
-        with error:
-            return error.code, error.headers, error.read()
+    all_headers = dict(headers or {})
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        all_headers["Content-Type"] = "application/json"
+    reply = V1Client(base_url, timeout=timeout).request(method, path, data, all_headers)
+    return reply.status, reply.headers, reply.body

@@ -1,4 +1,4 @@
-"""How clients recognise a v1 index (protocol.md 2.2, checklist 11)."""
+"""How clients recognise a v1 index (docs/protocol.md 2.2, checklist 11)."""
 from __future__ import annotations
 
 import pytest

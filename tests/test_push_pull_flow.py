@@ -1,4 +1,4 @@
-"""Request-by-request replays of what docker 0.7-1.5 does against the index (protocol.md 4-8)."""
+"""Request-by-request replays of what docker 0.7-1.5 does against the index (docs/protocol.md 4-8)."""
 import json
 import re
 
@@ -50,7 +50,7 @@ def test_library_push_needs_admin_and_both_url_forms_are_one_repository(alice):
 
 
 # ------------------------------------------------------------------------------------------------
-# Replays of the client's decision logic (protocol.md 4-8), request by request.
+# Replays of the client's decision logic (docs/protocol.md 4-8), request by request.
 
 ALREADY_EXISTS = b'"Username or email already exists"'
 
@@ -106,7 +106,7 @@ def test_docker_login_branches(settings, registration, prepare, username, passwo
 
 
 class FakeRegistry:
-    """What docker-registry 0.9 does with a token (protocol.md 9): loose parse, repository and
+    """What docker-registry 0.9 does with a token (docs/protocol.md 9): loose parse, repository and
     access checks, then ``GET {index}/v1/repositories/<ns>/<repo>/images`` with the same header."""
 
     FIELD = re.compile(r'(\w+)="?([^",]+)"?')
@@ -255,7 +255,7 @@ def test_search_request_by_request(alice, client):
 
 
 def test_delete_request_by_request(alice, client, store):
-    """protocol.md 8: DELETE (202 + delete token) -> registry DELETE validated -> DELETE confirm (200)."""
+    """docs/protocol.md 8: DELETE (202 + delete token) -> registry DELETE validated -> DELETE confirm (200)."""
     assert alice.put_repository("alice/app", [{"id": image_id(1), "Tag": "latest"}]).status_code == 200
     registry = FakeRegistry(client)
     step1 = client.delete("/v1/repositories/alice/app/", headers={**basic("alice", "secret1"), "X-Docker-Token": "true"})

@@ -1,4 +1,4 @@
-"""Repositories: PUT/DELETE repo, PUT/GET images, PUT auth, layer access (seed 2.1; protocol.md 4, 5, 8, 9)."""
+"""Repositories: PUT/DELETE repo, PUT/GET images, PUT auth, layer access (docs/protocol.md 4, 5, 8, 9)."""
 from __future__ import annotations
 
 import io
@@ -392,7 +392,7 @@ def test_library_pull_both_forms(alice):
         assert_token_headers(response, "library/busybox", "read")
 
 
-# -- GET .../images as a registry validating a token (protocol.md 9) ------------------------------
+# -- GET .../images as a registry validating a token (docs/protocol.md 9) ------------------------------
 
 def test_write_token_validates_and_lists_announced_ids_before_any_checksum(pushed, alice):
     for _ in range(3):
@@ -567,7 +567,7 @@ def test_layer_access_bad_id_is_400(pushed, client, bad_id):
     assert "image id" in response.get_json()["error"]
 
 
-# -- DELETE (protocol.md 8) -----------------------------------------------------------------------
+# -- DELETE (docs/protocol.md 8) -----------------------------------------------------------------------
 
 def delete(client, remote, auth=ALICE, confirm=False):
     headers = {**basic(*auth), "X-Docker-Token": "true"}
@@ -738,7 +738,7 @@ def test_pull_with_an_unusable_host_header_is_400(pushed, client):
 
 
 def test_delete_with_a_token_goes_to_the_registry_side_when_one_is_installed(pushed, app, client, store, monkeypatch):
-    # protocol.md 12.15: the same URL is the index call (Basic) and the registry call (Token).
+    # docs/protocol.md 12.15: the same URL is the index call (Basic) and the registry call (Token).
     from flask import Response
 
     seen = []

@@ -1,4 +1,4 @@
-"""GET /v1/search (seed 2.3; protocol.md 7): shape, JSON types, matching, pagination, bad arguments."""
+"""GET /v1/search (docs/protocol.md 7): shape, JSON types, matching, pagination, bad arguments."""
 from __future__ import annotations
 
 import pytest

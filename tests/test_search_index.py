@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 
 from index import create_app
-import index.store.changes as changes_module
 from index.search_index import FULL_SCAN_INTERVAL_NS, RACY_NS, SearchIndex, tokens
 from index.services import EXTENSION_KEY
-from index.store import ACTIVE, Store
+from index.store import ACTIVE, Store, changes
 
 ROOT = Path(__file__).resolve().parent.parent
 WORDS = ["nginx", "redis", "web", "api", "app", "Proxy", "data", "db", "x", "node-js", "go.lang"]
@@ -137,6 +136,7 @@ def test_a_write_by_another_worker_is_seen_by_the_next_query(client, filled, set
     assert answer(client, "e") == scan(filled, "e")
 
 
+@pytest.mark.live
 def test_a_write_by_another_process_is_seen(client, filled, settings):
     assert answer(client, "giraffe")["num_results"] == 0
     script = ("import sys; from pathlib import Path; from index.store import Store; "
@@ -253,7 +253,7 @@ def test_writes_in_another_process_are_read_from_the_change_log_one_file_each(fi
 
 
 def test_a_log_started_afresh_means_one_full_scan(filled, monkeypatch):
-    monkeypatch.setattr(changes_module, "CHANGES_MAX_BYTES", 64)
+    monkeypatch.setattr(changes, "CHANGES_MAX_BYTES", 64)
     watched = CountingStore(filled)
     index = SearchIndex(watched)
     index.search("", 0, 25)

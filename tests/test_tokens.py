@@ -1,4 +1,4 @@
-"""index/tokens.py: issue, verify, tamper, expiry, key fallbacks, header parsing (protocol.md 9)."""
+"""index/tokens.py: issue, verify, tamper, expiry, key fallbacks, header parsing (docs/protocol.md 9)."""
 from __future__ import annotations
 
 import re

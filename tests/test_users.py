@@ -1,4 +1,4 @@
-"""Users: register, check a login, update; registration policy and admin bootstrap (seed 2.2, protocol.md 6)."""
+"""Users: register, check a login, update; registration policy and admin bootstrap (docs/protocol.md 6)."""
 from __future__ import annotations
 
 import pytest

@@ -116,7 +116,8 @@ def paths() -> Json:
     found: Json = {
         "/api/v1/repository": {"post": _op(
             "create an (empty) repository", {"201": _json(REPOSITORY_VIEW, "created"), **_errors("409")}, [],
-            body=_object({"namespace": {"type": "string", "pattern": NAMESPACE_PATTERN, "minLength": 2, "maxLength": 30},
+            body=_object({"namespace": {"type": "string", "pattern": NAMESPACE_PATTERN,
+                                        "minLength": 2, "maxLength": 30},
                           "repository": {"type": "string", "pattern": REPOSITORY_PATTERN, "maxLength": 128},
                           "visibility": VISIBILITY, "description": DESCRIPTION},
                          ["namespace", "repository"]))},
@@ -148,7 +149,8 @@ def paths() -> Json:
                           "email": {"type": "string", "format": "email", "maxLength": MAX_EMAIL_CHARS}},
                          ["name", "email"]))},
         "/api/v1/organization/{org}": {
-            "get": _op("an organization and its teams (members)", {"200": _json({"type": "object"}, "the organization")}, [ORG]),
+            "get": _op("an organization and its teams (members)",
+                       {"200": _json({"type": "object"}, "the organization")}, [ORG]),
             "delete": _op("delete an organization (it must hold no repositories) and its robots",
                           {"204": DELETED, **_errors("409")}, [ORG]),
         },

@@ -14,8 +14,7 @@ from ..names import LIBRARY, RepoName, ValidationError
 from ..services import services
 from ..store import ACTIVE, AlreadyExists
 from ..store import RecordNotFound as StoreNotFound
-from ..store.access import (OWNERS_TEAM, VISIBILITIES, AccessStore, NotEmpty, find_organization,
-                            find_robot)
+from ..store.access import OWNERS_TEAM, VISIBILITIES, AccessStore, NotEmpty, find_organization, find_robot
 
 TEAM_RE = principals.ROBOT_SHORT_RE  # same rule: 2-30 of a-z, 0-9, _; starting with a letter
 MAX_DESCRIPTION_CHARS = 2000

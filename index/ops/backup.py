@@ -24,17 +24,26 @@ import shutil
 import tarfile
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import Iterator
+from typing import Any
 
 import click
 
 from ..store import CHANGES_NAME, Store
 from ..store.errors import StoreError
-from ..store.files import (GATE_LOCK, IN_USE_LOCK, LOCK_SUFFIX, TEMP_MARK, DataFile,
-                          atomic_file, exclusive_use, fsync_dir)
+from ..store.files import (
+    GATE_LOCK,
+    IN_USE_LOCK,
+    LOCK_SUFFIX,
+    TEMP_MARK,
+    DataFile,
+    atomic_file,
+    exclusive_use,
+    fsync_dir,
+)
 
 MANIFEST = "index-backup.json"
 FORMAT = 1
@@ -139,7 +148,7 @@ def _snapshot(data_dir: Path, staging: Path) -> list[PurePosixPath]:
 
 
 def _write_archive(staging: Path, names: list[PurePosixPath], dest: Path) -> int:
-    manifest = json.dumps({"format": FORMAT, "created": datetime.now(timezone.utc).isoformat(),
+    manifest = json.dumps({"format": FORMAT, "created": datetime.now(UTC).isoformat(),
                            "files": [str(name) for name in names]}, indent=1).encode()
     with atomic_file(dest) as fd:
         with os.fdopen(fd, "wb", closefd=False) as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
@@ -186,7 +195,7 @@ def _holds_data(data_dir: Path, admin_username: str | None) -> bool:
                 content = DataFile(path).read_private()
             except StoreError:
                 return True
-            records = next(iter(content.values()), {}) if content else {}
+            records: dict[str, Any] = next(iter(content.values()), {}) if content else {}
             if str(relative) == "db/users.json" and set(records) <= {admin_username}:
                 continue
             if not records:
@@ -254,7 +263,7 @@ def _swap_in(staging: Path, data_dir: Path, keep_aside: bool) -> None:
                if entry.name not in _LOCK_FILES and entry != staging
                and not entry.name.startswith((STAGING_PREFIX, RESTORING_PREFIX, ASIDE_PREFIX))]
     if current and keep_aside:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         aside = Path(tempfile.mkdtemp(prefix=f"{ASIDE_PREFIX}{stamp}-", dir=data_dir))
         for entry in current:
             os.replace(entry, aside / entry.name)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import click
 from cryptography import x509
@@ -33,7 +33,7 @@ def make_self_signed(hosts: Sequence[str], days: int = 825) -> tuple[bytes, byte
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0]),
                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, "docker-index self-signed")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     certificate = (
         x509.CertificateBuilder()
         .subject_name(subject)

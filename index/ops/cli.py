@@ -7,7 +7,7 @@ stdin, never from the command line (argv is visible to every user of the machine
 from __future__ import annotations
 
 import sys
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import click
 from flask import current_app
@@ -19,6 +19,7 @@ from ..names import LIBRARY, RepoName, ValidationError
 from ..passwords import hash_password
 from ..services import services
 from ..store import AlreadyExists, RecordNotFound
+from ..store.records import RepositoryRecord, UserRecord
 
 users = AppGroup("users", help="Manage accounts: create, list, show, activate, promote, delete, release ...")
 repositories = AppGroup("repositories", help="Manage repositories: list, show, describe, delete.")
@@ -40,7 +41,7 @@ def _read_password(from_stdin: bool) -> str:
         _fail(str(exc))
 
 
-def _user_or_fail(username: str) -> dict[str, Any]:
+def _user_or_fail(username: str) -> UserRecord:
     store = services().store
     user = store.find_user(username)
     if user is None:
@@ -51,7 +52,7 @@ def _user_or_fail(username: str) -> dict[str, Any]:
     return user
 
 
-def _describe_user(user: dict[str, Any]) -> str:
+def _describe_user(user: UserRecord) -> str:
     flags = ["active" if user.get("active") else "inactive"]
     if user.get("admin"):
         flags.append("admin")
@@ -109,9 +110,9 @@ def users_show(username: str) -> None:
     click.echo(f"repositories: {owned}")
 
 
-def _set_flag(username: str, message: str, **changes: bool) -> None:
+def _set_flag(username: str, message: str, *, active: bool | None = None, admin: bool | None = None) -> None:
     try:
-        services().store.update_user(username, **changes)
+        services().store.update_user(username, active=active, admin=admin)
     except RecordNotFound:
         _fail(f"no user {username!r}")
     click.echo(message)
@@ -214,7 +215,7 @@ def _repo_name(text: str) -> RepoName:
         _fail(str(exc))
 
 
-def _repository_or_fail(name: RepoName) -> dict[str, Any]:
+def _repository_or_fail(name: RepoName) -> RepositoryRecord:
     record = services().store.get_repository(name.namespace, name.repository)
     if record is None:
         _fail(f"no repository {name.display!r}")

@@ -1,4 +1,4 @@
-"""``self-check URL``: run the docker client's index flows (protocol.md 4-9) against a live index.
+"""``self-check URL``: run the docker client's index flows (docs/protocol.md 4-9) against a live index.
 
 Each step is a :class:`Check` in :data:`CHECKS`, run in order; a step whose prerequisites did
 not pass is skipped, and clean-up steps run whenever what they clean up was created. Another
@@ -7,45 +7,30 @@ Nothing secret is printed: not the password, not a token.
 """
 from __future__ import annotations
 
-import base64
 import gzip
 import hashlib
+import http.client
 import io
 import json
-import tarfile
 import secrets
 import ssl
 import sys
+import tarfile
 import time
-import urllib.error
-import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import click
 
+from .v1client import ProtocolError, Reply, V1Client, expect
+
 ALREADY_EXISTS_BODY = b'"Username or email already exists"'
 
 
-class CheckFailed(Exception):
+class CheckFailed(ProtocolError):
     """The index answered something a docker client would not accept."""
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: Any  # email.message.Message: case-insensitive, repeated headers via get_all
-    body: bytes
-
-    def json(self) -> Any:
-        try:
-            return json.loads(self.body)
-        except ValueError:
-            raise CheckFailed(f"body is not JSON: {self.body[:200]!r}") from None
-
-    def excerpt(self) -> str:
-        return self.body[:200].decode("utf-8", "replace")
 
 
 @dataclass
@@ -62,9 +47,12 @@ class Session:
     image_id: str = ""
     facts: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.client = V1Client(self.base_url, (self.username, self.password),
+                               ssl_context=self.ssl_context, timeout=self.timeout)
+
     def basic(self) -> dict[str, str]:
-        raw = f"{self.username}:{self.password}".encode()
-        return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+        return self.client.basic()
 
     def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
                 *, raw: bytes | None = None, base_url: str | None = None) -> Reply:
@@ -74,30 +62,17 @@ class Session:
         if body is not None:
             data = json.dumps(body, separators=(",", ":")).encode()
             all_headers.setdefault("Content-Type", "application/json")
-        request = urllib.request.Request((base_url or self.base_url) + path, data=data, method=method,
-                                         headers=all_headers)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout, context=self.ssl_context) as response:
-                return Reply(response.status, response.headers, response.read())
-        except urllib.error.HTTPError as exc:
-            with exc:
-                return Reply(exc.code, exc.headers, exc.read())
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise CheckFailed(f"cannot reach {self.base_url}: {reason}") from None
-
-
-def expect(reply: Reply, *statuses: int) -> None:
-    if reply.status not in statuses:
-        wanted = " or ".join(map(str, statuses))
-        raise CheckFailed(f"expected {wanted}, got {reply.status}: {reply.excerpt()}")
+            return self.client.request(method, path, data, all_headers, host=base_url)
+        except (OSError, http.client.HTTPException) as exc:
+            raise CheckFailed(f"cannot reach {self.base_url}: {exc}") from None
 
 
 def header(reply: Reply, name: str) -> str:
     value = reply.headers.get(name)
     if not value:
         raise CheckFailed(f"response has no {name} header")
-    return value
+    return str(value)
 
 
 @dataclass(frozen=True)
@@ -190,7 +165,7 @@ class _TinyLayer:
         with tarfile.open(fileobj=tar, mode="w", format=tarfile.USTAR_FORMAT) as archive:
             archive.addfile(info, io.BytesIO(self.CONTENT))
         self.body = gzip.compress(tar.getvalue(), mtime=0)
-        # TarSum v0 (protocol.md 4.3): header fields then content, per entry; then json + sums.
+        # TarSum v0 (docs/protocol.md 4.3): header fields then content, per entry; then json + sums.
         header_text = (f"nameselfcheck.txtmode{0o644}uid0gid0size{len(self.CONTENT)}mtime{self.MTIME}"
                        f"typeflag0linknameunamegnamedevmajor0devminor0")
         entry_sum = hashlib.sha256(header_text.encode() + self.CONTENT).hexdigest()
@@ -199,7 +174,7 @@ class _TinyLayer:
 
 
 def check_registry_upload(session: Session) -> str:
-    """The registry half of a push: image json, layer, checksums and the tag (protocol.md 4.1)."""
+    """The registry half of a push: image json, layer, checksums and the tag (docs/protocol.md 4.1)."""
     layer = _TinyLayer(session.image_id)
     registry, token = session.facts["registry_url"], {"Authorization": f"Token {session.facts['write_token']}"}
     image = f"/v1/images/{session.image_id}"
@@ -326,7 +301,7 @@ def run_checks(session: Session, checks: list[Check] | None = None,
         started = time.monotonic()
         try:
             detail = check.run(session)
-        except CheckFailed as exc:
+        except ProtocolError as exc:
             outcome[check.name] = "FAIL"
             echo(f"FAIL  {check.name}: {exc}")
             continue

@@ -7,7 +7,8 @@ instead of a storm of worker boot failures.
 from __future__ import annotations
 
 import sys
-from typing import Any, Mapping, NoReturn
+from collections.abc import Mapping
+from typing import Any, NoReturn
 
 import click
 from flask import Flask

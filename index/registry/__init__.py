@@ -1,4 +1,4 @@
-"""The built-in v1 registry (protocol.md 10): image json, layers, checksums, ancestry, tags.
+"""The built-in v1 registry (docs/protocol.md 10): image json, layers, checksums, ancestry, tags.
 
 On by default, so one process is a complete private index + registry; off when
 ``INDEX_REGISTRY_ENDPOINTS`` names external registries (they then check tokens against the index).

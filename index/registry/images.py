@@ -1,4 +1,4 @@
-"""Registry image routes (protocol.md 4.1 step 2, 5 step 3, 10): json, layer, checksum, ancestry.
+"""Registry image routes (docs/protocol.md 4.1 step 2, 5 step 3, 10): json, layer, checksum, ancestry.
 
 An image is uploaded in three steps (json, layer, checksum) and only served once the client's
 checksums matched what was received. Each step works on the uploading account's own version of
@@ -117,10 +117,10 @@ def _parent_of(image_id: str, data: Any) -> str | None:
     parent = data.get("parent")
     if parent in (None, ""):
         return None
-    names.image_id(parent)
-    if parent == image_id:
+    parent_id = names.image_id(parent)
+    if parent_id == image_id:
         raise BadRequest("an image cannot be its own parent")
-    return parent
+    return parent_id
 
 
 def _expected_size() -> int | None:

@@ -1,7 +1,7 @@
 """TarSum v0 (``tarsum+sha256:``) and the payload checksum, computed while a layer streams in.
 
 The client computes TarSum over the tar headers as Go's ``archive/tar`` (Go 1.1-1.3) parses them
-(protocol.md 4.3). Python's ``tarfile`` normalises names (it drops a directory's trailing ``/``),
+(docs/protocol.md 4.3). Python's ``tarfile`` normalises names (it drops a directory's trailing ``/``),
 which would change the sum, so this module reads the 512-byte headers itself, fed chunk by chunk:
 memory stays flat whatever the layer's size. Nothing here knows about Flask.
 """
@@ -164,7 +164,7 @@ def pax_overrides(pax: dict[str, str]) -> dict[str, Any]:
 
 
 def encode_header(header: dict[str, Any]) -> bytes:
-    """The bytes TarSum v0 hashes for a header (protocol.md 4.3), in Go's field order."""
+    """The bytes TarSum v0 hashes for a header (docs/protocol.md 4.3), in Go's field order."""
     text = (f"name{header['name']}mode{header['mode']}uid{header['uid']}gid{header['gid']}"
             f"size{header['size']}mtime{header['mtime']}typeflag{header['typeflag'].decode('latin-1')}"
             f"linkname{header['linkname']}uname{header['uname']}gname{header['gname']}"

@@ -16,20 +16,19 @@ import contextlib
 import logging
 import os
 import secrets
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, cast
 
-from tinydb.table import Document, Table
-
+from ..names import LIBRARY, ImageEntry
 from .changes import CHANGES_NAME, ChangeLog
-from ..names import LIBRARY
 from .errors import AlreadyExists, CorruptDataFile, LimitReached, RecordNotFound, StorageFailure, StoreError
 from .files import LOCK_TIMEOUT_SECONDS, DataFile, InUseMark, ensure_dir, remove_stale_temp_files, stat_or_none
-from .records import json_copy, now
-from .tables import Tables
+from .records import RepositoryRecord, UserRecord, json_copy, now
+from .tables import Document, Tables
 
-__all__ = ["Store", "CHANGES_NAME", "StoreError", "StorageFailure", "CorruptDataFile", "RecordNotFound", "AlreadyExists",
-           "LimitReached", "ACTIVE", "DELETING", "json_copy", "generation_of"]
+__all__ = ["Store", "CHANGES_NAME", "StoreError", "StorageFailure", "CorruptDataFile", "RecordNotFound",
+           "AlreadyExists", "LimitReached", "ACTIVE", "DELETING", "json_copy", "generation_of"]
 
 log = logging.getLogger(__name__)
 
@@ -80,16 +79,16 @@ class Store:
     def _namespace_file(self, namespace: str) -> DataFile:
         return self._datafile(self._namespace_path(namespace))
 
-    def _transaction(self, datafile: DataFile, table: str) -> contextlib.AbstractContextManager[Table]:
+    def _transaction(self, datafile: DataFile, table: str) -> contextlib.AbstractContextManager[Any]:
         return self.tables.transaction(datafile, table)
 
     @contextlib.contextmanager
-    def _accounts_transaction(self) -> Iterator[tuple[Table, Table]]:
+    def _accounts_transaction(self) -> Iterator[tuple[Any, Any]]:
         """The users and the reserved names, changed together."""
         with self.tables.database_transaction(self._users_file()) as database:
             yield database.table("users", cache_size=0), database.table("reserved", cache_size=0)
 
-    def _reader(self, datafile: DataFile, table: str) -> Table:
+    def _reader(self, datafile: DataFile, table: str) -> Any:
         return self.tables.reader(datafile, table)
 
     def _lookup(self, path: Path, table: str, key: str) -> dict[str, Any] | None:
@@ -138,20 +137,20 @@ class Store:
         return self.tables.lock_all(timeout)
 
     # -- users ------------------------------------------------------------------------------
-    def find_user(self, username: str) -> dict[str, Any] | None:
+    def find_user(self, username: str) -> UserRecord | None:
         user = self._lookup(self._users_path(), "users", username)
-        return json_copy(user) if user is not None else None
+        return cast(UserRecord, json_copy(user)) if user is not None else None
 
-    def list_users(self) -> list[dict[str, Any]]:
+    def list_users(self) -> list[UserRecord]:
         datafile = self._existing(self._users_path())
         if datafile is None:
             return []
-        return [json_copy(dict(doc)) for doc in self._reader(datafile, "users").all()]
+        return [cast(UserRecord, json_copy(dict(doc))) for doc in self._reader(datafile, "users").all()]
 
     def create_user(self, username: str, password_hash: str, email: str, *,
-                    active: bool = True, admin: bool = False) -> dict[str, Any]:
+                    active: bool = True, admin: bool = False) -> UserRecord:
         """Add an account; AlreadyExists("username"|"email") when either is taken."""
-        user = {"username": username, "password_hash": password_hash, "emails": [email],
+        user: dict[str, Any] = {"username": username, "password_hash": password_hash, "emails": [email],
                 "active": active, "admin": admin, "created": now(),
                 "account_id": secrets.token_hex(8), "generation": 1}
         with self._accounts_transaction() as (users, reserved):
@@ -163,11 +162,11 @@ class Store:
             if _email_owner(users.all(), email) is not None:
                 raise AlreadyExists("email")
             users.insert(Document(user, doc_id=username))
-        return json_copy(user)
+        return cast(UserRecord, json_copy(user))
 
     def update_user(self, username: str, *, password_hash: str | None = None,
                     add_email: str | None = None, active: bool | None = None,
-                    admin: bool | None = None, max_emails: int | None = None) -> dict[str, Any]:
+                    admin: bool | None = None, max_emails: int | None = None) -> UserRecord:
         """Change an account; a new e-mail is added beside the old ones (LimitReached past
         ``max_emails``). A new password or a deactivation starts a new generation: every token
         issued before stops working."""
@@ -194,9 +193,9 @@ class Store:
                 changes["generation"] = int(user.get("generation", 0)) + 1
             if changes:
                 users.update(changes, doc_ids=[username])
-            return json_copy({**user, **changes})
+            return cast(UserRecord, json_copy({**user, **changes}))
 
-    def bump_generation(self, username: str) -> dict[str, Any]:
+    def bump_generation(self, username: str) -> UserRecord:
         """Start a new generation of the account: every token issued to it before stops working
         (for callers that replace an account's secret, e.g. a robot token regeneration)."""
         with self._transaction(self._users_file(), "users") as users:
@@ -205,9 +204,9 @@ class Store:
                 raise RecordNotFound(f"user {username} not found")
             generation = int(user.get("generation", 0)) + 1
             users.update({"generation": generation}, doc_ids=[username])
-            return json_copy({**user, "generation": generation})
+            return cast(UserRecord, json_copy({**user, "generation": generation}))
 
-    def delete_user(self, username: str) -> dict[str, Any]:
+    def delete_user(self, username: str) -> UserRecord:
         """Remove an account and reserve its name (see :meth:`release_name`); returns what was
         removed. Its repositories are the caller's business (index.accounts decides)."""
         with self._accounts_transaction() as (users, reserved):
@@ -216,7 +215,7 @@ class Store:
                 raise RecordNotFound(f"user {username} not found")
             users.remove(doc_ids=[username])
             reserved.upsert(Document({"username": username, "deleted": now()}, doc_id=username))
-        return json_copy(dict(user))
+        return cast(UserRecord, json_copy(dict(user)))
 
     def reserved_names(self) -> list[dict[str, Any]]:
         """The names of deleted accounts that nobody may register yet."""
@@ -259,12 +258,12 @@ class Store:
             return False
 
     # -- repositories -----------------------------------------------------------------------
-    def get_repository(self, namespace: str, name: str) -> dict[str, Any] | None:
+    def get_repository(self, namespace: str, name: str) -> RepositoryRecord | None:
         """The repository record, in whatever state (``active`` or ``deleting``)."""
         doc = self._lookup(self._namespace_path(namespace), "repositories", name)
         return _repository_view(doc) if doc is not None else None
 
-    def _unchanged_by(self, namespace: str, name: str, images: list[dict[str, str]]) -> dict[str, Any] | None:
+    def _unchanged_by(self, namespace: str, name: str, images: list[ImageEntry]) -> RepositoryRecord | None:
         """The active repository's view if merging ``images`` would change nothing, else None.
 
         Read without a lock: a write that changes nothing may be ordered at the moment of the
@@ -276,8 +275,8 @@ class Store:
             return None
         return _repository_view(doc)
 
-    def announce_repository(self, namespace: str, name: str, images: Iterable[dict[str, str]],
-                            owner: str, new_fields: dict[str, Any] | None = None) -> dict[str, Any]:
+    def announce_repository(self, namespace: str, name: str, images: Iterable[ImageEntry],
+                            owner: str, new_fields: dict[str, Any] | None = None) -> RepositoryRecord:
         """Create the repository or re-open it for a push, and merge the announced images.
 
         ``new_fields`` (visibility, grants: see store.access) are set only when it is created."""
@@ -287,6 +286,7 @@ class Store:
             return unchanged
         with self._transaction(self._namespace_file(namespace), "repositories") as repos:
             doc = repos.get(doc_id=name)
+            record: dict[str, Any]
             if doc is None:
                 record = {"namespace": namespace, "name": name, "description": "",
                           "owner": owner, "state": ACTIVE, "created": now(), "images": {},
@@ -303,7 +303,7 @@ class Store:
                 repos.upsert(Document(record, doc_id=name))
         return _repository_view(record)
 
-    def merge_images(self, namespace: str, name: str, images: Iterable[dict[str, str]]) -> dict[str, Any]:
+    def merge_images(self, namespace: str, name: str, images: Iterable[ImageEntry]) -> RepositoryRecord:
         """Add ids and checksums to an active repository's list; never removes any."""
         images = list(images)
         unchanged = self._unchanged_by(namespace, name, images)
@@ -321,7 +321,7 @@ class Store:
                 repos.upsert(Document(record, doc_id=name))
         return _repository_view(record)
 
-    def mark_deleting(self, namespace: str, name: str) -> dict[str, Any]:
+    def mark_deleting(self, namespace: str, name: str) -> RepositoryRecord:
         """Hide the repository from pulls and search until its deletion is confirmed.
 
         The record gets a random ``delete_id`` (kept if a delete is already under way), which the
@@ -338,10 +338,10 @@ class Store:
             repos.upsert(Document(record, doc_id=name))
         return _repository_view(record)
 
-    def set_description(self, namespace: str, name: str, description: str) -> dict[str, Any]:
+    def set_description(self, namespace: str, name: str, description: str) -> RepositoryRecord:
         return self._set_fields(namespace, name, {"description": description})
 
-    def _set_fields(self, namespace: str, name: str, fields: dict[str, Any]) -> dict[str, Any]:
+    def _set_fields(self, namespace: str, name: str, fields: dict[str, Any]) -> RepositoryRecord:
         with self._transaction(self._namespace_file(namespace), "repositories") as repos:
             doc = repos.get(doc_id=name)
             if doc is None:
@@ -350,7 +350,7 @@ class Store:
             repos.upsert(Document(record, doc_id=name))
         return _repository_view(record)
 
-    def delete_repository(self, namespace: str, name: str) -> dict[str, Any]:
+    def delete_repository(self, namespace: str, name: str) -> RepositoryRecord:
         """Remove the repository's records; returns what was removed."""
         datafile = self._namespace_file(namespace)
         with self._transaction(datafile, "repositories") as repos:
@@ -361,7 +361,7 @@ class Store:
         return _repository_view(doc)
 
     # -- tags (the built-in registry's; kept in the repository record) -------------------------
-    def set_tag(self, namespace: str, name: str, tag: str, image_id: str) -> dict[str, Any]:
+    def set_tag(self, namespace: str, name: str, tag: str, image_id: str) -> dict[str, str]:
         """Point ``tag`` at ``image_id`` in an active repository."""
         with self._transaction(self._namespace_file(namespace), "repositories") as repos:
             doc = repos.get(doc_id=name)
@@ -372,7 +372,7 @@ class Store:
                 repos.upsert(Document({**doc, "tags": tags, "updated": now()}, doc_id=name))
         return tags
 
-    def move_repository(self, namespace: str, name: str, to_namespace: str, owner: str) -> dict[str, Any]:
+    def move_repository(self, namespace: str, name: str, to_namespace: str, owner: str) -> RepositoryRecord:
         """Move a repository (images, tags, description) into another namespace, for ``owner``.
 
         Two files change: the copy is written first, then the original removed. A move cut short
@@ -418,7 +418,7 @@ class Store:
             return []
         return sorted(path.stem for path in folder.glob("*.json"))
 
-    def iter_repositories(self, namespace: str | None = None) -> Iterator[dict[str, Any]]:
+    def iter_repositories(self, namespace: str | None = None) -> Iterator[RepositoryRecord]:
         """Every repository record (all states), namespace by namespace."""
         for ns in ([namespace] if namespace else self.namespaces()):
             datafile = self._existing(self._namespace_path(ns))
@@ -478,7 +478,7 @@ def _missing_repository(namespace: str, name: str) -> RecordNotFound:
     return RecordNotFound(f"repository {shown} not found")
 
 
-def _merge(known: dict[str, str], images: Iterable[dict[str, str]]) -> dict[str, str]:
+def _merge(known: dict[str, str], images: Iterable[ImageEntry]) -> dict[str, str]:
     """id -> checksum ("" while unknown). The first known checksum of an id is kept."""
     merged = dict(known)
     for image in images:
@@ -492,13 +492,13 @@ def _email_owner(users: Iterable[dict[str, Any]], email: str) -> str | None:
     wanted = email.lower()
     for user in users:
         if any(known.lower() == wanted for known in user.get("emails", [])):
-            return user["username"]
+            return str(user["username"])
     return None
 
 
-def _repository_view(doc: dict[str, Any]) -> dict[str, Any]:
+def _repository_view(doc: Mapping[str, Any]) -> RepositoryRecord:
     """A private copy with the image list in the wire form ``[{"id", "checksum"?}]``."""
     record = {key: json_copy(value) for key, value in doc.items() if key != "images"}
     record["images"] = [{"id": image_id, "checksum": checksum} if checksum else {"id": image_id}
                         for image_id, checksum in doc.get("images", {}).items()]
-    return record
+    return cast(RepositoryRecord, record)

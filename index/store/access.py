@@ -12,10 +12,9 @@ accounts file is locked, and :meth:`Store.create_user` looks here under the same
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
-
-from tinydb.table import Document
+from typing import Any
 
 from . import ACTIVE, Store
 from .errors import AlreadyExists
@@ -23,6 +22,7 @@ from .errors import RecordNotFound as NotFound
 from .files import DataFile
 from .records import json_copy
 from .records import now as _now
+from .tables import Document
 
 ORGANIZATIONS = "organizations"
 ROBOTS = "robots"
@@ -167,7 +167,8 @@ class AccessStore:
         return self._change_organization(org, change)
 
     # -- robots --------------------------------------------------------------------------------
-    def create_robot(self, namespace: str, short: str, nonce: str, description: str = "") -> tuple[dict[str, Any], bool]:
+    def create_robot(self, namespace: str, short: str, nonce: str,
+                     description: str = "") -> tuple[dict[str, Any], bool]:
         """(record, created): an existing robot is returned unchanged."""
         full = f"{namespace}+{short}"
         with self._store._transaction(self._file(), ROBOTS) as robots:

@@ -8,20 +8,28 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
+import tinydb.table
 from tinydb import Storage, TinyDB
 from tinydb.table import Table
 
 from .errors import CorruptDataFile
 from .files import GATE_LOCK, LOCK_TIMEOUT_SECONDS, DataFile, ForkSafe, flocked
 
+# A document keyed by a string (see KeyedTable); TinyDB's type hints only allow int ids.
+Document: Any = tinydb.table.Document
+
 
 class KeyedTable(Table):
-    """Documents keyed by a string (username, repository name) for O(1) look-ups."""
+    """Documents keyed by a string (username, repository name) for O(1) look-ups.
 
-    document_id_class = str
+    TinyDB's type hints say document ids are ints, so the tables are handed out as ``Any``.
+    """
+
+    document_id_class = str  # type: ignore[assignment]
 
 
 class _ReadStorage(Storage):
@@ -121,7 +129,7 @@ class Tables(ForkSafe):
         return datafile or self.datafile(path)
 
     @contextlib.contextmanager
-    def transaction(self, datafile: DataFile, table: str) -> Iterator[Table]:
+    def transaction(self, datafile: DataFile, table: str) -> Iterator[Any]:
         """One whole read-modify-write under the file's lock, on freshly read data.
 
         The gate is held shared so that a backup (exclusive) sees no write half-way through; a
@@ -140,7 +148,7 @@ class Tables(ForkSafe):
                 self._on_commit(datafile.path)
 
     @staticmethod
-    def reader(datafile: DataFile, table: str) -> Table:
+    def reader(datafile: DataFile, table: str) -> Any:
         """A read-only table on the file's shared parse (queries, ``all()``)."""
         return _Database(storage=_StorageFactory(_ReadStorage(datafile))).table(table, cache_size=0)
 

@@ -5,6 +5,7 @@ import json
 from typing import Any
 
 from ..names import RepoName
+from ..registry import scope
 from ..services import services
 
 
@@ -13,11 +14,13 @@ def _registry() -> Any:
 
 
 def _image(name: RepoName, image_id: str) -> dict[str, Any] | None:
-    """The complete image record ``name``'s pulls get for ``image_id``, or None."""
+    """The complete version of ``image_id`` that pulls of ``name`` get (what its writers
+    uploaded, see index.registry.scope), or None."""
     registry = _registry()
     if registry is None:
         return None
-    return registry.complete_image(image_id)
+    version: dict[str, Any] | None = registry.images.find(image_id, scope.for_repository(name, None).satisfies)
+    return version
 
 
 def _parsed(record: dict[str, Any]) -> dict[str, Any]:

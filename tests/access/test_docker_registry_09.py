@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from index.ops.v1client import V1Client, basic_header, chunks
 from tests.conftest import image_id
 from tests.processes import free_port, stop
 from tests.registry.conftest import running_server
 from tests.registry.layers import chain
-from tests.registry.v1client import V1Client, basic_header, chunks
 
 INSTALLED = os.environ.get("DOCKER_REGISTRY_09", "")
 PYTHON2 = os.environ.get("DOCKER_REGISTRY_09_PYTHON", "python2.7")

@@ -9,10 +9,10 @@ import pytest
 import requests
 from docker_registry_client._BaseClient import BaseClientV1
 
+from index.ops.v1client import V1Client, basic_header
 from tests.conftest import image_id
 from tests.registry.conftest import running_server
 from tests.registry.layers import chain
-from tests.registry.v1client import V1Client, basic_header
 
 PASSWORD = "secret1"
 

@@ -3,7 +3,7 @@ again after grants are removed and after visibility changes (tokens issued befor
 from __future__ import annotations
 
 import json
-from typing import Callable
+from collections.abc import Callable
 
 from .world import ADMIN_ROLE, READ, WRITE, Caller, World, call_json
 
@@ -202,7 +202,7 @@ def test_matrix_after_grants_are_removed(world):
         assert world.client.get("/v1/repositories/acme/app/tags", headers=token).status_code == 404, name
         assert world.client.get(f"/v1/images/{top}/json", headers=token).status_code == 404, name
         assert world.client.get("/v1/repositories/acme/app/images", headers=token).status_code == 404, name
-    for name, token in writers.items():
+    for token in writers.values():
         assert call_json(world.client, "PUT", "/v1/repositories/acme/app/tags/latest", token, top).status_code == 404
         assert world.client.put(f"/v1/images/{top}/checksum", headers=token).status_code == 404
 

@@ -5,9 +5,9 @@ import contextlib
 import ssl
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from tests.processes import ROOT, clean_env, free_port, stop, wait_for_http
 

@@ -12,8 +12,8 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from itsdangerous import TimestampSigner
 
 from index import create_app
-from index.tokens import ActivationLinks
 from index.services import EXTENSION_KEY
+from index.tokens import ActivationLinks
 from tests.conftest import DockerActions
 from tests.processes import free_port
 

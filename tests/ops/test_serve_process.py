@@ -16,6 +16,8 @@ from index.ops.certs import write_self_signed
 from index.ops.selfcheck import new_session, run_checks
 from tests.ops.processes import run_serve, serving
 
+pytestmark = pytest.mark.live  # starts processes
+
 
 @pytest.mark.parametrize("setting, value, line", [
     ("INDEX_REGISTRATION", "sometimes",

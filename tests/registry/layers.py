@@ -59,7 +59,7 @@ class Layer:
 
     @property
     def tarsum(self) -> str:
-        """TarSum v0 from the entries' own values (protocol.md 4.3): an oracle independent of parsing."""
+        """TarSum v0 from the entries' own values (docs/protocol.md 4.3): an oracle independent of parsing."""
         sums = {}
         for entry in self.entries:
             fields = [("name", entry.name), ("mode", str(entry.mode)), ("uid", str(entry.uid)),

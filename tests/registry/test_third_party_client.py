@@ -4,6 +4,7 @@ The library is installed from requirements-dev.txt; it speaks Basic auth to the 
 """
 from __future__ import annotations
 
+import pytest
 import requests
 from docker_registry_client import DockerRegistryClient
 from docker_registry_client._BaseClient import BaseClientV1
@@ -11,6 +12,8 @@ from docker_registry_client._BaseClient import BaseClientV1
 from tests.conftest import image_id
 
 from .layers import chain
+
+pytestmark = pytest.mark.live  # starts processes
 
 
 def test_docker_registry_client_pulls_what_was_pushed(server):

@@ -12,12 +12,14 @@ from pathlib import Path
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings as hypothesis_settings
-from schemathesis.specs.openapi.checks import (negative_data_rejection, positive_data_acceptance,
-                                                unsupported_method)
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
+from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance, unsupported_method
 
 from index import create_app
 from tests.conftest import ADMIN, basic
+
+pytestmark = pytest.mark.fuzz  # schemathesis / hypothesis runs (longer under make fuzz)
 
 FUZZ_EXAMPLES = int(os.environ.get("INDEX_FUZZ_EXAMPLES", "8"))
 

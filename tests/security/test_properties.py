@@ -15,6 +15,8 @@ from index import names
 from index.store import Store, _merge
 from index.tokens import ACCESS_LEVELS, TokenError, TokenSigner
 
+pytestmark = pytest.mark.fuzz  # schemathesis / hypothesis runs (longer under make fuzz)
+
 EXAMPLES = int(os.environ.get("INDEX_PROPERTY_EXAMPLES", "150"))
 PROPERTY = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -10,6 +10,8 @@ started as fresh interpreters: ``python -m tests.store.crashes writer DATA_DIR S
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import random
 import select
@@ -17,9 +19,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from index.store import Store
 from index.store.files import TEMP_MARK
@@ -199,5 +201,11 @@ if __name__ == "__main__":
             sys.stdout.write(line + "\n")
             sys.stdout.flush()
         writer(Path(sys.argv[2]), int(sys.argv[3]), _print)
+    elif len(sys.argv) == 6 and sys.argv[1] == "trials":
+        # bench/kill9.py: the full count, each writer a fresh interpreter; the outcome as JSON.
+        found = run_trials(Path(sys.argv[2]), int(sys.argv[3]), max_delay=float(sys.argv[4]), fork=False,
+                           seed=int(sys.argv[5]))
+        print(json.dumps(dataclasses.asdict(found)))
     else:
-        sys.exit("usage: python -m tests.store.crashes writer DATA_DIR SEED")
+        sys.exit("usage: python -m tests.store.crashes writer DATA_DIR SEED\n"
+                 "       python -m tests.store.crashes trials DATA_DIR TRIALS MAX_DELAY SEED")

@@ -14,6 +14,8 @@ from index.ops.backup import MANIFEST
 from index.store import Store
 from tests.conftest import image_id
 
+pytestmark = pytest.mark.live  # starts processes
+
 ROOT = Path(__file__).resolve().parents[2]
 FLASK = [sys.executable, "-m", "flask", "--app", "wsgi"]
 

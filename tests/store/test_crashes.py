@@ -1,7 +1,11 @@
 """kill -9 at random moments: every file still parses and every acknowledged write is there."""
 import os
 
+import pytest
+
 from tests.store.crashes import run_trials
+
+pytestmark = pytest.mark.live  # starts processes
 
 # The full count runs in bench/kill9.py; STORE_KILL_TRIALS raises or lowers it here.
 TRIALS = int(os.environ.get("STORE_KILL_TRIALS", "100"))

@@ -14,6 +14,8 @@ from index.store import Store
 from tests.processes import ROOT, clean_env, free_port, http_call, stop, wait_for_http
 from tests.store.crashes import image_id
 
+pytestmark = pytest.mark.live  # starts processes
+
 GUNICORN = shutil.which("gunicorn", path=str(Path(sys.executable).parent))
 AUTH = "Basic " + base64.b64encode(b"alice:secret1").decode()
 PUSHERS = 8
