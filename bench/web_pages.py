@@ -79,7 +79,8 @@ def add_history(app, client) -> str:
         client.put(f"/v1/images/{image_id}/json", data=image_json, headers=token, content_type="application/json")
         client.put(f"/v1/images/{image_id}/layer", data=body, headers=token)
         checksum = "sha256:" + hashlib.sha256(image_json + b"\n" + body).hexdigest()
-        assert client.put(f"/v1/images/{image_id}/checksum", headers={**token, "X-Docker-Checksum-Payload": checksum}).status_code == 200
+        answer = client.put(f"/v1/images/{image_id}/checksum", headers={**token, "X-Docker-Checksum-Payload": checksum})
+        assert answer.status_code == 200
         parent = image_id
     client.put("/v1/repositories/showcase/tags/latest", json=ids[-1], headers=token)
     return "/repository/library/showcase"

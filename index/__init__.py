@@ -8,8 +8,21 @@ from typing import Any
 
 from flask import Flask, Response
 
-from . import (activation, api, health, logs, openapi, probes, proxies, registry, repositories,
-               search, transport, users, web)
+from . import (
+    activation,
+    api,
+    health,
+    logs,
+    openapi,
+    probes,
+    proxies,
+    registry,
+    repositories,
+    search,
+    transport,
+    users,
+    web,
+)
 from .accounts import create_account
 from .activity import Activity
 from .config import describe, load_config

@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 import weakref
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +33,14 @@ TABLE = "repositories"
 _FIELDS = ("pulls", "pushes")
 
 
+def _flush_at_exit(ref: weakref.ref[Activity]) -> None:
+    found = ref()
+    if found is not None:
+        found.flush()
+
+
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 class Activity:
@@ -52,7 +58,7 @@ class Activity:
         self._merged: tuple[dict[str, dict[str, Any]], int, dict[str, dict[str, Any]]] | None = None
         self._recency: tuple[dict[str, dict[str, Any]], dict[str, float]] | None = None
         ref = weakref.ref(self)
-        atexit.register(lambda: (found := ref()) is not None and found.flush())
+        atexit.register(_flush_at_exit, ref)
 
     def pulled(self, repository: str) -> None:
         self._add(repository, "pulls", {"last_pull": _now()})

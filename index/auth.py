@@ -64,7 +64,8 @@ def login(username: str, password: str) -> dict[str, Any]:
     stored_hash = user["password_hash"] if user else None
     if stored_hash and found.credentials.is_verified(username, password, stored_hash):
         logs.set_user(username)
-        return caller(user) if user is not None else None  # remembered: a push is never throttled
+        assert user is not None
+        return caller(user)  # remembered: a push is never throttled
     # The attempt counts before bcrypt runs (429 when the limit is taken up by failures and
     # attempts still being checked), so parallel guesses cannot all reach bcrypt.
     with found.login_throttle.attempt(request.remote_addr or "", username) as attempt:

@@ -5,7 +5,7 @@ Settings are read from ``current_app.config``; everything built from them lives 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from flask import Response, current_app
 
@@ -32,7 +32,7 @@ class RegistryHooks(Protocol):
     def repository_removed(self, record: RepositoryRecord) -> None:
         """The index removed this repository record: drop layers nothing references any more."""
 
-    def repository_moved(self, old: RepoName, record: dict[str, Any]) -> None:
+    def repository_moved(self, old: RepoName, record: RepositoryRecord) -> None:
         """Repository ``old`` now lives as ``record`` (another namespace): its images follow."""
 
 
@@ -45,7 +45,7 @@ class Services:
     login_throttle: LoginThrottle
     registration_throttle: RegistrationThrottle
     search: SearchIndex  # this worker's search index (built at the first query, then kept fresh)
-    activity: "Activity"  # pull/push counts (batched)
+    activity: Activity  # pull/push counts (batched)
     registry: RegistryHooks | None = None  # None when INDEX_REGISTRY_ENDPOINTS names external ones
 
 

@@ -12,6 +12,7 @@ from .passwords import hash_password
 from .payloads import JSON, empty_response, json_response, read_json
 from .services import services
 from .store import AlreadyExists, LimitReached
+from .store.records import UserRecord
 
 bp = Blueprint("users", __name__)
 
@@ -49,7 +50,7 @@ def register() -> Response:
     return json_response("User Created", 201)
 
 
-def register_account(username: Any, password: Any, email: Any) -> dict[str, Any]:
+def register_account(username: Any, password: Any, email: Any) -> UserRecord:
     """Self-registration under ``INDEX_REGISTRATION`` (the API's and the web form's).
 
     Raises Unauthorized when registration is closed, ValidationError, AlreadyExists.
@@ -102,7 +103,7 @@ def update_user(username: str) -> Response:
 UNCHANGED: Any = object()
 
 
-def change_account(username: str, *, password: Any = UNCHANGED, email: Any = UNCHANGED) -> dict[str, Any]:
+def change_account(username: str, *, password: Any = UNCHANGED, email: Any = UNCHANGED) -> UserRecord:
     """Set a new password and/or add an e-mail address (UNCHANGED: leave it); returns the account.
 
     Raises ValidationError, RecordNotFound, AlreadyExists for an e-mail of another account.

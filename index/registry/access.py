@@ -20,6 +20,7 @@ from ..names import RepoName
 from ..repository_urls import visible_repository
 from ..services import services
 from ..store.access import holders_of
+from ..store.records import RepositoryRecord
 from . import scope
 from .scope import Scope
 
@@ -48,7 +49,7 @@ def _caller() -> dict[str, Any] | None:
     return user
 
 
-def repository(name: RepoName, need: str) -> dict[str, Any]:
+def repository(name: RepoName, need: str) -> RepositoryRecord:
     """Authorize ``need`` (read|write|delete) on a repository; returns its record."""
     if auth.scheme() == "token":
         grant = auth.token_grant(name)

@@ -13,9 +13,10 @@ an S3 one; both satisfy this Protocol and the same tests.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator, Protocol
+from typing import IO, Any, Protocol
 
 from flask import Response
 
@@ -35,7 +36,7 @@ class ReceivedBlob:
 
 
 class BlobStore(Protocol):
-    def receive(self, body: BinaryIO, image_json: bytes, limits: LayerLimits | None = None,
+    def receive(self, body: IO[bytes], image_json: bytes, limits: LayerLimits | None = None,
                 expected_size: int | None = None) -> ReceivedBlob:
         """Stream ``body`` to a temporary place, computing size, digest and checksums
         (:func:`index.registry.layers.receive_stream` does the reading and computing).

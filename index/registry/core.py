@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from flask import Response
 
@@ -13,6 +14,7 @@ from ..payloads import json_response
 from ..services import services
 from ..store import Store
 from ..store.images import ImageStore
+from ..store.records import RepositoryRecord
 from . import access
 from .blobs import BlobStore
 from .localblobs import LocalBlobs
@@ -47,12 +49,12 @@ class Registry:
         self.forget(name)
         return json_response(True)
 
-    def repository_removed(self, record: dict[str, Any]) -> None:
+    def repository_removed(self, record: RepositoryRecord) -> None:
         """The index's final delete step: what only that repository held goes too."""
         name = RepoName(record["namespace"], record["name"])
         self.release(name, self._references_of(name, record))
 
-    def repository_moved(self, old: RepoName, record: dict[str, Any]) -> None:
+    def repository_moved(self, old: RepoName, record: RepositoryRecord) -> None:
         """A repository was moved (account deletion with transfer): the versions it held are
         now held under its new name, so its pulls and its later deletion still find them."""
         new = RepoName(record["namespace"], record["name"])
@@ -88,7 +90,7 @@ class Registry:
                 self.blobs.delete(digest)
         return self.images.drop_blob_users(released, delete)
 
-    def _references_of(self, name: RepoName, record: dict[str, Any]) -> set[str]:
+    def _references_of(self, name: RepoName, record: Mapping[str, Any]) -> set[str]:
         """The ids a repository may hold: its announced images, its tags, and the ancestry of
         every version of those that it holds (tags only point at announced images)."""
         ids = {entry["id"] for entry in record.get("images", [])} | set(record.get("tags", {}).values())

@@ -12,10 +12,10 @@ import hashlib
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO, Callable
+from typing import IO
 
-from ..store.errors import storage_failure
 from .tarsum import LayerLimits, LayerRefused, LayerTarSum, PayloadChecksum, TarError
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ class Streamed:
     payload_checksum: str  # sha256:... over json + "\n" + body
 
 
-def receive_stream(body: BinaryIO, image_json: bytes, write: Callable[[bytes], object],
+def receive_stream(body: IO[bytes], image_json: bytes, write: Callable[[bytes], object],
                    limits: LayerLimits | None = None, expected_size: int | None = None) -> Streamed:
     """Read ``body`` to its end, handing every chunk to ``write`` on a helper thread.
 
@@ -74,7 +74,7 @@ def receive_stream(body: BinaryIO, image_json: bytes, write: Callable[[bytes], o
     return Streamed(payload.size, "sha256:" + digest.hexdigest(), checksum, payload.finish())
 
 
-def _copy(body: BinaryIO, payload: PayloadChecksum, writer: "_ChunkThread", checker: "_ChunkThread",
+def _copy(body: IO[bytes], payload: PayloadChecksum, writer: _ChunkThread, checker: _ChunkThread,
           max_bytes: int) -> None:
     """Body -> the writer and the TarSum threads, chunk by chunk; once the body is known to be
     no tar (or past a limit), only read it to its end (so the client gets to see the 4xx instead

@@ -15,14 +15,15 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import IO
 
 from flask import Response, send_file
 
+from ..store.errors import storage_failure
 from ..store.files import fsync_dir
 from .blobs import ReceivedBlob
-from ..store.errors import storage_failure
 from .layers import CHUNK, STALE_UPLOAD_SECONDS, receive_stream
 from .tarsum import LayerLimits
 
@@ -45,7 +46,7 @@ class LocalBlobs:
         hexdigest = digest.partition(":")[2]
         return self.blobs_dir / hexdigest[:2] / hexdigest
 
-    def receive(self, body: BinaryIO, image_json: bytes, limits: LayerLimits | None = None,
+    def receive(self, body: IO[bytes], image_json: bytes, limits: LayerLimits | None = None,
                 expected_size: int | None = None) -> ReceivedBlob:
         try:
             self.uploads_dir.mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,7 @@ def _legacy_layer(data_dir: Path, image_id: str) -> Path:
     return data_dir / "layers" / image_id[:2] / f"{image_id}.layer"
 
 
-def migrate_legacy(registry: "Registry") -> int:
+def migrate_legacy(registry: Registry) -> int:
     """Convert every legacy image record; returns how many there were (0: nothing to do)."""
     images = registry.images
     legacy: dict[str, dict[str, Any]] = {}
@@ -94,7 +94,7 @@ def migrate_legacy(registry: "Registry") -> int:
     return count
 
 
-def _holders(registry: "Registry", legacy: dict[str, dict[str, Any]]) -> dict[str, dict[str, list[str]]]:
+def _holders(registry: Registry, legacy: dict[str, dict[str, Any]]) -> dict[str, dict[str, list[str]]]:
     """image id -> owner account -> the repositories of that owner that hold the id.
 
     The best evidence of who uploaded an image is a tag of the owner's repository that has it

@@ -16,8 +16,9 @@ on it were checked against).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .. import permissions, principals
 from ..names import RepoName

@@ -4,7 +4,8 @@ Each route exists in both URL forms of a repository (:mod:`index.repository_urls
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
+from typing import Any
 
 from flask import Blueprint, Response
 
@@ -18,7 +19,7 @@ from .core import registry
 bp = Blueprint("registry_tags", __name__)
 
 
-def route(suffix: str, methods: list[str]) -> Callable:
+def route(suffix: str, methods: list[str]) -> Callable[..., Any]:
     return repository_route(bp, suffix, methods)
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
-from dataclasses import dataclass
 import zlib  # only its adler32, for header checksums (inflating is ISA-L's, below)
+from dataclasses import dataclass
 from typing import Any
 
 # ISA-L's inflate: the same API and output as zlib's, about twice as fast on compressed layers

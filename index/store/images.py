@@ -18,15 +18,15 @@ than one image shard, so deleting a big repository never blocks others for long.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
-
-from tinydb.table import Document
+from typing import Any
 
 from . import Store
 from .errors import ImageConflict, RecordNotFound
 from .files import DataFile
 from .records import json_copy, now
+from .tables import Document
 
 JSON_STORED = "json"
 LAYER_STORED = "layer"
@@ -132,7 +132,8 @@ class ImageStore:
 
     # -- an upload, step by step --------------------------------------------------------------
     def put_json(self, image_id: str, uploader: str, raw_json: str, parent: str | None,
-                 ancestry: list[str], refs: Iterable[str], satisfies: Satisfies) -> tuple[Version, list[str]]:
+                 ancestry: list[str], refs: Iterable[str],
+                 satisfies: Satisfies) -> tuple[Version, list[tuple[str, str, str]]]:
         """Store (or replace) ``uploader``'s json of an image that is not complete for this scope.
 
         Returns the version and the blob digests no longer used by it (a replaced json makes a

@@ -9,7 +9,6 @@ from werkzeug.wrappers import Response as BaseResponse
 from .. import auth, permissions, users
 from ..errors import ApiError, TooManyRequests, Unauthorized
 from ..names import ValidationError
-from ..services import services
 from ..store import AlreadyExists, LimitReached
 from . import bp, session
 from .session import current_user

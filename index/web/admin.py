@@ -51,7 +51,7 @@ def account_action(username: str, action: str) -> BaseResponse:
         raise NotFound(f"no account action {action[:32]}")
     if username == admin["username"] and action in ("deactivate", "demote"):
         raise BadRequest("you cannot lock yourself out; ask another administrator")
-    store.update_user(username, **changes)
+    store.update_user(username, active=changes.get("active"), admin=changes.get("admin"))
     return redirect(url_for("web.admin_page", done=f"{action}d {username}"), 303)
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from ..names import RepoName
@@ -40,7 +41,7 @@ def _command(data: dict[str, Any]) -> str:
     return str(command) if command else ""
 
 
-def tag_rows(name: RepoName, record: dict[str, Any]) -> list[dict[str, Any]]:
+def tag_rows(name: RepoName, record: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One row per tag: image id, created time, total size (the layers of its whole ancestry)."""
     rows = []
     for tag, image_id in sorted(record.get("tags", {}).items()):
@@ -55,7 +56,7 @@ def tag_rows(name: RepoName, record: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def history(name: RepoName, record: dict[str, Any], tag: str) -> list[dict[str, Any]] | None:
+def history(name: RepoName, record: Mapping[str, Any], tag: str) -> list[dict[str, Any]] | None:
     """The tag's ancestry, newest first: id, size and the command of each layer."""
     image_id = record.get("tags", {}).get(tag)
     if image_id is None:

@@ -17,6 +17,7 @@ from ..names import RepoName
 from ..services import services
 from ..store import ACTIVE
 from ..store.access import find_organization
+from ..store.records import RepositoryRecord
 from . import bp
 from .account import signed_in
 
@@ -47,7 +48,7 @@ def robots_of(namespace: str, viewer: dict[str, Any] | None) -> list[dict[str, A
             for record in operations.access_store().list_robots(namespace)]
 
 
-def _admin_of(namespace: str, repository: str) -> tuple[RepoName, dict[str, Any]]:
+def _admin_of(namespace: str, repository: str) -> tuple[RepoName, RepositoryRecord]:
     viewer = signed_in()
     name = names.repo_name(namespace, repository)
     record = services().store.get_repository(name.namespace, name.repository)

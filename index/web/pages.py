@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from flask import redirect, render_template, request, url_for
@@ -12,6 +13,7 @@ from ..errors import Forbidden, NotFound
 from ..names import LIBRARY, RepoName
 from ..services import services
 from ..store import ACTIVE
+from ..store.records import RepositoryRecord
 from . import bp, images, render
 from .session import current_user
 
@@ -19,7 +21,7 @@ RECENT_ON_HOME = 10
 SEARCH_PAGE_SIZE = 25
 
 
-def _readable(name: RepoName, viewer: dict[str, Any] | None) -> dict[str, Any]:
+def _readable(name: RepoName, viewer: dict[str, Any] | None) -> RepositoryRecord:
     """The active repository ``name`` if ``viewer`` may read it; a 404 (the same as for a
     missing one) otherwise, so private names do not leak."""
     record = services().store.get_repository(name.namespace, name.repository)
@@ -28,7 +30,7 @@ def _readable(name: RepoName, viewer: dict[str, Any] | None) -> dict[str, Any]:
     return record
 
 
-def _name_of(record: dict[str, Any]) -> RepoName:
+def _name_of(record: Mapping[str, Any]) -> RepoName:
     return RepoName(record["namespace"], record["name"])
 
 

@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask import current_app, request
 from markdown_it import MarkdownIt
 from markupsafe import Markup
-
-from ..services import services
 
 # CommonMark without raw HTML: whatever a user typed is escaped; markdown-it refuses
 # javascript:, vbscript: and data: (except images) links by itself.
@@ -47,4 +45,4 @@ def when(value: str | None) -> str:
         return value[:40]
     offset = match.group(2) or "Z"
     parsed = datetime.fromisoformat(match.group(1) + ("+00:00" if offset == "Z" else offset))
-    return parsed.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return parsed.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")

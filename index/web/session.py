@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, current_app, request, session
@@ -19,6 +20,7 @@ from flask.sessions import SecureCookieSessionInterface
 
 from ..errors import Forbidden
 from ..services import services
+from ..store.records import caller
 
 COOKIE_NAME = "index_session"
 CSRF_FIELD = "csrf_token"
@@ -29,7 +31,7 @@ _SEEN_GRANULARITY = 60
 class _SessionInterface(SecureCookieSessionInterface):
     """Flask's cookie session with ``Secure`` decided per request (TLS or not)."""
 
-    def get_cookie_secure(self, app: Flask) -> bool:  # type: ignore[override]
+    def get_cookie_secure(self, app: Flask) -> bool:
         return bool(request and request.is_secure)
 
 
@@ -40,7 +42,7 @@ def init_app(app: Flask, secret_key: str) -> None:
     app.session_interface = _SessionInterface()
 
 
-def _fingerprint(user: dict[str, Any]) -> str:
+def _fingerprint(user: Mapping[str, Any]) -> str:
     """Changes whenever the password (or the account's generation) changes."""
     material = f"{user['password_hash']}|{user.get('generation', 0)}".encode()
     return hmac.new(current_app.secret_key.encode(), material, hashlib.sha256).hexdigest()[:32]  # type: ignore[union-attr]
@@ -53,7 +55,8 @@ def current_user() -> dict[str, Any] | None:
         return None
     now = int(time.time())
     idle = current_app.config["WEB_SESSION_IDLE_SECONDS"]
-    user = services().store.find_user(username)
+    found = services().store.find_user(username)
+    user = caller(found) if found is not None else None
     if (user is None or not user.get("active") or now - int(session.get("seen", 0)) > idle
             or not hmac.compare_digest(session.get("fp", ""), _fingerprint(user))):
         end()
@@ -63,7 +66,7 @@ def current_user() -> dict[str, Any] | None:
     return user
 
 
-def begin(user: dict[str, Any]) -> None:
+def begin(user: Mapping[str, Any]) -> None:
     """Sign ``user`` in: a new session (new CSRF token), nothing carried over."""
     session.clear()
     session["user"] = user["username"]
@@ -72,7 +75,7 @@ def begin(user: dict[str, Any]) -> None:
     session["csrf"] = secrets.token_urlsafe(32)
 
 
-def refresh(user: dict[str, Any]) -> None:
+def refresh(user: Mapping[str, Any]) -> None:
     """Keep this session after the account's password changed (the others end)."""
     session["fp"] = _fingerprint(user)
 

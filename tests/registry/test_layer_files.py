@@ -10,10 +10,9 @@ import os
 import random
 import tarfile
 import threading
+from pathlib import Path
 
 import pytest
-
-from pathlib import Path
 
 from index.registry import localblobs as layers_module
 from index.registry.layers import UploadBroken

@@ -5,14 +5,13 @@ to the version being uploaded.
 """
 from __future__ import annotations
 
-import io
 import json
 import time
 
 import pytest
 
 from index import create_app
-from tests.conftest import basic, image_id
+from tests.conftest import image_id
 
 from . import storage
 from .bombs import gzip_bomb, many_entries

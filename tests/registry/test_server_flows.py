@@ -158,9 +158,9 @@ def test_concurrent_pushes_of_different_repositories(server):
     chains = [chain(ids(0x600 + 0x10 * n, 2), salt=str(n)) for n in range(4)]
     with ThreadPoolExecutor(4) as pool:
         reports = list(pool.map(lambda pair: pair[0].push(f"{pair[0].credentials[0]}/app", pair[1]),
-                                zip(users, chains)))
+                                zip(users, chains, strict=False)))
     assert all(len(report.uploaded) == 2 for report in reports)
-    for user, layers in zip(users, chains):
+    for user, layers in zip(users, chains, strict=False):
         pulled = server.client().pull(f"{user.credentials[0]}/app")
         assert [pulled[l.image_id] for l in layers] == [(l.json_bytes, l.body) for l in layers]
     assert json.loads(users[0].request("GET", "/v1/_ping").body) is True
@@ -191,11 +191,11 @@ def test_racing_uploads_of_one_shared_image_end_consistent(server):
         return statuses
 
     with ThreadPoolExecutor(2) as pool:
-        results = list(pool.map(upload, zip(pushers, tokens)))
+        results = list(pool.map(upload, zip(pushers, tokens, strict=False)))
     assert all(status in (200, 400, 404, 409) for statuses in results for status in statuses), results
     # Each account has its own version of the id; identical bytes are stored once.
     files = {server.layer_file(base.image_id, p.credentials[0]) for p in pushers}
     assert len(files) == 1 and files.pop().read_bytes() == base.body
-    for client, auth in zip(pushers, tokens):
+    for client, auth in zip(pushers, tokens, strict=False):
         got = client.request("GET", f"/v1/images/{base.image_id}/layer", headers=auth)
         assert got.status == 200 and got.body == base.body

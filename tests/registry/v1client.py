@@ -8,8 +8,8 @@ import base64
 import http.client
 import json
 import socket
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
 
 from .layers import Layer
 

@@ -11,8 +11,8 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -164,7 +164,7 @@ def _push(server: Server, username: str, password: str, remote: str, salt: str) 
     layers = chain([f"{salt}{n:062x}" for n in (1, 2)], salt=salt)  # salt: two hex digits
     commands = [["/bin/sh", "-c", "#(nop) ADD file:base in /"], ["/bin/sh", "-c", "apk add --no-cache curl"]]
     typed = []
-    for layer, command in zip(layers, commands):
+    for layer, command in zip(layers, commands, strict=False):
         found = CommandLayer(layer.image_id, layer.parent, layer.entries)
         found.command = command
         typed.append(found)

@@ -1,10 +1,6 @@
 """The web pages: status, escaping, CSRF, sessions and who sees what."""
 from __future__ import annotations
 
-import json
-
-import pytest
-
 from index.web.session import COOKIE_NAME
 from tests.conftest import ADMIN, basic, image_id
 
