@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 from flask import Flask, Response
 
-from . import (activation, cli, health, logs, openapi, probes, proxies, ratelimit, registry,
+from . import (activation, cli, events, health, logs, openapi, probes, proxies, ratelimit, registry,
                repositories, search, transport, users)
 from .backup import backup_command, restore_command
 from .config import describe, load_config
@@ -56,6 +56,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     for blueprint in (probes.bp, users.bp, repositories.bp, search.bp, health.bp, activation.bp, openapi.bp):
         app.register_blueprint(blueprint)
     cli.register(app)
+    events.install(app)  # audit trail, webhooks, /metrics and their /api/v1 routes
     app.cli.add_command(backup_command)
     app.cli.add_command(restore_command)
     if not settings["REGISTRY_ENDPOINTS"]:

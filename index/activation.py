@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 from flask import Blueprint, Response, request
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-from . import mail
+from . import events, mail
 from .errors import BadRequest, NotFound
 from .services import services
 from .store import NotFound as StoreNotFound
@@ -93,6 +93,8 @@ def activate() -> Response:
         first_time = services().store.confirm_user(username)
     except StoreNotFound:
         raise NotFound(f"user {username} no longer exists") from None
+    if first_time:
+        events.record("activate", user=username, account=username, via="link")
     text = (f"Account {username} is active. Log in with: docker login {request.host}\n" if first_time
             else f"Account {username} was already confirmed; if it is inactive, an administrator deactivated it.\n")
     return Response(text, status=200, mimetype="text/plain")

@@ -5,7 +5,7 @@ from typing import Any
 
 from flask import request
 
-from . import logs, passwords, permissions
+from . import events, logs, passwords, permissions
 from .errors import Forbidden, Unauthorized
 from .names import RepoName
 from .ratelimit import login_throttle
@@ -47,10 +47,12 @@ def basic_user() -> dict[str, Any] | None:
     throttle.check(address, username)
     if not passwords.check_password(password, stored_hash, found.config["BCRYPT_ROUNDS"]):
         throttle.record_failure(address, username)
+        events.login_failed(username, address)
         raise Unauthorized("wrong username or password")
     assert user is not None and stored_hash is not None
     found.credentials.remember(username, password, stored_hash)
     logs.set_user(username)
+    events.signed_in(username)  # once per credential-cache period, not on every request of a push
     return user
 
 
@@ -80,6 +82,14 @@ def token_grant(name: RepoName | None = None) -> Grant:
     401 when the token is missing, malformed, tampered with or expired, or its user can no longer
     act; 403 when it is valid but for another repository.
     """
+    try:
+        return _verified_grant(name)
+    except (Unauthorized, Forbidden) as refused:
+        events.token_refused(refused.message)
+        raise
+
+
+def _verified_grant(name: RepoName | None) -> Grant:
     header = request.headers.get("Authorization", "")
     if scheme() != "token":
         raise Unauthorized("a Token is required", challenge=TOKEN_CHALLENGE)

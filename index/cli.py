@@ -13,7 +13,7 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from . import names
+from . import events, names
 from .certs import cert_command
 from .names import LIBRARY, RepoName, ValidationError
 from .passwords import hash_password
@@ -85,6 +85,7 @@ def users_create(username: str, email: str, admin: bool, inactive: bool, passwor
                                 email, active=not inactive, admin=admin)
     except AlreadyExists as exc:
         _fail(f"cannot create {username}: {exc.field} already exists")
+    events.record("register", account=username, email=email, admin=admin, active=not inactive)
     click.echo(f"created {'admin ' if admin else ''}user {username}"
                f"{' (inactive)' if inactive else ''}")
 
@@ -117,6 +118,8 @@ def _set_flag(username: str, message: str, **changes: bool) -> None:
         services().store.update_user(username, **changes)
     except NotFound:
         _fail(f"no user {username!r}")
+    events.record("role_change" if "admin" in changes else "activate" if changes.get("active") else "account_change",
+                  account=username, **changes)
     click.echo(message)
 
 
@@ -160,6 +163,7 @@ def users_set_password(username: str, password_stdin: bool) -> None:
         found.store.update_user(username, password_hash=hash_password(password, found.config["BCRYPT_ROUNDS"]))
     except NotFound:
         _fail(f"no user {username!r}")
+    events.record("account_change", account=username, changed=["password"])
     click.echo(f"password of {username} changed")
 
 
@@ -175,6 +179,7 @@ def users_delete(username: str, yes: bool) -> None:
         services().store.delete_user(username)
     except NotFound:
         _fail(f"no user {username!r}")
+    events.record("account_delete", account=username)
     click.echo(f"deleted user {username}")
 
 
@@ -250,6 +255,7 @@ def repositories_delete(name: str, yes: bool) -> None:
         removed = found.store.delete_repository(repo.namespace, repo.repository)
     except NotFound:
         _fail(f"no repository {repo.display!r}")
+    events.repository_deleted(repo, None, removed)
     if found.registry is not None:
         found.registry.repository_removed(removed)
     click.echo(f"deleted repository {repo.display}")

@@ -13,6 +13,7 @@ from typing import Any
 from flask import Blueprint, Response
 
 from . import names
+from .events import openapi as events_openapi
 from .payloads import json_response
 from .probes import API_VERSION
 
@@ -378,10 +379,15 @@ def document() -> Json:
                                 "Every error body is {\"error\": \"<message>\"}."},
         "tags": [{"name": "index", "description": "accounts, repositories, tokens, search"},
                  {"name": "registry", "description": "the built-in v1 registry (protocol.md 10)"},
-                 {"name": "operations", "description": "health probes and account activation"}],
-        "paths": {**_index_paths(), **_registry_paths(), **_operations_paths()},
-        "components": _components(),
+                 {"name": "operations", "description": "health probes, account activation, metrics"}],
+        "paths": {**_index_paths(), **_registry_paths(), **_operations_paths(), **events_openapi.paths()},
+        "components": _with_events_security(_components()),
     }
+
+
+def _with_events_security(components: Json) -> Json:
+    components["securitySchemes"].update(events_openapi.SECURITY_SCHEMES)
+    return components
 
 
 @bp.get("/v1/openapi.json")

@@ -17,6 +17,7 @@ from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
+from . import events
 from .errors import TooManyRequests
 
 EXTENSION_KEY = "docker_index_login_throttle"
@@ -49,6 +50,7 @@ class LoginThrottle:
         """Raise 429 when the address or the username has failed too often lately."""
         wait = self.retry_after(address, username)
         if wait is not None:
+            events.locked_out(username, address)
             raise TooManyRequests(f"too many failed logins; try again in {wait} s", retry_after=wait)
 
     def record_failure(self, address: str, username: str) -> None:

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from flask import Blueprint, Response, request
 
-from . import auth, names
+from . import auth, events, names
 from .errors import Forbidden, NotFound, Unauthorized
 from .names import LIBRARY, RepoName
 from .payloads import add_endpoints, add_token, empty_response, endpoints, json_response, read_json
@@ -54,7 +54,10 @@ def put_repository(namespace: str, repository: str) -> Response:
     user = _writer_of(name)
     images = names.image_list(read_json())
     hosts = endpoints()  # the answer must name an endpoint: fail (400) before writing, not after
+    is_new = services().store.get_repository(name.namespace, name.repository) is None
     services().store.announce_repository(name.namespace, name.repository, images, owner=user["username"])
+    if is_new:
+        events.repository_created(name, user["username"])
     return add_token(json_response(""), name, "write", user["username"], hosts)
 
 
@@ -71,6 +74,7 @@ def delete_repository(namespace: str, repository: str) -> Response:
     try:
         if "X-Docker-Endpoints" in request.headers:
             removed = store.delete_repository(name.namespace, name.repository)
+            events.repository_deleted(name, user["username"], removed)
             if registry is not None:
                 registry.repository_removed(removed)
             return json_response("")
@@ -85,13 +89,14 @@ def delete_repository(namespace: str, repository: str) -> Response:
 def put_images(namespace: str, repository: str) -> Response:
     """Merge ids and checksums into the list (docker 0.8-1.5 send ``[]``): exactly 204."""
     name = names.repo_name(namespace, repository)
-    _writer_of(name)
+    user = _writer_of(name)
     images = names.image_list(read_json())
     try:
         # docker 0.8-1.5 always send []: the store answers that without a lock.
-        services().store.merge_images(name.namespace, name.repository, images)
+        record = services().store.merge_images(name.namespace, name.repository, images)
     except StoreNotFound:
         raise NotFound(f"repository {name.display} not found") from None
+    events.push_completed(name, user["username"], record)  # one push done: audit, webhooks
     return empty_response(204)
 
 

@@ -5,7 +5,7 @@ from typing import Any
 
 from flask import Blueprint, Response
 
-from . import activation, auth, names
+from . import activation, auth, events, names
 from .errors import BadRequest, Forbidden, NotFound, Unauthorized
 from .passwords import hash_password
 from .payloads import JSON, empty_response, json_response, read_json
@@ -51,6 +51,7 @@ def register() -> Response:
         found.store.create_user(username, password_hash, email, active=policy == "open")
     except AlreadyExists:
         return _already_exists()
+    events.record("register", user=username, email=email, active=policy == "open")
     if policy != "open":
         activation.after_registration(username, email)
     return json_response("User Created", 201)
@@ -84,4 +85,5 @@ def update_user(username: str) -> Response:
         raise NotFound(f"user {username} not found") from None
     except AlreadyExists:
         raise BadRequest("email is already used by another account") from None
+    events.record("account_change", user=caller["username"], account=username, changed=sorted(data))
     return empty_response(204)

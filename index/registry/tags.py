@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, g
 
-from .. import names
+from .. import events, names
 from ..errors import Forbidden, NotFound
 from ..names import LIBRARY
 from ..payloads import json_response, read_json
@@ -72,13 +72,14 @@ def put_tag(namespace: str, repository: str, tag: str) -> Response:
 def delete_tag(namespace: str, repository: str, tag: str) -> Response:
     name = names.repo_name(namespace, repository)
     names.tag(tag)
-    access.repository(name, "delete")
+    record = access.repository(name, "delete")
     try:
         removed = registry().store.delete_tags(name.namespace, name.repository, [tag])
     except StoreNotFound:
         raise NotFound(f"repository {name.display} not found") from None
     if not removed:
         raise NotFound(f"tag {tag} not found in repository {name.display}")
+    events.tags_deleted(name, g.get("log_user"), {tag: record.get("tags", {}).get(tag)})
     return json_response(True)
 
 
