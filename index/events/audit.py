@@ -114,7 +114,7 @@ class AuditTrail:
         self.folder.mkdir(parents=True, exist_ok=True)
         with self._locked():
             self._rotate_if_full()
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
             try:
                 size = os.fstat(fd).st_size
                 # After a torn write the file does not end in a newline: start a fresh line.
