@@ -103,10 +103,8 @@ def _after_request(response: Response) -> Response:
 def _count_traffic(rule: str, method: str, response: Response) -> None:
     measured = metrics()
     if rule.endswith("/layer") and rule.startswith("/v1/images/"):
-        if method == "PUT":
-            measured.layer_bytes_in.inc(request.content_length or 0)
-        elif method == "GET" and response.content_length:
-            measured.layer_bytes_out.inc(response.content_length)
+        if method == "GET" and response.content_length:
+            measured.layer_bytes_out.inc(response.content_length)  # a Range answer: its part
     elif (rule.startswith("/v1/repositories/") and rule.endswith("/images") and method == "GET"
           and not request.headers.get("Authorization", "").lower().startswith("token")):
         measured.pulls.inc()  # a docker client (not a registry checking a token) starts a pull
@@ -136,6 +134,11 @@ def record(event: str, *, user: str | None = None, repository: RepoName | str | 
 
 
 # -- hooks of the docker flows -------------------------------------------------------------------
+def layer_received(size: int) -> None:
+    """A layer upload was stored (its body's size; chunked uploads announce none)."""
+    metrics().layer_bytes_in.inc(size)
+
+
 def signed_in(username: str) -> None:
     record("login", user=username)
 
@@ -225,5 +228,5 @@ def queue_test(notification: dict[str, Any], actor: str) -> str:
 
 
 __all__ = ["Events", "install", "current", "record", "push_completed", "repository_deleted",
-           "tags_deleted", "login_failed", "locked_out", "signed_in", "token_refused",
+           "tags_deleted", "login_failed", "locked_out", "signed_in", "token_refused", "layer_received",
            "repository_created"]

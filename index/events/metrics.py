@@ -54,7 +54,8 @@ class Metrics:
     """The metric objects of this process (prometheus_client allows one of each name)."""
 
     def __init__(self) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Histogram, values
+        from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, values
+        disable_created_metrics()  # *_created series double the output and tell nothing here
         if multiprocess() and values.ValueClass is values.MutexValue:
             # prometheus_client was imported before the folder was set: switch it over now,
             # before the first metric object is made.

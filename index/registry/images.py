@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Blueprint, Response, request, send_file
 
-from .. import names
+from .. import events, names
 from ..errors import BadRequest, Conflict, NotFound
 from ..payloads import json_response, read_json_raw
 from ..store import NotFound as StoreNotFound
@@ -114,6 +114,7 @@ def put_layer(image_id: str) -> Response:
     except BaseException:
         found.layers.discard(upload)
         raise
+    events.layer_received(upload.size)
     return json_response(True)
 
 
