@@ -49,11 +49,11 @@ def parse_since(raw: str) -> datetime:
     """``2026-01-31``, ``2026-01-31T12:00:00Z`` or an age: ``90s``, ``15m``, ``2h``, ``7d``."""
     text = raw.strip()
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    if len(text) > 1 and text[-1] in units and text[:-1].isdecimal() and text[:-1].isascii():
+    if 1 < len(text) <= 8 and text[-1] in units and text[:-1].isdecimal() and text[:-1].isascii():
         return datetime.now(timezone.utc) - timedelta(seconds=int(text[:-1]) * units[text[-1]])
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+    except (ValueError, OverflowError):
         raise ValueError(f"since: expected a time like 2026-01-31T12:00:00Z or an age like 2h, got {raw!r}") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 

@@ -21,7 +21,8 @@ REPOSITORY = _param("repository", {"type": "string", "pattern": _REPOSITORY_PATT
                     "the repository's name")
 ORG = _param("org", {"type": "string", "pattern": _NAMESPACE_PATTERN, "minLength": 2, "maxLength": 30},
              "an organization (or any namespace its caller administers)")
-UUID = _param("uuid", {"type": "string", "maxLength": 64}, "the notification's uuid")
+UUID = _param("uuid", {"type": "string", "pattern": "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"},
+              "the notification's uuid")
 
 
 def _error(description: str) -> Json:
@@ -32,7 +33,8 @@ def _json(schema: Json, description: str) -> Json:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-AUTH_ERRORS = {"401": _error("no or wrong credentials"),
+AUTH_ERRORS = {"400": _error("an invalid namespace or repository name in the URL"),
+               "401": _error("no or wrong credentials"),
                "403": _error("not an admin of this repository or namespace, or account inactive"),
                "429": _error("too many failed logins")}
 
@@ -120,7 +122,8 @@ LOG_QUERY = [
         "login", "login_failed", "lockout", "register", "activate", "account_change", "account_delete",
         "role_change", "grant_change", "visibility_change", "repository_create", "repository_delete",
         "push", "tag_delete", "token_refused", "notification_create", "notification_delete"]}, "one event"),
-    _query("since", {"type": "string"}, "2026-01-31T12:00:00Z, or an age such as 2h or 7d"),
+    _query("since", {"type": "string", "pattern": r"^([0-9]{1,7}[smhd]|[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9:.]+(Z|[+-][0-9]{2}:[0-9]{2})?)?)?$"},
+           "2026-01-31, 2026-01-31T12:00:00Z, or an age such as 2h or 7d (empty: no limit)"),
 ]
 
 
