@@ -51,7 +51,7 @@ def register() -> Response:
         found.store.create_user(username, password_hash, email, active=policy == "open")
     except AlreadyExists:
         return _already_exists()
-    events.record("register", user=username, email=email, active=policy == "open")
+    events.record("register", user=username, account=username, email=email, active=policy == "open")
     if policy != "open":
         activation.after_registration(username, email)
     return json_response("User Created", 201)
