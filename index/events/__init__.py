@@ -5,7 +5,9 @@ everything else (files, threads, signatures, metrics) stays in this package.
 """
 from __future__ import annotations
 
+import json
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -79,6 +81,13 @@ def current() -> Events:
     return current_app.extensions[EXTENSION_KEY]
 
 
+def shutdown(app: Flask) -> None:
+    """Stop this app's delivery thread (an embedded index being stopped)."""
+    found = app.extensions.get(EXTENSION_KEY)
+    if found is not None:
+        found.dispatcher.stop()
+
+
 # -- request hooks: metrics --------------------------------------------------------------------
 def _before_request() -> None:
     g.events_started = time.perf_counter()
@@ -148,8 +157,23 @@ def login_failed(username: str, address: str) -> None:
     record("login_failed", user=None, username=username, address=address)
 
 
+# A locked-out client may keep knocking (each answered 429 without bcrypt): the trail gets one
+# lockout record per username and address a minute, the metric counts every refusal.
+LOCKOUT_RECORD_SECONDS = 60.0
+_MAX_REMEMBERED_LOCKOUTS = 10_000
+_lockouts_recorded: dict[tuple[str, str], float] = {}
+_lockouts_lock = threading.Lock()
+
+
 def locked_out(username: str, address: str) -> None:
     metrics().lockouts.inc()
+    key, now = (username[:64], address), time.monotonic()
+    with _lockouts_lock:
+        if now - _lockouts_recorded.get(key, -LOCKOUT_RECORD_SECONDS) < LOCKOUT_RECORD_SECONDS:
+            return
+        if len(_lockouts_recorded) >= _MAX_REMEMBERED_LOCKOUTS:
+            _lockouts_recorded.clear()
+        _lockouts_recorded[key] = now
     record("lockout", user=None, username=username, address=address)
 
 
@@ -189,7 +213,6 @@ def _public_host() -> str | None:
 
 def event_body(event: str, event_id: str, namespace: str, name: str | None, tags: dict[str, str],
                actor: str | None, **extra: Any) -> bytes:
-    import json
     body = {"event": event, "id": event_id, "repository": f"{namespace}/{name}" if name else None,
             "namespace": namespace, "name": name, "tags": tags, "pushed_by": actor,
             "at": now_iso(), "index": _public_host(), **extra}

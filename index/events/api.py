@@ -14,7 +14,7 @@ from flask import Blueprint, Response, request
 
 from .. import auth, names, permissions
 from ..errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
-from ..names import RepoName, ValidationError
+from ..names import RepoName
 from ..payloads import empty_response, json_response, read_json
 from ..services import services
 from . import current, queue_test, record
@@ -212,5 +212,3 @@ def scrape() -> Response:
     response.headers["Cache-Control"] = "no-store"
     return response
 
-
-__all__ = ["bp", "ValidationError"]

@@ -89,6 +89,10 @@ class Dispatcher:
         self._wake.set()
 
     def _run(self) -> None:
+        try:
+            self.outbox.remove_stale_temp_files()
+        except OSError as exc:
+            log.warning("could not clean the webhook outbox: %s", exc)
         while not self._stop.is_set():
             try:
                 self.deliver_due()

@@ -56,6 +56,9 @@ class Metrics:
     def __init__(self) -> None:
         from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, values
         disable_created_metrics()  # *_created series double the output and tell nothing here
+        if multiprocess():
+            # A folder that vanished (a temp dir cleaned up) must not stop the app from starting.
+            Path(os.environ[MULTIPROC_ENV]).mkdir(parents=True, exist_ok=True)
         if multiprocess() and values.ValueClass is values.MutexValue:
             # prometheus_client was imported before the folder was set: switch it over now,
             # before the first metric object is made.

@@ -10,7 +10,7 @@ import json
 import secrets
 import uuid as uuid_module
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
 from ..store import Store
 from ..store.files import DataFile
@@ -139,7 +139,4 @@ class Notifications:
             yield table
             if json.dumps(table, sort_keys=True) != before:
                 self._file.write({TABLE: table})
-
-    def ids(self) -> Iterable[str]:
-        return list(self._all())
 

@@ -17,10 +17,12 @@ from typing import Any, Iterator
 
 from filelock import FileLock, Timeout
 
-from ..store.files import atomic_write_bytes, ensure_dir, fsync_dir
+from ..store.files import TEMP_MARK, atomic_write_bytes, ensure_dir, fsync_dir
 
 OUTBOX_FOLDER = "outbox"
 SUFFIX = ".json"
+# A write takes milliseconds: a temp file this old was left by a process that died mid-write.
+STALE_TEMP_SECONDS = 3600
 
 
 class Outbox:
@@ -95,6 +97,19 @@ class Outbox:
             fsync_dir(self.folder)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.folder / f"{delivery_id}.lock")
+
+    def remove_stale_temp_files(self, older_than: float = STALE_TEMP_SECONDS) -> int:
+        removed = 0
+        try:
+            names = [name for name in os.listdir(self.folder) if TEMP_MARK in name]
+        except FileNotFoundError:
+            return 0
+        for name in names:
+            with contextlib.suppress(OSError):
+                if time.time() - os.stat(self.folder / name).st_mtime > older_than:
+                    os.unlink(self.folder / name)
+                    removed += 1
+        return removed
 
     @staticmethod
     def new_event_id() -> str:

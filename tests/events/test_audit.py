@@ -38,6 +38,7 @@ def test_every_audited_action_is_in_the_trail_once(app, client, docker):
     assert docker.login("alice", "wrong-pass").status_code == 401
     assert docker.login("mallory", "guess-one").status_code == 401
     assert docker.login("mallory", "guess-two").status_code == 429  # over the limit of 2
+    assert docker.login("mallory", "guess-three").status_code == 429  # recorded once a minute
     changed = client.put("/v1/users/alice/", data=json.dumps({"email": "alice@example.org"}),
                          headers=basic("alice", "secret1"), content_type="application/json")
     assert changed.status_code == 204

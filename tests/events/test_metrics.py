@@ -108,7 +108,8 @@ def test_only_loopback_or_the_bearer_token_may_read(tmp_path, settings):
 
 
 def test_serve_prepares_a_fresh_folder_unless_one_is_given(monkeypatch, tmp_path):
-    monkeypatch.delenv(MULTIPROC_ENV, raising=False)
+    monkeypatch.setenv(MULTIPROC_ENV, "recorded")  # so that the undo removes what prepare sets
+    monkeypatch.delenv(MULTIPROC_ENV)
     folder = prepare_multiprocess_dir()
     try:
         assert os.environ[MULTIPROC_ENV] == str(folder) and list(folder.iterdir()) == []

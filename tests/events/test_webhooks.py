@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import pytest
@@ -83,6 +84,16 @@ def test_a_receiver_that_is_down_gets_the_same_event_later_with_backoff(client, 
     attempts = api(client, "GET", f"{REPO_HOOKS}{created['uuid']}").get_json()["attempts"]
     assert [a["status"] for a in attempts] == [204, 500, None, None]
     assert "ConnectionRefusedError" in attempts[-1]["error"]
+
+
+def test_temp_files_of_dead_writes_are_cleaned_up(events):
+    events.outbox.folder.mkdir(parents=True, exist_ok=True)
+    old, fresh = events.outbox.folder / "x.json.tmp-old", events.outbox.folder / "y.json.tmp-new"
+    old.write_bytes(b"{")
+    fresh.write_bytes(b"{")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    assert events.outbox.remove_stale_temp_files() == 1
+    assert not old.exists() and fresh.exists() and events.outbox.pending() == []
 
 
 def test_backoff_doubles_up_to_the_maximum():
