@@ -12,15 +12,12 @@ from __future__ import annotations
 import math
 import time
 
-from flask import Flask, current_app
 from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
-from . import events
 from .errors import TooManyRequests
 
-EXTENSION_KEY = "docker_index_login_throttle"
 _MAX_USERNAME_KEY_CHARS = 64  # bounds the memory one attacker-chosen username can occupy
 
 
@@ -50,7 +47,6 @@ class LoginThrottle:
         """Raise 429 when the address or the username has failed too often lately."""
         wait = self.retry_after(address, username)
         if wait is not None:
-            events.locked_out(username, address)
             raise TooManyRequests(f"too many failed logins; try again in {wait} s", retry_after=wait)
 
     def record_failure(self, address: str, username: str) -> None:
@@ -59,10 +55,3 @@ class LoginThrottle:
         for key in self._keys(address, username):
             self._limiter.hit(self._item, *key)
 
-
-def init_app(app: Flask) -> None:
-    app.extensions[EXTENSION_KEY] = LoginThrottle(app.config["LOGIN_FAILURES_PER_MINUTE"])
-
-
-def login_throttle() -> LoginThrottle:
-    return current_app.extensions[EXTENSION_KEY]

@@ -17,7 +17,7 @@ from flask import Flask, Response, current_app, g, has_request_context, request
 
 from ..names import RepoName
 from ..services import EXTENSION_KEY as SERVICES_KEY
-from ..store.files import StorageFailure
+from ..store import StorageFailure
 from .audit import AuditTrail, now_iso
 from .delivery import Dispatcher
 from .metrics import StateCollector, directory_bytes, metrics
@@ -45,9 +45,9 @@ class Events:
 
 def install(app: Flask) -> Events:
     """Build the app's events, register their routes and commands, and start delivering."""
-    from . import api, cli
+    from . import api
     found = app.extensions[SERVICES_KEY]
-    config = found.config
+    config = app.config
     notifications = Notifications(found.store)
     outbox = Outbox(config["DATA_DIR"])
     dispatcher = Dispatcher(outbox, notifications, config,
@@ -64,8 +64,7 @@ def install(app: Flask) -> Events:
                     deliver_in_background=not app.testing)
     app.extensions[EXTENSION_KEY] = events
     metrics()  # made now, before a server forks its workers
-    app.register_blueprint(api.bp)
-    cli.register(app)
+    app.register_blueprint(api.bp)  # (its commands: index.ops.commands)
     app.before_request(_before_request)
     app.after_request(_after_request)
     if events.deliver_in_background:

@@ -6,7 +6,6 @@ import sys
 from typing import Any, NoReturn
 
 import click
-from flask import Flask
 from flask.cli import AppGroup
 
 from .. import names
@@ -19,11 +18,6 @@ from .targets import TargetRefused, parse_url, resolve
 
 audit_group = AppGroup("audit", help="Read the audit trail (newest first).")
 notifications_group = AppGroup("notifications", help="Manage webhooks: list, add, remove, test, attempts.")
-
-
-def register(app: Flask) -> None:
-    app.cli.add_command(audit_group)
-    app.cli.add_command(notifications_group)
 
 
 def _fail(message: str) -> NoReturn:

@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from index import create_app
-from index.backup import create_backup
+from index.ops.backup import create_backup
 from index.events import EXTENSION_KEY
 from index.events.audit import AuditTrail, Query
 from tests.conftest import ADMIN, basic, image_id

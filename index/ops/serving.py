@@ -12,10 +12,10 @@ from typing import Any, Mapping, NoReturn
 import click
 from flask import Flask
 
-from .config import ConfigError, load_config
-from .events.metrics import prepare_multiprocess_dir
-from .logs import JsonFormatter
-from .store import CorruptDataFile, StorageFailure
+from ..config import ConfigError, load_config
+from ..events.metrics import prepare_multiprocess_dir
+from ..logs import JsonFormatter
+from ..store import CorruptDataFile, StorageFailure
 
 # A worker that misses its heartbeat this long is restarted. gthread workers keep beating while
 # their threads move big layers, so this only catches a worker that is truly stuck.
@@ -33,7 +33,7 @@ def fail(message: str) -> NoReturn:
 
 def create_app_or_exit(config: Mapping[str, Any] | None = None) -> Flask:
     """create_app, with start-up problems reduced to one clear line."""
-    from . import create_app
+    from .. import create_app
     try:
         return create_app(config)
     except ConfigError as exc:
