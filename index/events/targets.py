@@ -6,10 +6,12 @@ between the check and the connection cannot smuggle a private address in.
 """
 from __future__ import annotations
 
+import contextlib
 import http.client
 import ipaddress
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -100,6 +102,13 @@ class _PinnedHTTPS(http.client.HTTPSConnection):
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
 
 
+def _abort(connection: http.client.HTTPConnection) -> None:
+    sock = connection.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
 @dataclass(frozen=True)
 class Outcome:
     status: int | None  # the HTTP status, None when no answer came
@@ -121,6 +130,11 @@ def post(url: str, body: bytes, headers: dict[str, str], *, allow_private: bool,
         address = resolve(target, allow_private)
         kind = _PinnedHTTPS if target.scheme == "https" else _PinnedHTTP
         connection = kind(target, address, timeout)
+        # The socket timeout bounds each read; this bounds the whole attempt, so a receiver that
+        # trickles its answer a byte at a time cannot hold the delivery thread.
+        deadline = threading.Timer(timeout, _abort, args=(connection,))
+        deadline.daemon = True
+        deadline.start()
         try:
             connection.request("POST", target.path, body=body,
                                headers={**headers, "Content-Type": "application/json",
@@ -129,12 +143,16 @@ def post(url: str, body: bytes, headers: dict[str, str], *, allow_private: bool,
             status = answer.status
             answer.read(MAX_ANSWER_BYTES)
         finally:
+            deadline.cancel()
             connection.close()
     except TargetRefused as exc:
         return Outcome(None, time.monotonic() - started, str(exc))
     except (OSError, http.client.HTTPException) as exc:
+        duration = time.monotonic() - started
+        if duration >= timeout:
+            return Outcome(status, duration, f"no complete answer within {timeout:g} s")
         if status is None:
-            return Outcome(None, time.monotonic() - started, f"{type(exc).__name__}: {exc}")
+            return Outcome(None, duration, f"{type(exc).__name__}: {exc}")
     duration = time.monotonic() - started
     if status is not None and 200 <= status < 300:
         return Outcome(status, duration, None)

@@ -257,3 +257,41 @@ def test_the_cli_adds_lists_tests_and_removes_hooks(app, client, alice, events, 
     assert refused.exit_code != 0 and "http:// or https://" in refused.output
     assert runner.invoke(args=["notifications", "remove", uuid]).exit_code == 0
     assert runner.invoke(args=["notifications", "list", "alice/app"]).output == ""
+
+
+def test_an_answer_trickled_slower_than_the_timeout_is_cut_off():
+    """Each byte comes before the socket timeout, but the whole answer not within the deadline."""
+    import socket
+    import threading
+
+    from index.events.targets import post
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+
+    def trickle():
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n":
+                if stop.wait(0.2):
+                    return
+                try:
+                    connection.send(bytes([byte]))
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    try:
+        started = time.monotonic()
+        outcome = post(f"http://127.0.0.1:{port}/", b"{}", {}, allow_private=True, timeout=1.0)
+        assert not outcome.delivered and time.monotonic() - started < 3
+        assert outcome.error == "no complete answer within 1 s"
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
