@@ -35,9 +35,17 @@ Scope = tuple[str, "str | None"]  # (namespace, repository name or None for the 
 
 
 # -- who may manage which scope ----------------------------------------------------------------
+def _person() -> dict[str, Any]:
+    """The caller, an active login account: robot accounts manage nothing."""
+    user = auth.require_user()
+    if user.get("robot"):
+        raise Forbidden("robot accounts cannot use this call")
+    return user
+
+
 def _repository_scope(namespace: str, repository: str) -> tuple[dict[str, Any], RepoName]:
     name = names.repo_name(namespace, repository)
-    user = auth.require_user()
+    user = _person()
     if not permissions.can_admin(user, name):
         if permissions.can_read(user, name):
             raise Forbidden(f"only admins of {name.display} may do this")
@@ -53,7 +61,7 @@ def _existing_repository(name: RepoName) -> None:
 def _namespace_scope(namespace: str) -> dict[str, Any]:
     if not names.NAMESPACE_RE.fullmatch(namespace):
         raise NotFound(f"organization {namespace[:80]!r} not found")
-    user = auth.require_user()
+    user = _person()
     if not permissions.can_admin_namespace(user, namespace):
         raise Forbidden(f"only admins of {namespace} may manage its notifications")
     return user
@@ -101,7 +109,7 @@ def _organization_resolver(org: str) -> tuple[dict[str, Any], Scope]:
 
 
 def _user_resolver() -> tuple[dict[str, Any], Scope]:
-    user = auth.require_user()
+    user = _person()
     return _namespace_scope(user["username"]), (user["username"], None)
 
 
@@ -175,7 +183,7 @@ def _logs(query_repository: str | None) -> Response:
 
 @bp.get("/api/v1/superuser/logs")
 def superuser_logs() -> Response:
-    user = auth.require_user()
+    user = _person()
     if not user.get("admin"):
         raise Forbidden("only site administrators may read the whole audit trail")
     return _logs(None)

@@ -11,13 +11,14 @@ import contextlib
 import json
 import os
 import secrets
+import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
 
 from filelock import FileLock, Timeout
 
-from ..store.files import TEMP_MARK, atomic_write_bytes, ensure_dir, fsync_dir
+from ..store.files import TEMP_MARK, ForkSafe, atomic_write_bytes, ensure_dir, fsync_dir
 
 OUTBOX_FOLDER = "outbox"
 SUFFIX = ".json"
@@ -25,9 +26,15 @@ SUFFIX = ".json"
 STALE_TEMP_SECONDS = 3600
 
 
-class Outbox:
+class Outbox(ForkSafe):
     def __init__(self, data_dir: Path) -> None:
         self.folder = Path(data_dir) / OUTBOX_FOLDER
+        # name -> ((inode, mtime_ns, size), entry): a backlog is stat'ed, not re-read, every pass.
+        self._seen: dict[str, tuple[tuple[int, int, int], dict[str, Any]]] = {}
+        super().__init__()
+
+    def _new_locks(self) -> None:
+        self._seen_lock = threading.Lock()
 
     def add(self, event_id: str, notification_id: str, event: str, body: bytes) -> str:
         """Queue one delivery of ``body`` to one notification; durable on return."""
@@ -43,16 +50,27 @@ class Outbox:
 
     def pending(self) -> list[dict[str, Any]]:
         """Every queued delivery (unreadable leftovers are skipped), oldest first."""
-        entries = []
+        current: dict[str, tuple[tuple[int, int, int], dict[str, Any]]] = {}
         try:
-            names = [name for name in os.listdir(self.folder) if name.endswith(SUFFIX)]
+            with os.scandir(self.folder) as listing:
+                found = [item for item in listing if item.name.endswith(SUFFIX)]
         except FileNotFoundError:
             return []
-        for name in names:
-            entry = self._read(self.folder / name)
+        with self._seen_lock:
+            seen = self._seen
+        for item in found:
+            try:
+                info = item.stat()
+            except FileNotFoundError:
+                continue  # delivered meanwhile
+            version = (info.st_ino, info.st_mtime_ns, info.st_size)
+            known = seen.get(item.name)
+            entry = known[1] if known is not None and known[0] == version else self._read(Path(item.path))
             if entry is not None:
-                entries.append(entry)
-        return sorted(entries, key=lambda entry: entry["created"])
+                current[item.name] = (version, entry)
+        with self._seen_lock:
+            self._seen = current
+        return sorted((dict(entry) for _, entry in current.values()), key=lambda entry: entry["created"])
 
     def depth(self) -> int:
         try:
