@@ -99,8 +99,9 @@ def _scoped_routes(prefix: str, endpoint: str, resolve_scope: Callable[..., tupl
 
 
 def _repository_resolver(namespace: str, repository: str) -> tuple[dict[str, Any], Scope]:
+    # No existence check here: the webhooks of a deleted repository stay listable and removable
+    # (they would fire again for a new repository of that name); only adding one needs it.
     user, name = _repository_scope(namespace, repository)
-    _existing_repository(name)
     return user, (name.namespace, name.repository)
 
 
@@ -126,6 +127,9 @@ def _notification_in(scope: Scope, uuid: str) -> dict[str, Any]:
 
 
 def _create(user: dict[str, Any], scope: Scope) -> Response:
+    namespace, repository = scope
+    if repository is not None:
+        _existing_repository(RepoName(namespace, repository))
     try:
         fields = validate(read_json())
         resolve(parse_url(fields["url"]), current().config["WEBHOOK_ALLOW_PRIVATE"])

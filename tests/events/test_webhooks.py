@@ -132,7 +132,10 @@ def test_tag_and_repository_deletes_are_events_too(client, alice, events, receiv
     assert bodies[1]["tags"] == {"v1": ids[1]} and bodies[1]["pushed_by"] == "alice"
     assert bodies[0]["repository"] == "alice/app"
     assert pushes["uuid"] not in {item.headers.get("X-Index-Delivery") for item in receiver.received}
-    assert tag_deletes and repo_deletes
+    # The deleted repository's webhooks stay listed and removable by its admins.
+    listed = api(client, "GET", REPO_HOOKS).get_json()["notifications"]
+    assert {n["uuid"] for n in listed} == {pushes["uuid"], tag_deletes["uuid"], repo_deletes["uuid"]}
+    assert api(client, "DELETE", f"{REPO_HOOKS}{pushes['uuid']}").status_code == 204
 
 
 def _basic_alice():
