@@ -185,3 +185,35 @@ def test_the_cli_queries_by_user_repository_event_and_since(app, client, docker)
     assert runner.invoke(args=["audit", "query", "--since", "2999-01-01T00:00:00Z"]).output == ""
     bad = runner.invoke(args=["audit", "query", "--since", "soon"])
     assert bad.exit_code != 0 and "since" in bad.output
+
+
+def test_a_writer_killed_with_sigkill_leaves_a_readable_trail(tmp_path):
+    """A real process appending as fast as it can is killed -9: every record before the kill reads
+    back in order (at most the last one lost), and the next append lands on a line of its own."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.processes import ROOT
+
+    script = ("import sys\nfrom index.events.audit import AuditTrail\n"
+              "trail = AuditTrail(sys.argv[1], max_bytes=1 << 30, keep=1)\n"
+              "n = 0\nwhile True:\n"
+              "    trail.append({'at': '2026-01-01T00:00:00.000Z', 'event': 'login', 'n': n, 'pad': 'x' * (n % 300)})\n"
+              "    n += 1\n")
+    writer = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 20
+        trail_file = tmp_path / "audit" / "audit.jsonl"
+        while not trail_file.exists() or trail_file.stat().st_size < 20_000:
+            assert time.monotonic() < deadline and writer.poll() is None
+            time.sleep(0.02)
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(10)
+    trail = AuditTrail(tmp_path, max_bytes=1 << 30, keep=1)
+    numbers = [entry["n"] for entry in reversed(list(trail.newest_first()))]
+    assert numbers == list(range(len(numbers))) and len(numbers) > 50
+    trail.append({"at": "2026-01-01T00:00:01.000Z", "event": "login", "n": "after"})
+    assert next(trail.newest_first())["n"] == "after"
