@@ -235,6 +235,44 @@ def _notify(event: str, name: RepoName, tags: dict[str, str], actor: str | None)
     found.dispatcher.wake()
 
 
+class TooManyNotifications(ValueError):
+    """The scope already has the most webhooks allowed (the API answers 409)."""
+
+
+def add_notification(data: object, namespace: str, repository: str | None, actor: str | None) -> tuple[dict[str, Any], str | None]:
+    """Validate a webhook in Quay's shape, check its target, store it and audit it.
+
+    Returns the notification and its generated secret (None when ``data`` gave one). Raises
+    :class:`~index.events.notifications.NotificationError` or
+    :class:`~index.events.targets.TargetRefused` (both ValueError: a 400) or
+    :class:`TooManyNotifications`. The API, the CLI and the web pages all add webhooks here.
+    """
+    from .notifications import NotificationError, validate
+    from .targets import parse_url, resolve
+    found = current()
+    fields = validate(data)
+    resolve(parse_url(fields["url"]), found.config["WEBHOOK_ALLOW_PRIVATE"])
+    try:
+        created, generated = found.notifications.create(fields, namespace, repository, created_by=actor or CLI_ACTOR)
+    except NotificationError as exc:
+        raise TooManyNotifications(str(exc)) from None
+    record("notification_create", user=actor, repository=_scope_text(namespace, repository),
+           notification=created["uuid"], notification_event=created["event"], url=created["url"])
+    return created, generated
+
+
+def remove_notification(notification: dict[str, Any], actor: str | None) -> None:
+    """Remove a webhook (its pending deliveries are then dropped) and audit it."""
+    current().notifications.delete(notification["uuid"])
+    record("notification_delete", user=actor,
+           repository=_scope_text(notification["namespace"], notification["repository"]),
+           notification=notification["uuid"])
+
+
+def _scope_text(namespace: str, repository: str | None) -> str:
+    return f"{namespace}/{repository}" if repository else namespace
+
+
 def queue_test(notification: dict[str, Any], actor: str) -> str:
     """Queue a test delivery to one notification; returns its id."""
     found = current()

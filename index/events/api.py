@@ -17,12 +17,11 @@ from ..errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from ..names import RepoName
 from ..payloads import empty_response, json_response, read_json
 from ..services import services
-from . import current, queue_test, record
+from . import TooManyNotifications, add_notification, current, queue_test, remove_notification
 from .audit import EVENTS as AUDIT_EVENTS
 from .audit import Query, parse_since
 from .metrics import metrics
-from .notifications import NotificationError, public_view, validate
-from .targets import TargetRefused, parse_url, resolve
+from .notifications import public_view
 
 bp = Blueprint("events_api", __name__)
 
@@ -80,8 +79,7 @@ def _scoped_routes(prefix: str, endpoint: str, resolve_scope: Callable[..., tupl
         user, scope = resolve_scope(**kwargs)
         notification = _notification_in(scope, uuid)
         if request.method == "DELETE":
-            current().notifications.delete(uuid)
-            record("notification_delete", user=user["username"], repository=_scope_text(scope), notification=uuid)
+            remove_notification(notification, user["username"])
             return empty_response(204)
         return json_response(public_view(notification))
 
@@ -114,11 +112,6 @@ def _user_resolver() -> tuple[dict[str, Any], Scope]:
     return _namespace_scope(user["username"]), (user["username"], None)
 
 
-def _scope_text(scope: Scope) -> str:
-    namespace, repository = scope
-    return f"{namespace}/{repository}" if repository else namespace
-
-
 def _notification_in(scope: Scope, uuid: str) -> dict[str, Any]:
     notification = current().notifications.get(uuid) if len(uuid) <= 64 else None
     if notification is None or (notification["namespace"], notification["repository"]) != scope:
@@ -131,18 +124,11 @@ def _create(user: dict[str, Any], scope: Scope) -> Response:
     if repository is not None:
         _existing_repository(RepoName(namespace, repository))
     try:
-        fields = validate(read_json())
-        resolve(parse_url(fields["url"]), current().config["WEBHOOK_ALLOW_PRIVATE"])
-    except TargetRefused as exc:
-        raise BadRequest(str(exc)) from None
-    except NotificationError as exc:
-        raise BadRequest(str(exc)) from None
-    try:
-        created, generated = current().notifications.create(fields, *scope, created_by=user["username"])
-    except NotificationError as exc:
+        created, generated = add_notification(read_json(), namespace, repository, user["username"])
+    except TooManyNotifications as exc:
         raise Conflict(str(exc)) from None
-    record("notification_create", user=user["username"], repository=_scope_text(scope),
-           notification=created["uuid"], notification_event=created["event"], url=created["url"])
+    except ValueError as exc:  # NotificationError, TargetRefused
+        raise BadRequest(str(exc)) from None
     view = public_view(created)
     if generated is not None:
         view["config"]["secret"] = generated  # shown this once; keep it to check signatures

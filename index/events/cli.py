@@ -10,11 +10,10 @@ from flask.cli import AppGroup
 
 from .. import names
 from ..names import LIBRARY, ValidationError
-from . import current, queue_test, record
+from . import add_notification, current, queue_test, remove_notification
 from .audit import EVENTS as AUDIT_EVENTS
 from .audit import Query, parse_since
-from .notifications import EVENTS, NotificationError, public_view, validate
-from .targets import TargetRefused, parse_url, resolve
+from .notifications import EVENTS, public_view
 
 audit_group = AppGroup("audit", help="Read the audit trail (newest first).")
 notifications_group = AppGroup("notifications", help="Manage webhooks: list, add, remove, test, attempts.")
@@ -91,14 +90,11 @@ def notifications_add(scope: str, event: str, url: str, title: str, secret_stdin
     namespace, repository = _scope(scope)
     secret = sys.stdin.readline().rstrip("\n") if secret_stdin else None
     try:
-        fields = validate({"event": event, "method": "webhook", "title": title,
-                           "config": {"url": url, **({"secret": secret} if secret else {})}})
-        resolve(parse_url(fields["url"]), current().config["WEBHOOK_ALLOW_PRIVATE"])
-        created, generated = current().notifications.create(fields, namespace, repository, created_by="(cli)")
-    except (NotificationError, TargetRefused) as exc:
+        created, generated = add_notification({"event": event, "method": "webhook", "title": title,
+                                               "config": {"url": url, **({"secret": secret} if secret else {})}},
+                                              namespace, repository, None)
+    except ValueError as exc:  # invalid, refused target, or too many
         _fail(str(exc))
-    record("notification_create", repository=f"{namespace}/{repository}" if repository else namespace,
-           notification=created["uuid"], notification_event=event, url=url)
     click.echo(f"created notification {created['uuid']}")
     if generated:
         click.echo(f"secret (shown once): {generated}")
@@ -115,10 +111,7 @@ def _notification_or_fail(uuid: str) -> dict[str, Any]:
 @click.argument("uuid")
 def notifications_remove(uuid: str) -> None:
     """Remove notification UUID (pending deliveries to it are dropped)."""
-    notification = _notification_or_fail(uuid)
-    current().notifications.delete(uuid)
-    scope = notification["namespace"] + (f"/{notification['repository']}" if notification["repository"] else "")
-    record("notification_delete", repository=scope, notification=uuid)
+    remove_notification(_notification_or_fail(uuid), None)
     click.echo(f"removed notification {uuid}")
 
 
