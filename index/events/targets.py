@@ -93,8 +93,10 @@ class _PinnedHTTP(http.client.HTTPConnection):
 
 
 class _PinnedHTTPS(http.client.HTTPSConnection):
-    def __init__(self, target: Target, address: str, timeout: float) -> None:
-        super().__init__(target.host, target.port, timeout=timeout, context=ssl.create_default_context())
+    """TLS to the checked address; the certificate must still name the URL's host."""
+
+    def __init__(self, target: Target, address: str, timeout: float, context: ssl.SSLContext | None = None) -> None:
+        super().__init__(target.host, target.port, timeout=timeout, context=context or ssl.create_default_context())
         self._address = address
 
     def connect(self) -> None:
@@ -121,15 +123,18 @@ class Outcome:
 
 
 def post(url: str, body: bytes, headers: dict[str, str], *, allow_private: bool,
-         timeout: float = TIMEOUT_SECONDS) -> Outcome:
+         timeout: float = TIMEOUT_SECONDS, tls_context: ssl.SSLContext | None = None) -> Outcome:
     """One POST; a 2xx answer is a delivery. Redirects are not followed (a 3xx is a failure)."""
     started = time.monotonic()
     status = None
     try:
         target = parse_url(url)
         address = resolve(target, allow_private)
-        kind = _PinnedHTTPS if target.scheme == "https" else _PinnedHTTP
-        connection = kind(target, address, timeout)
+        connection: http.client.HTTPConnection
+        if target.scheme == "https":
+            connection = _PinnedHTTPS(target, address, timeout, tls_context)  # system CAs by default
+        else:
+            connection = _PinnedHTTP(target, address, timeout)
         # The socket timeout bounds each read; this bounds the whole attempt, so a receiver that
         # trickles its answer a byte at a time cannot hold the delivery thread.
         deadline = threading.Timer(timeout, _abort, args=(connection,))

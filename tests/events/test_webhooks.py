@@ -298,3 +298,47 @@ def test_an_answer_trickled_slower_than_the_timeout_is_cut_off():
         stop.set()
         thread.join(5)
         listener.close()
+
+
+def test_https_targets_are_verified_against_the_url_host(tmp_path):
+    """The connection goes to the checked address, but TLS still checks the certificate's name."""
+    import ssl
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from index.events.targets import post
+    from index.ops.certs import write_self_signed
+
+    cert, key = write_self_signed(tmp_path / "tls", ["localhost"])
+    received = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            received.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(202)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(cert, key)
+    server.socket = server_context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    port = server.server_address[1]
+    trusting = ssl.create_default_context(cafile=str(cert))
+    try:
+        ok = post(f"https://localhost:{port}/hook", b'{"a":1}', {}, allow_private=True, tls_context=trusting)
+        assert ok.delivered and ok.status == 202 and received == [b'{"a":1}']
+        untrusted = post(f"https://localhost:{port}/hook", b"{}", {}, allow_private=True)
+        assert not untrusted.delivered and "CERTIFICATE_VERIFY_FAILED" in untrusted.error
+        wrong_name = post(f"https://127.0.0.1:{port}/hook", b"{}", {}, allow_private=True, tls_context=trusting)
+        assert not wrong_name.delivered and "certificate" in wrong_name.error.lower()
+        assert len(received) == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
