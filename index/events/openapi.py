@@ -5,6 +5,8 @@ from typing import Any
 
 Json = dict[str, Any]
 
+# The same patterns as the rest of the document, copied (index.openapi imports this module);
+# tests/events/test_webhooks.py keeps the copies equal.
 _NAMESPACE_PATTERN = r"^[a-z0-9_]+(-[a-z0-9_]+)*$"
 _REPOSITORY_PATTERN = r"^\.?([a-z0-9_-]+\.)*[a-z0-9_-]+\.?$"
 BASIC = [{"basic": []}]

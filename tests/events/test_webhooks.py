@@ -342,3 +342,10 @@ def test_https_targets_are_verified_against_the_url_host(tmp_path):
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+def test_the_events_openapi_patterns_are_the_documents_own():
+    from index import openapi
+    from index.events import openapi as events_openapi
+    assert events_openapi._NAMESPACE_PATTERN == openapi.NAMESPACE_PATTERN
+    assert events_openapi._REPOSITORY_PATTERN == openapi.REPOSITORY_PATTERN
