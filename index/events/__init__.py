@@ -20,7 +20,7 @@ from ..services import EXTENSION_KEY as SERVICES_KEY
 from ..store import StorageFailure
 from .audit import AuditTrail, now_iso
 from .delivery import Dispatcher
-from .metrics import StateCollector, directory_bytes, metrics
+from .metrics import Metrics, StateCollector, count, directory_bytes, metrics
 from .notifications import Notifications
 from .outbox import OUTBOX_FOLDER, Outbox
 
@@ -51,7 +51,7 @@ def install(app: Flask) -> Events:
     notifications = Notifications(found.store)
     outbox = Outbox(config["DATA_DIR"])
     dispatcher = Dispatcher(outbox, notifications, config,
-                            on_outcome=lambda event, outcome: metrics().deliveries.labels(event, outcome).inc())
+                            on_outcome=lambda event, outcome: count(lambda m: m.deliveries.labels(event, outcome).inc()))
 
     def read_state() -> dict[str, float]:
         return {"index_webhook_outbox_depth": outbox.depth(),
@@ -96,20 +96,22 @@ def _before_request() -> None:
 
 
 def _after_request(response: Response) -> Response:
+    count(lambda measured: _count_request(measured, response))
+    return response
+
+
+def _count_request(measured: Metrics, response: Response) -> None:
     started = g.get("events_started")
     rule = request.url_rule.rule if request.url_rule is not None else "(unmatched)"
-    measured = metrics()
     method = request.method if request.method in ("GET", "HEAD", "PUT", "POST", "DELETE", "PATCH", "OPTIONS") else "OTHER"
     measured.requests.labels(rule, method, str(response.status_code)).inc()
     if started is not None:
         measured.latency.labels(rule, method).observe(time.perf_counter() - started)
     if 200 <= response.status_code < 300:
-        _count_traffic(rule, method, response)
-    return response
+        _count_traffic(measured, rule, method, response)
 
 
-def _count_traffic(rule: str, method: str, response: Response) -> None:
-    measured = metrics()
+def _count_traffic(measured: Metrics, rule: str, method: str, response: Response) -> None:
     if rule.endswith("/layer") and rule.startswith("/v1/images/"):
         if method == "GET" and response.content_length:
             measured.layer_bytes_out.inc(response.content_length)  # a Range answer: its part
@@ -144,7 +146,7 @@ def record(event: str, *, user: str | None = None, repository: RepoName | str | 
 # -- hooks of the docker flows -------------------------------------------------------------------
 def layer_received(size: int) -> None:
     """A layer upload was stored (its body's size; chunked uploads announce none)."""
-    metrics().layer_bytes_in.inc(size)
+    count(lambda measured: measured.layer_bytes_in.inc(size))
 
 
 def signed_in(username: str) -> None:
@@ -152,7 +154,7 @@ def signed_in(username: str) -> None:
 
 
 def login_failed(username: str, address: str) -> None:
-    metrics().failed_logins.inc()
+    count(lambda measured: measured.failed_logins.inc())
     record("login_failed", user=None, username=username, address=address)
 
 
@@ -165,7 +167,7 @@ _lockouts_lock = threading.Lock()
 
 
 def locked_out(username: str, address: str) -> None:
-    metrics().lockouts.inc()
+    count(lambda measured: measured.lockouts.inc())
     key, now = (username[:64], address), time.monotonic()
     with _lockouts_lock:
         if now - _lockouts_recorded.get(key, -LOCKOUT_RECORD_SECONDS) < LOCKOUT_RECORD_SECONDS:
@@ -187,7 +189,7 @@ def repository_created(name: RepoName, username: str) -> None:
 def push_completed(name: RepoName, username: str, repository: dict[str, Any]) -> None:
     """docker's final ``PUT .../images``: one push done; audit it and queue its webhooks."""
     tags = dict(repository.get("tags") or {})
-    metrics().pushes.inc()
+    count(lambda measured: measured.pushes.inc())
     record("push", user=username, repository=name, tags=tags,
            images=[image["id"] for image in repository.get("images", [])])
     _notify("repo_push", name, tags, username)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import os
 import shutil
 import tempfile
@@ -19,6 +20,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
+
+log = logging.getLogger(__name__)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 STATE_CACHE_SECONDS = 30.0
@@ -98,6 +101,15 @@ class Metrics:
         gauges = CollectorRegistry()
         gauges.register(state)
         return generate_latest(registry) + generate_latest(gauges)
+
+
+def count(change: Callable[[Metrics], None]) -> None:
+    """Apply ``change`` to this process's metrics; a failure (its folder gone, a full disk) is
+    logged, never turned into an error answer: counting must not break what it counts."""
+    try:
+        change(metrics())
+    except Exception as exc:
+        log.warning("could not update a metric: %s", exc)
 
 
 def metrics() -> Metrics:

@@ -151,3 +151,14 @@ def test_two_worker_processes_add_up(tmp_path):
             assert value(found, "index_failed_logins_total") == 1
     finally:
         stop(process)
+
+
+def test_a_metric_that_cannot_be_written_never_fails_the_request(client, monkeypatch):
+    from index.events.metrics import metrics
+
+    def broken(*labels):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(metrics().requests, "labels", broken)
+    monkeypatch.setattr(metrics().pushes, "inc", broken)
+    assert client.get("/v1/_ping").status_code == 200
