@@ -17,7 +17,7 @@ from flask import Flask, Response, current_app, g, has_request_context, request
 
 from ..names import RepoName
 from ..services import EXTENSION_KEY as SERVICES_KEY
-from ..store import StorageFailure
+from ..store.errors import storage_failure
 from .audit import AuditTrail, now_iso
 from .delivery import Dispatcher
 from .metrics import Metrics, StateCollector, count, directory_bytes, metrics
@@ -233,7 +233,7 @@ def _notify(event: str, name: RepoName, tags: dict[str, str], actor: str | None)
             found.outbox.add(event_id, notification["uuid"], event, body)
     except OSError as exc:
         # The client must not be told "done" for an event that could not be queued.
-        raise StorageFailure(f"could not queue the {event} webhook: {exc.strerror or exc}") from None
+        raise storage_failure(f"queue the {event} webhook", exc) from None
     found.dispatcher.wake()
 
 
@@ -284,7 +284,7 @@ def queue_test(notification: dict[str, Any], actor: str) -> str:
     try:
         found.outbox.add(event_id, notification["uuid"], notification["event"], body)
     except OSError as exc:
-        raise StorageFailure(f"could not queue the test delivery: {exc.strerror or exc}") from None
+        raise storage_failure("queue the test delivery", exc) from None
     found.dispatcher.wake()
     return event_id
 

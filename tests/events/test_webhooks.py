@@ -349,3 +349,18 @@ def test_the_events_openapi_patterns_are_the_documents_own():
     from index.events import openapi as events_openapi
     assert events_openapi._NAMESPACE_PATTERN == openapi.NAMESPACE_PATTERN
     assert events_openapi._REPOSITORY_PATTERN == openapi.REPOSITORY_PATTERN
+
+
+def test_a_push_whose_event_cannot_be_queued_is_not_answered_done(client, alice, events, receiver, monkeypatch):
+    """The push's final PUT fails (507: docker reports the push failed) rather than lose the event."""
+    push(client, "alice/app", 1)
+    _hook(client, receiver)
+
+    def disk_full(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(events.outbox, "add", disk_full)
+    answer = client.put("/v1/repositories/alice/app/images", data="[]", content_type="application/json",
+                        headers={**_basic_alice(), "X-Docker-Endpoints": "localhost"})
+    assert answer.status_code == 507
+    assert "queue the repo_push webhook" in answer.get_json()["error"]
