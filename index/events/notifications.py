@@ -65,13 +65,20 @@ def validate(data: object) -> dict[str, Any]:
 
 
 def public_view(record: dict[str, Any]) -> dict[str, Any]:
-    """What the API and CLI show: never the secret."""
+    """What the API and CLI show (Quay's fields, then ours): never the secret."""
+    attempts = list(record.get("attempts", []))
+    failures = 0
+    for attempt in attempts:  # newest first: the failures since the last delivery
+        if attempt.get("error") is None:
+            break
+        failures += 1
     return {
         "uuid": record["uuid"], "event": record["event"], "method": record["method"],
-        "title": record["title"], "config": {"url": record["url"]},
+        "title": record["title"], "config": {"url": record["url"]}, "event_config": {},
+        "number_of_failures": failures,
         "namespace": record["namespace"], "repository": record["repository"],
         "created": record["created"], "created_by": record["created_by"],
-        "attempts": list(record.get("attempts", [])),
+        "attempts": attempts,
     }
 
 

@@ -50,6 +50,8 @@ NOTIFICATION = {"type": "object", "required": ["uuid", "event", "method", "confi
     "config": {"type": "object", "required": ["url"], "properties": {
         "url": {"type": "string"},
         "secret": {"type": "string", "description": "only in the 201 answer, and only when generated"}}},
+    "event_config": {"type": "object"},
+    "number_of_failures": {"type": "integer", "description": "failed attempts since the last delivery (of the last 10)"},
     "namespace": {"type": "string"}, "repository": {"type": "string", "nullable": True},
     "created": {"type": "string"}, "created_by": {"type": "string"},
     "attempts": {"type": "array", "items": ATTEMPT, "description": "the last delivery attempts, newest first"}}}

@@ -71,6 +71,7 @@ def test_a_receiver_that_is_down_gets_the_same_event_later_with_backoff(client, 
     assert events.dispatcher.deliver_due(now=entry["next_at"] + 0.01) == 1  # fails again
     [entry] = events.outbox.pending()
     assert entry["attempts"] == 2
+    assert api(client, "GET", f"{REPO_HOOKS}{created['uuid']}").get_json()["number_of_failures"] == 2
     receiver.status = 500
     receiver.start()
     events.dispatcher.deliver_due(now=entry["next_at"] + 0.01)  # a 500 is not a delivery
@@ -81,8 +82,10 @@ def test_a_receiver_that_is_down_gets_the_same_event_later_with_backoff(client, 
     assert events.outbox.pending() == []
     ids = {item.headers["X-Index-Delivery"] for item in receiver.received}
     assert len(ids) == 1 and len(receiver.received) == 2  # the 500 one and the delivered one
-    attempts = api(client, "GET", f"{REPO_HOOKS}{created['uuid']}").get_json()["attempts"]
+    shown = api(client, "GET", f"{REPO_HOOKS}{created['uuid']}").get_json()
+    attempts = shown["attempts"]
     assert [a["status"] for a in attempts] == [204, 500, None, None]
+    assert shown["number_of_failures"] == 0
     assert "ConnectionRefusedError" in attempts[-1]["error"]
 
 
