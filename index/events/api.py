@@ -151,6 +151,10 @@ def _int_arg(name: str, default: int, highest: int) -> int:
 
 
 def _logs(query_repository: str | None) -> Response:
+    known = {"page", "per_page", "user", "event", "since"} | ({"repository"} if query_repository is None else set())
+    unknown = sorted(set(request.args) - known)
+    if unknown:
+        raise BadRequest(f"unknown query parameter(s): {', '.join(unknown)[:200]}; expected {', '.join(sorted(known))}")
     page = _int_arg("page", 1, MAX_PAGE)
     per_page = _int_arg("per_page", DEFAULT_PER_PAGE, MAX_PER_PAGE)
     event = request.args.get("event")
