@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 from flask import Flask, Response
 
-from . import (activation, events, health, logs, openapi, probes, proxies, registry, repositories,
+from . import (activation, api, events, health, logs, openapi, probes, proxies, registry, repositories,
                search, transport, users)
 from .accounts import create_account
 from .config import describe, load_config
@@ -55,6 +55,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     transport.init_app(app)
     for blueprint in (probes.bp, users.bp, repositories.bp, search.bp, health.bp, activation.bp, openapi.bp):
         app.register_blueprint(blueprint)
+    api.install(app, secret_key, settings["SECRET_KEY_FALLBACKS"])  # /api/v1 (access control)
     commands.register(app)
     events.install(app)  # audit trail, webhooks, /metrics and their /api/v1 routes
     if not settings["REGISTRY_ENDPOINTS"]:

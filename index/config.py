@@ -13,6 +13,7 @@ from typing import Any, Callable, Mapping
 REGISTRATION_POLICIES = ("open", "confirm", "approval", "closed")
 LOG_FORMATS = ("plain", "json")
 SMTP_SECURITY_MODES = ("starttls", "ssl", "none")
+VISIBILITIES = ("private", "public")
 
 
 class ConfigError(ValueError):
@@ -170,6 +171,10 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "AUDIT_KEEP_FILES": (5, _parse_count),
     # GET /metrics answers loopback clients, and others that send this as a bearer token.
     "METRICS_TOKEN": (None, _parse_str),
+    # Access control (index.permissions): what a new repository is, and whether reading public
+    # repositories needs an account.
+    "DEFAULT_VISIBILITY": ("private", _choice(*VISIBILITIES)),
+    "ANONYMOUS_PULL": (True, _parse_bool),
 }
 
 SECRET_SETTINGS = ("SECRET_KEY", "ADMIN_PASSWORD", "SECRET_KEY_FALLBACKS", "SMTP_PASSWORD", "METRICS_TOKEN")

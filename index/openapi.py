@@ -16,6 +16,7 @@ from . import names
 from .events import openapi as events_openapi
 from .payloads import json_response
 from .probes import API_VERSION
+from .api.openapi_paths import paths as api_paths
 
 bp = Blueprint("openapi", __name__)
 
@@ -380,7 +381,8 @@ def document() -> Json:
         "tags": [{"name": "index", "description": "accounts, repositories, tokens, search"},
                  {"name": "registry", "description": "the built-in v1 registry (protocol.md 10)"},
                  {"name": "operations", "description": "health probes, account activation, metrics"}],
-        "paths": {**_index_paths(), **_registry_paths(), **_operations_paths(), **events_openapi.paths()},
+        "paths": {**_index_paths(), **_registry_paths(), **_operations_paths(), **api_paths(),
+                  **events_openapi.paths()},
         "components": _with_events_security(_components()),
     }
 

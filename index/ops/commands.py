@@ -12,6 +12,7 @@ from __future__ import annotations
 from flask import Flask
 from flask.cli import FlaskGroup
 
+from ..api.cli import COMMANDS as ACCESS_COMMANDS
 from ..events.cli import audit_group, notifications_group
 from .backup import backup_command, restore_command, standalone_restore
 from .certs import cert_command
@@ -20,7 +21,7 @@ from .selfcheck import self_check_command
 from .serving import create_app_or_exit, serve_command
 
 APP_COMMANDS = (users, repositories, self_check_command, cert_command, backup_command, restore_command,
-                audit_group, notifications_group)
+                *ACCESS_COMMANDS, audit_group, notifications_group)
 
 
 def register(app: Flask) -> None:

@@ -217,3 +217,16 @@ def test_a_writer_killed_with_sigkill_leaves_a_readable_trail(tmp_path):
     assert numbers == list(range(len(numbers))) and len(numbers) > 50
     trail.append({"at": "2026-01-01T00:00:01.000Z", "event": "login", "n": "after"})
     assert next(trail.newest_first())["n"] == "after"
+
+
+def test_grants_and_visibility_changes_are_in_the_trail_once(app, client, docker):
+    assert docker.register("alice", "secret1").status_code == 201
+    assert docker.register("bobby", "secret1").status_code == 201
+    push(client, "alice/app", 1)
+    assert api(client, "PUT", "/api/v1/repository/alice/app/permissions/user/bobby", {"role": "read"}).status_code == 200
+    assert api(client, "POST", "/api/v1/repository/alice/app/changevisibility", {"visibility": "public"}).status_code == 200
+    entries = _trail(app)
+    grant = _only(entries, "grant_change")
+    assert (grant["user"], grant["repository"], grant["grantee"], grant["role"]) == ("alice", "alice/app", "bobby", "read")
+    visibility = _only(entries, "visibility_change")
+    assert (visibility["user"], visibility["repository"], visibility["visibility"]) == ("alice", "alice/app", "public")
