@@ -88,7 +88,8 @@ def test_activation_by_link_and_by_the_cli_are_audited(tmp_path, settings):
     assert client.post("/v1/users/", json=body).status_code == 201
     assert app.test_cli_runner().invoke(args=["users", "activate", "carol"]).exit_code == 0
     link = app.extensions["docker_index"].activation.token_for("carol")
-    app2 = create_app({**settings, "DATA_DIR": tmp_path / "other", "REGISTRATION": "confirm"})
+    app2 = create_app({**settings, "DATA_DIR": tmp_path / "other", "REGISTRATION": "confirm",
+                       "PUBLIC_HOST": "index.example.com"})
     assert app2.test_client().post("/v1/users/", json=body).status_code == 201
     token = app2.extensions["docker_index"].activation.token_for("carol")
     assert app2.test_client().get(f"/account/activate?token={token}").status_code == 200
