@@ -11,6 +11,7 @@ from flask import Flask, Response
 from . import (
     activation,
     api,
+    events,
     health,
     logs,
     openapi,
@@ -77,6 +78,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api.install(app, secret_key, settings["SECRET_KEY_FALLBACKS"])  # /api/v1 (access control)
     web.install(app, secret_key)
     commands.register(app)
+    events.install(app)  # audit trail, webhooks, /metrics and their /api/v1 routes
     if not settings["REGISTRY_ENDPOINTS"]:
         registry.install(app)  # built-in registry; otherwise external ones serve the layers
     log.info("docker index ready; effective settings: %s",

@@ -16,7 +16,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 
-from . import mail
+from . import events, mail
 from .errors import BadRequest, NotFound
 from .services import services
 from .store import RecordNotFound
@@ -78,6 +78,8 @@ def activate() -> Response:
         first_time = services().store.confirm_user(username)
     except RecordNotFound:  # the account was deleted after the link was sent
         raise NotFound(f"user {username} no longer exists") from None
+    if first_time:
+        events.record("activate", user=username, account=username, via="link")
     host = current_app.config["PUBLIC_HOST"] or request.host  # an answer to this caller only
     text = (f"Account {username} is active. Log in with: docker login {host}\n" if first_time
             else f"Account {username} was already confirmed; if it is inactive, an administrator deactivated it.\n")

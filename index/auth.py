@@ -8,8 +8,8 @@ from typing import Any
 
 from flask import Response, current_app, request
 
-from . import logs, passwords, permissions, principals
-from .errors import BadRequest, Forbidden, NotFound, Unauthorized
+from . import events, logs, passwords, permissions, principals
+from .errors import BadRequest, Forbidden, NotFound, TooManyRequests, Unauthorized
 from .names import RepoName
 from .services import services
 from .store import DELETING, generation_of
@@ -68,13 +68,20 @@ def login(username: str, password: str) -> dict[str, Any]:
         return caller(user)  # remembered: a push is never throttled
     # The attempt counts before bcrypt runs (429 when the limit is taken up by failures and
     # attempts still being checked), so parallel guesses cannot all reach bcrypt.
-    with found.login_throttle.attempt(request.remote_addr or "", username) as attempt:
-        if not passwords.check_password(password, stored_hash, current_app.config["BCRYPT_ROUNDS"]):
-            attempt.failed()
-            raise Unauthorized("wrong username or password")
+    address = request.remote_addr or ""
+    try:
+        with found.login_throttle.attempt(address, username) as attempt:
+            if not passwords.check_password(password, stored_hash, current_app.config["BCRYPT_ROUNDS"]):
+                attempt.failed()
+                events.login_failed(username, address)
+                raise Unauthorized("wrong username or password")
+    except TooManyRequests:
+        events.locked_out(username, address)
+        raise
     assert user is not None and stored_hash is not None
     found.credentials.remember(username, password, stored_hash)
     logs.set_user(username)
+    events.signed_in(username)  # once per credential-cache period, not on every request of a push
     return caller(user)
 
 
@@ -141,6 +148,14 @@ def token_grant(name: RepoName | None = None) -> Grant:
     at once (404 as for a missing repository when the holder may no longer read it, 403 when it
     may read but no longer do what the token was issued for).
     """
+    try:
+        return _verified_grant(name)
+    except (Unauthorized, Forbidden) as refused:
+        events.token_refused(refused.message)
+        raise
+
+
+def _verified_grant(name: RepoName | None) -> Grant:
     header = request.headers.get("Authorization", "")
     if scheme() != "token":
         raise Unauthorized("a Token is required", challenge=TOKEN_CHALLENGE)

@@ -174,13 +174,27 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "WEB_SESSION_IDLE_SECONDS": (8 * 3600, _parse_positive_int),
     # Pull/push counts are batched per worker and saved at most this often (see index.activity).
     "ACTIVITY_FLUSH_SECONDS": (10, _parse_positive_int),
+    # Webhooks (index.events): deliveries to loopback, link-local and private addresses are refused
+    # unless this is true, so a public index cannot be made to reach into its own network.
+    "WEBHOOK_ALLOW_PRIVATE": (False, _parse_bool),
+    # A failed delivery is retried after this many seconds, doubling up to the maximum, and given
+    # up once the event is older than WEBHOOK_GIVE_UP_SECONDS.
+    "WEBHOOK_RETRY_SECONDS": (10, _parse_positive_int),
+    "WEBHOOK_RETRY_MAX_SECONDS": (3600, _parse_positive_int),
+    "WEBHOOK_GIVE_UP_SECONDS": (24 * 3600, _parse_positive_int),
+    # The audit trail (<data dir>/audit/audit.jsonl) starts a new file past this size; this many
+    # older files are kept.
+    "AUDIT_MAX_BYTES": (10 * 1024 * 1024, _parse_positive_int),
+    "AUDIT_KEEP_FILES": (5, _parse_count),
+    # GET /metrics answers loopback clients, and others that send this as a bearer token.
+    "METRICS_TOKEN": (None, _parse_str),
     # Access control (index.permissions): what a new repository is, and whether reading public
     # repositories needs an account.
     "DEFAULT_VISIBILITY": ("private", _choice(*VISIBILITIES)),
     "ANONYMOUS_PULL": (True, _parse_bool),
 }
 
-SECRET_SETTINGS = ("SECRET_KEY", "ADMIN_PASSWORD", "SECRET_KEY_FALLBACKS", "SMTP_PASSWORD")
+SECRET_SETTINGS = ("SECRET_KEY", "ADMIN_PASSWORD", "SECRET_KEY_FALLBACKS", "SMTP_PASSWORD", "METRICS_TOKEN")
 _DEFAULT_SMTP_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
 
 

@@ -14,6 +14,7 @@ from flask import Blueprint, Response
 
 from . import names
 from .api.openapi_paths import paths as api_paths
+from .events import openapi as events_openapi
 from .payloads import json_response
 from .probes import API_VERSION
 
@@ -384,10 +385,16 @@ def document() -> Json:
                                 "Every error body is {\"error\": \"<message>\"}."},
         "tags": [{"name": "index", "description": "accounts, repositories, tokens, search"},
                  {"name": "registry", "description": "the built-in v1 registry (docs/protocol.md 10)"},
-                 {"name": "operations", "description": "health probes and account activation"}],
-        "paths": {**_index_paths(), **_registry_paths(), **_operations_paths(), **api_paths()},
-        "components": _components(),
+                 {"name": "operations", "description": "health probes, account activation, metrics"}],
+        "paths": {**_index_paths(), **_registry_paths(), **_operations_paths(), **api_paths(),
+                  **events_openapi.paths()},
+        "components": _with_events_security(_components()),
     }
+
+
+def _with_events_security(components: Json) -> Json:
+    components["securitySchemes"].update(events_openapi.SECURITY_SCHEMES)
+    return components
 
 
 @bp.get("/v1/openapi.json")

@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 
-from . import auth, names, permissions, principals
+from . import auth, events, names, permissions, principals
 from .auth import add_endpoints, add_token, endpoints
 from .errors import Forbidden, NotFound, Unauthorized
 from .names import LIBRARY, RepoName
@@ -41,6 +41,8 @@ def put_repository(namespace: str, repository: str) -> Response:
     hosts = endpoints()  # the answer must name an endpoint: fail (400) before writing, not after
     services().store.announce_repository(name.namespace, name.repository, images, owner=user["username"],
                                          new_fields=new_fields)
+    if new_fields is not None:
+        events.repository_created(name, user["username"])
     return add_token(json_response(""), name, "write", user, hosts)
 
 
@@ -94,6 +96,7 @@ def delete_repository(namespace: str, repository: str) -> Response:
     if "X-Docker-Endpoints" in request.headers:
         removed = store.delete_repository(name.namespace, name.repository)
         services().activity.forget(name.full)
+        events.repository_deleted(name, user["username"], removed)
         if registry is not None:
             registry.repository_removed(removed)
         return json_response("")
@@ -109,8 +112,9 @@ def put_images(namespace: str, repository: str) -> Response:
     user = _writer_of(name)
     images = names.image_list(read_json())
     # docker 0.8-1.5 always send []: the store answers that without a lock.
-    services().store.merge_images(name.namespace, name.repository, images)
+    record = services().store.merge_images(name.namespace, name.repository, images)
     services().activity.pushed(name.full, user["username"])  # the last request of a push
+    events.push_completed(name, user["username"], record)  # one push done: audit, webhooks
     return empty_response(204)
 
 

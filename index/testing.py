@@ -57,7 +57,7 @@ def running_index(settings: dict[str, Any] | None = None, *,
     ``settings`` (keys without the ``INDEX_`` prefix, e.g. ``{"REGISTRATION": "closed"}``) are
     applied on top of test-friendly defaults: fast bcrypt, a random secret key and admin password.
     """
-    from . import create_app
+    from . import create_app, events
 
     with tempfile.TemporaryDirectory(prefix="docker-index-") as temp:
         data_dir = Path(temp) / "data"
@@ -88,6 +88,7 @@ def running_index(settings: dict[str, Any] | None = None, *,
             server.shutdown()
             server.server_close()
             thread.join(STOP_TIMEOUT_SECONDS)
+            events.shutdown(app)  # its webhook delivery thread
 
 
 try:

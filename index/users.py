@@ -5,7 +5,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 
-from . import activation, auth, names, principals
+from . import activation, auth, events, names, principals
 from .accounts import create_account
 from .errors import BadRequest, Forbidden, Unauthorized
 from .passwords import hash_password
@@ -65,6 +65,8 @@ def register_account(username: Any, password: Any, email: Any) -> UserRecord:
     # confirm/approval: inactive (403 on every call) until the link or an admin activates it.
     user = create_account(services().store, username, password, email,
                           active=policy == "open", bcrypt_rounds=current_app.config["BCRYPT_ROUNDS"])
+    events.record("register", user=user["username"], account=user["username"], email=user["emails"][0],
+                  active=policy == "open")
     if policy != "open":
         activation.after_registration(user["username"], user["emails"][0])
     return user
@@ -97,6 +99,7 @@ def update_user(username: str) -> Response:
                          "one account may hold (INDEX_MAX_EMAILS_PER_ACCOUNT); nothing was changed") from None
     except AlreadyExists:  # answered 400 with its own message, not the generic 409
         raise BadRequest("email is already used by another account") from None
+    events.record("account_change", user=caller["username"], account=username, changed=sorted(data))
     return empty_response(204)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import names, permissions, principals
+from .. import events, names, permissions, principals
 from ..errors import BadRequest, Conflict, NotFound
 from ..names import LIBRARY, RepoName, ValidationError
 from ..services import services
@@ -87,6 +87,7 @@ def create_repository(name: RepoName, creator: dict[str, Any], chosen_visibility
                                          text, chosen_visibility, grants)
     except AlreadyExists:
         raise Conflict(f"repository {name.display} already exists") from None
+    events.record("repository_create", repository=name, visibility=chosen_visibility)
 
 
 def set_visibility(name: RepoName, chosen: str) -> None:
@@ -94,6 +95,7 @@ def set_visibility(name: RepoName, chosen: str) -> None:
         access_store().set_visibility(name.namespace, name.repository, chosen)
     except StoreNotFound:
         raise NotFound(f"repository {name.display} not found") from None
+    events.record("visibility_change", repository=name, visibility=chosen)
 
 
 def grants(name: RepoName, kind: str) -> dict[str, str]:
@@ -136,6 +138,7 @@ def _set_grant(name: RepoName, kind: str, who: str, role: str | None) -> bool:
         raise NotFound(f"repository {name.display} not found") from None
     if role is None and not changed:
         raise NotFound(f"{who} has no permission on {name.display}")
+    events.record("grant_change", repository=name, kind=kind, grantee=who, role=role)
     return changed
 
 
@@ -171,9 +174,11 @@ def set_team(org: str, team: Any, role: str, text: Any) -> dict[str, Any]:
     if team == OWNERS_TEAM and role != "admin":
         raise BadRequest("the owners team always has role admin")
     try:
-        return access_store().set_team(org, team, role, None if text is None else description(text))
+        found = access_store().set_team(org, team, role, None if text is None else description(text))
     except StoreNotFound:
         raise NotFound(f"organization {org} not found") from None
+    events.record("role_change", organization=org, team=team, role=role)
+    return found
 
 
 def delete_team(org: str, team: str) -> None:
@@ -210,6 +215,7 @@ def set_member(org: str, team: str, member: str, present: bool) -> None:
         raise NotFound(str(exc)) from None
     if not present and not changed:
         raise NotFound(f"{member} is not a member of team {team}")
+    events.record("role_change", organization=org, team=team, member=member, present=present)
 
 
 # -- robots -----------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from .. import accounts, names
+from .. import accounts, events, names
 from ..accounts import create_account
 from ..names import LIBRARY, RepoName, ValidationError
 from ..passwords import hash_password
@@ -83,6 +83,7 @@ def users_create(username: str, email: str, admin: bool, inactive: bool, passwor
                        bcrypt_rounds=current_app.config["BCRYPT_ROUNDS"])
     except AlreadyExists as exc:
         _fail(f"cannot create {username}: {exc.field} already exists")
+    events.record("register", account=username, email=email, admin=admin, active=not inactive)
     click.echo(f"created {'admin ' if admin else ''}user {username}"
                f"{' (inactive)' if inactive else ''}")
 
@@ -115,6 +116,11 @@ def _set_flag(username: str, message: str, *, active: bool | None = None, admin:
         services().store.update_user(username, active=active, admin=admin)
     except RecordNotFound:
         _fail(f"no user {username!r}")
+    kind = "role_change" if admin is not None else "activate" if active else "account_change"
+    if admin is not None:
+        events.record(kind, account=username, admin=admin)
+    else:
+        events.record(kind, account=username, active=active)
     click.echo(message)
 
 
@@ -158,6 +164,7 @@ def users_set_password(username: str, password_stdin: bool) -> None:
         found.store.update_user(username, password_hash=hash_password(password, current_app.config["BCRYPT_ROUNDS"]))
     except RecordNotFound:
         _fail(f"no user {username!r}")
+    events.record("account_change", account=username, changed=["password"])
     click.echo(f"password of {username} changed")
 
 
@@ -182,6 +189,8 @@ def users_delete(username: str, repositories_action: str | None, to: str | None,
         accounts.delete_account(found.store, found.registry, plan)
     except accounts.AccountError as exc:
         _fail(str(exc))
+    events.record("account_delete", account=username, repositories_deleted=list(plan.deleted),
+                  repositories_moved=list(plan.moved))
     for name in plan.deleted:
         click.echo(f"deleted repository {name}")
     for name in plan.moved:
@@ -279,6 +288,7 @@ def repositories_delete(name: str, yes: bool) -> None:
         removed = found.store.delete_repository(repo.namespace, repo.repository)
     except RecordNotFound:
         _fail(f"no repository {repo.display!r}")
+    events.repository_deleted(repo, None, removed)
     if found.registry is not None:
         found.registry.repository_removed(removed)
     click.echo(f"deleted repository {repo.display}")

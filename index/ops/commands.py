@@ -13,6 +13,7 @@ from flask import Flask
 from flask.cli import FlaskGroup
 
 from ..api.cli import COMMANDS as ACCESS_COMMANDS
+from ..events.cli import audit_group, notifications_group
 from .backup import backup_command, restore_command, standalone_restore
 from .certs import cert_command
 from .cli import repositories, users
@@ -21,7 +22,7 @@ from .serving import create_app_or_exit, serve_command
 from .usage import usage_command
 
 APP_COMMANDS = (users, repositories, self_check_command, cert_command, backup_command, restore_command,
-                usage_command, *ACCESS_COMMANDS)
+                usage_command, *ACCESS_COMMANDS, audit_group, notifications_group)
 
 
 def register(app: Flask) -> None:

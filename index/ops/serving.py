@@ -14,6 +14,7 @@ import click
 from flask import Flask
 
 from ..config import ConfigError, load_config
+from ..events.metrics import prepare_multiprocess_dir
 from ..logs import JsonFormatter
 from ..store import CorruptDataFile, StorageFailure
 
@@ -97,6 +98,7 @@ def serve() -> None:
         settings = load_config()
     except ConfigError as exc:
         fail(str(exc))
+    prepare_multiprocess_dir()  # before any worker exists: /metrics then adds up every worker
     app = create_app_or_exit()
 
     class IndexServer(BaseApplication):

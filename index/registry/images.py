@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
-from .. import names
+from .. import events, names
 from ..errors import BadRequest, Conflict, InsufficientStorage, NotFound, PayloadTooLarge
 from ..payloads import json_response, read_json_raw
 from ..store.images import COMPLETE, LAYER_STORED, choose
@@ -168,6 +168,7 @@ def put_layer(image_id: str) -> Response:
         raise
     if previous is not None:
         found._drop([(image_id, scope.uploader, previous)])
+    events.layer_received(upload.size)
     return json_response(True)
 
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, g
 
-from .. import names
+from .. import events, names
 from ..errors import Forbidden, NotFound
 from ..payloads import json_response, read_json
 from ..repository_urls import repository_route
@@ -71,10 +71,11 @@ def put_tag(namespace: str, repository: str, tag: str) -> Response:
 def delete_tag(namespace: str, repository: str, tag: str) -> Response:
     name = names.repo_name(namespace, repository)
     names.tag(tag)
-    access.repository(name, "delete")
+    record = access.repository(name, "delete")
     removed = registry().store.delete_tags(name.namespace, name.repository, [tag])
     if not removed:
         raise NotFound(f"tag {tag} not found in repository {name.display}")
+    events.tags_deleted(name, g.get("log_user"), {tag: str(record.get("tags", {}).get(tag, ""))})
     return json_response(True)
 
 

@@ -56,6 +56,14 @@ EXCLUDED_PER_OPERATION = {
     ("PUT", "/v1/images/{image_id}/json"): [positive_data_acceptance],
     ("PUT", "/v1/images/{image_id}/layer"): [positive_data_acceptance],
     ("PUT", "/v1/images/{image_id}/checksum"): [positive_data_acceptance],
+    # A webhook URL must also resolve, to a public address (unless INDEX_WEBHOOK_ALLOW_PRIVATE):
+    # a generated https://0.com is rightly a 400.
+    ("POST", "/api/v1/repository/{namespace}/{repository}/notification/"): [positive_data_acceptance],
+    ("POST", "/api/v1/organization/{org}/notification/"): [positive_data_acceptance],
+    ("POST", "/api/v1/user/notification/"): [positive_data_acceptance],
+    # `since` must also be a real calendar time (no month 13), which a pattern cannot say.
+    ("GET", "/api/v1/superuser/logs"): [positive_data_acceptance],
+    ("GET", "/api/v1/repository/{namespace}/{repository}/logs"): [positive_data_acceptance],
 }
 
 
