@@ -10,6 +10,7 @@ minimum body rate, so slow clients hold no Python thread (bench/README.md: "Serv
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any, Mapping, NoReturn
 
 import click
@@ -81,7 +82,7 @@ def granian_options(settings: Mapping[str, Any]) -> dict[str, Any]:
         },
     }
     if settings["TLS_CERT"]:
-        options.update(ssl_cert=settings["TLS_CERT"], ssl_key=settings["TLS_KEY"],
+        options.update(ssl_cert=Path(settings["TLS_CERT"]), ssl_key=Path(settings["TLS_KEY"]),
                        ssl_protocol_min=SSLProtocols.tls12)  # docker clients of the v1 era
     return options
 
