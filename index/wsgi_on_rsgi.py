@@ -209,9 +209,12 @@ class WsgiOnRsgi:
                                        ("Content-Length", str(len(_ERROR_BODY)))], _ERROR_BODY)
             return
         if streamed is not None and streamed.too_slow:
-            # The app turned the broken body into its own answer; the connection must still close.
-            headers = [(name, value) for name, value in headers if name.lower() != "connection"]
-            headers.append(("Connection", "close"))
+            # The app turned the broken body into an answer of its own (a 400 "upload broke
+            # off"); the client is told why instead, and the connection closes.
+            if rest is not None:
+                await loop.run_in_executor(self._pool, _close, rest)
+            self._too_slow(proto)
+            return
         if rest is None:
             proto.response_bytes(status, headers, first)
             return
@@ -339,6 +342,12 @@ class _Closing:
         close = getattr(self._result, "close", None)
         if close is not None:
             close()
+
+
+def _close(iterable: Any) -> None:
+    close = getattr(iterable, "close", None)
+    if close is not None:
+        close()
 
 
 def _status(line: str) -> int:
