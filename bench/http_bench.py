@@ -4,7 +4,7 @@
     .venv/bin/python bench/http_bench.py --duration 5 --large 0 --only "login,search 1000 repos"
 
 The server is started exactly as ``make run`` starts it (``make -C <repo> run HOST=127.0.0.1
-PORT=<free port>``: gunicorn, the Makefile's workers/threads, access log) with a temporary
+PORT=<free port>``: granian, the Makefile's workers/threads, the app's request log) with a temporary
 ``INDEX_DATA_DIR``, once on a data dir with 1,000 repositories and once on one with 100,000.
 The data is written beforehand through the ``Store`` API (or, for the large set, its files are
 written whole and checked through it), never through HTTP.
@@ -13,7 +13,7 @@ This process is the load generator: ``--clients`` threads, each with its own kee
 connection and pre-built request bytes (closed loop: the next request goes out when the previous
 answer is read). Each workload is warmed up, then measured in ``--slices`` that alternate with
 slices of ``/v1/_ping``, so each ratio compares with a ceiling measured at the same time; the
-gunicorn workers' CPU time per request is reported too. Loopback only; every loop is bounded in
+server workers' CPU time per request is reported too. Loopback only; every loop is bounded in
 time and count. See bench/README.md.
 """
 from __future__ import annotations
@@ -266,7 +266,7 @@ class Server:
         raise RuntimeError(f"the server did not answer /v1/_ping within {START_TIMEOUT_SECONDS:.0f} s")
 
     def worker_pids(self) -> list[int]:
-        """gunicorn's workers: the children of the master, the child of the make we started."""
+        """The server's workers: the children of the main process, the child of the make we started."""
         def children(pid: int) -> list[int]:
             found: list[int] = []
             for task in Path(f"/proc/{pid}/task").glob("*/children"):
@@ -286,7 +286,7 @@ class Server:
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
     def workers(self) -> int:
-        return self.log_path.read_text(errors="replace").count("Booting worker")
+        return self.log_path.read_text(errors="replace").count("Spawning worker-")
 
     def log_tail(self, lines: int = 20) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -911,7 +911,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine()}")
     print(f"load: {args.clients} clients (threads of this process, one keep-alive connection each); per "
           f"workload {args.warmup:g} s warm-up, then {args.slices} x ({args.duration / args.slices:g} s ping, "
-          f"{args.duration / args.slices:g} s workload); server: make run (gunicorn)")
+          f"{args.duration / args.slices:g} s workload); server: make run (granian); load average "
+          f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     users = [BenchUser(f"bench{client}", f"benchpass{client}") for client in range(args.clients)]
     measurements: list[Measurement] = []
     workdir = Path(tempfile.mkdtemp(prefix="index-bench-", dir=args.data_parent))
@@ -944,7 +945,7 @@ def main(argv: list[str] | None = None) -> int:
                     overall.ceiling = overall.requests_per_second
                     overall.ceiling_cpu = overall.server_us_per_request
                     measurements.append(overall)
-                print(f"  server: {server.workers()} gunicorn workers booted (log {server.log_path.name})")
+                print(f"  server: {server.workers()} granian workers started (log {server.log_path.name})")
             finally:
                 server.stop()
         print()

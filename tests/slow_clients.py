@@ -21,8 +21,10 @@ class SlowClients:
     ``closed_at`` (seconds after opening) and ``answers`` (the first bytes it sent back)."""
 
     def __init__(self, port: int, partial: int, trickling: int, interval: float = 1.0,
-                 limit_seconds: float = 120.0) -> None:
+                 limit_seconds: float = 120.0, reopen: bool = False) -> None:
         self.port = port
+        self.reopen = reopen  # replace each connection the server closes (a persistent attacker)
+        self.reopened = 0
         self.partial_count, self.trickling_count = partial, trickling
         self.interval, self.limit_seconds = interval, limit_seconds
         self.partial: list[socket.socket] = []
@@ -59,9 +61,12 @@ class SlowClients:
             if not open_sockets:
                 return
             wait = max(0.0, min(0.2, next_trickle - time.monotonic()))
-            readable, _, _ = select.select(open_sockets, [], [], wait)
-            for sock in readable:
-                self._read(sock)
+            poller = select.poll()  # not select(): descriptors past 1024 with hundreds open
+            by_fd = {sock.fileno(): sock for sock in open_sockets}
+            for fd in by_fd:
+                poller.register(fd, select.POLLIN)
+            for fd, _ in poller.poll(wait * 1000):
+                self._read(by_fd[fd])
             if time.monotonic() >= next_trickle:
                 next_trickle += self.interval
                 for sock in self.trickling:
@@ -85,7 +90,23 @@ class SlowClients:
             self._closed(sock)
 
     def _closed(self, sock: socket.socket) -> None:
-        self.closed_at.setdefault(self._ids[sock], time.monotonic() - self.opened)
+        key = self._ids[sock]
+        if key in self.closed_at:
+            return
+        self.closed_at[key] = time.monotonic() - self.opened
+        if self.reopen and not self._stop.is_set() and self.reopened < 100_000:
+            kind = self.trickling if sock in self.trickling else self.partial
+            try:
+                kind.append(self._open(TRICKLE_HEAD if kind is self.trickling else PARTIAL_HEADERS))
+                self.reopened += 1
+            except OSError:
+                pass
+            sock.close()
+
+    def open_count(self) -> tuple[int, int]:
+        """(partial, trickling) connections open right now."""
+        return (sum(self._ids[s] not in self.closed_at for s in self.partial),
+                sum(self._ids[s] not in self.closed_at for s in self.trickling))
 
     def all_closed(self, sockets: list[socket.socket]) -> bool:
         return all(self._ids[sock] in self.closed_at for sock in sockets)

@@ -57,11 +57,12 @@ class KeyedTable(Table):
 class _ReadStorage(Storage):
     """TinyDB's storage seam for reads: the DataFile's shared, cached parse."""
 
-    def __init__(self, datafile: DataFile) -> None:
+    def __init__(self, datafile: DataFile, retain: bool = True) -> None:
         self._datafile = datafile
+        self._retain = retain
 
     def read(self) -> dict[str, Any] | None:
-        return self._datafile.read_shared()
+        return self._datafile.read_shared(retain=self._retain)
 
     def write(self, data: dict[str, Any]) -> None:
         raise RuntimeError("write outside a transaction")
@@ -171,8 +172,8 @@ class Store(ForkSafe):
                 self._note_change(datafile.path.stem)
 
     @staticmethod
-    def _reader(datafile: DataFile, table: str) -> Table:
-        return _Database(storage=_StorageFactory(_ReadStorage(datafile))).table(table, cache_size=0)
+    def _reader(datafile: DataFile, table: str, retain: bool = True) -> Table:
+        return _Database(storage=_StorageFactory(_ReadStorage(datafile, retain))).table(table, cache_size=0)
 
     def _lookup(self, path: Path, table: str, key: str) -> dict[str, Any] | None:
         """One record by its key, straight from the file's shared parse (do not mutate it).
@@ -452,13 +453,17 @@ class Store(ForkSafe):
             return []
         return sorted(path.stem for path in folder.glob("*.json"))
 
-    def iter_repositories(self, namespace: str | None = None) -> Iterator[dict[str, Any]]:
-        """Every repository record (all states), namespace by namespace."""
+    def iter_repositories(self, namespace: str | None = None, *, retain: bool = True) -> Iterator[dict[str, Any]]:
+        """Every repository record (all states), namespace by namespace.
+
+        ``retain=False`` for a pass over many namespaces (the search index): each file's parse is
+        dropped after use instead of staying in this process's read cache.
+        """
         for ns in ([namespace] if namespace else self.namespaces()):
             datafile = self._existing(self._namespace_path(ns))
             if datafile is None:
                 continue
-            for doc in self._reader(datafile, "repositories").all():
+            for doc in self._reader(datafile, "repositories", retain).all():
                 yield _repository_view(doc)
 
     # -- change detection, for what a worker keeps in memory (index.search_index) ------------
