@@ -24,7 +24,7 @@ def _bridged():
     import sys
     from pathlib import Path
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from index.wsgi_on_rsgi import WsgiOnRsgi
+    from index.ops.wsgi_on_rsgi import WsgiOnRsgi
     return WsgiOnRsgi(app, threads=4, min_body_rate=500, body_grace=10.0)
 
 

@@ -12,14 +12,12 @@ from __future__ import annotations
 import math
 import time
 
-from flask import Flask, current_app
 from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
 from .errors import TooManyRequests
 
-EXTENSION_KEY = "docker_index_login_throttle"
 _MAX_USERNAME_KEY_CHARS = 64  # bounds the memory one attacker-chosen username can occupy
 
 
@@ -57,10 +55,3 @@ class LoginThrottle:
         for key in self._keys(address, username):
             self._limiter.hit(self._item, *key)
 
-
-def init_app(app: Flask) -> None:
-    app.extensions[EXTENSION_KEY] = LoginThrottle(app.config["LOGIN_FAILURES_PER_MINUTE"])
-
-
-def login_throttle() -> LoginThrottle:
-    return current_app.extensions[EXTENSION_KEY]

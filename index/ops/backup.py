@@ -31,8 +31,9 @@ from typing import Iterator
 
 import click
 
-from .store import CHANGES_NAME, Store
-from .store.files import (GATE_LOCK, IN_USE_LOCK, LOCK_SUFFIX, TEMP_MARK, DataFile, StoreError,
+from ..store import CHANGES_NAME, Store
+from ..store.errors import StoreError
+from ..store.files import (GATE_LOCK, IN_USE_LOCK, LOCK_SUFFIX, TEMP_MARK, DataFile,
                           atomic_file, exclusive_use, fsync_dir)
 
 MANIFEST = "index-backup.json"
@@ -272,7 +273,7 @@ def _swap_in(staging: Path, data_dir: Path, keep_aside: bool) -> None:
 @click.argument("dest", type=click.Path(dir_okay=False, path_type=Path))
 def backup_command(dest: Path) -> None:
     """Write a consistent .tar.gz of the data dir to DEST while the index keeps running."""
-    from .services import services
+    from ..services import services
     try:
         summary = create_backup(services().store, dest)
     except (BackupError, StoreError, OSError) as exc:
@@ -287,7 +288,7 @@ def restore_command(archive: Path, force: bool) -> None:
     """Restore ARCHIVE (made by backup) into the data dir of a stopped index."""
     from flask import current_app
 
-    from .services import services
+    from ..services import services
     store = services().store
     store.close()  # this command opened the data dir itself to start the app
     _restore_and_report(archive, store.root, force, current_app.config.get("ADMIN_USERNAME"))
@@ -311,6 +312,6 @@ def main() -> None:
 @click.option("--force", is_flag=True, help="replace a data dir that holds data (kept aside)")
 def standalone_restore(archive: Path, force: bool) -> None:
     """Restore ARCHIVE into INDEX_DATA_DIR without starting the app."""
-    from .config import load_config
+    from ..config import load_config
     settings = load_config()
     _restore_and_report(archive, settings["DATA_DIR"], force, settings["ADMIN_USERNAME"])

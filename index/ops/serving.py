@@ -16,8 +16,8 @@ from typing import Any, Mapping, NoReturn
 import click
 from flask import Flask
 
-from .config import ConfigError, load_config
-from .store import CorruptDataFile, StorageFailure
+from ..config import ConfigError, load_config
+from ..store import CorruptDataFile, StorageFailure
 from .wsgi_on_rsgi import WsgiOnRsgi
 
 # On SIGTERM, requests in flight (a layer upload, say) get this long to finish; then the worker
@@ -35,7 +35,7 @@ def fail(message: str) -> NoReturn:
 
 def create_app_or_exit(config: Mapping[str, Any] | None = None) -> Flask:
     """create_app, with start-up problems reduced to one clear line."""
-    from . import create_app
+    from .. import create_app
     try:
         return create_app(config)
     except ConfigError as exc:
