@@ -4,12 +4,15 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import os
 import signal
 import socket
 import ssl
 import subprocess
+import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -121,3 +124,25 @@ def test_without_proxy_count_no_forwarded_header_is_believed(tmp_path):
     assert f"activation link for alice <alice@example.com>: {served.url}/account/activate?token=" in log
     assert "127.0.0.1 - POST /v1/users/ 201" in log
     assert "203.0.113.9" not in log and "evil.example" not in log
+
+
+def test_a_worker_killed_with_sigkill_is_replaced(tmp_path):
+    settings = {"INDEX_DATA_DIR": str(tmp_path / "data"), "INDEX_WORKERS": "1"}
+    with serving(settings, tmp_path / "serve.log") as served:
+        children = Path(f"/proc/{served.process.pid}/task/{served.process.pid}/children").read_text().split()
+        assert len(children) == 1
+        os.kill(int(children[0]), signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        status = None
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{served.url}/v1/_ping", timeout=2) as answer:
+                    status = answer.status
+                    replaced = Path(f"/proc/{served.process.pid}/task/{served.process.pid}/children").read_text().split()
+                    if status == 200 and replaced and replaced != children:
+                        break
+            except OSError:
+                pass
+            time.sleep(0.2)
+        assert status == 200
+        assert replaced and replaced != children
