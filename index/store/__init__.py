@@ -22,7 +22,8 @@ from tinydb.table import Document, Table
 from .changes import CHANGES_NAME, ChangeLog
 from ..names import LIBRARY
 from .errors import AlreadyExists, CorruptDataFile, RecordNotFound, StorageFailure, StoreError
-from .files import LOCK_TIMEOUT_SECONDS, DataFile, InUseMark, ensure_dir, remove_stale_temp_files, stat_or_none
+from .files import (LOCK_TIMEOUT_SECONDS, DataFile, InUseMark, check_framing, ensure_dir, remove_stale_temp_files,
+                    stat_or_none)
 from .records import json_copy, now
 from .tables import Tables
 
@@ -81,10 +82,12 @@ class Store:
             self.changes.note(path.stem)
 
     def open(self) -> None:
-        """Prepare the data dir: finish interrupted writes' clean-up, then parse every file.
+        """Prepare the data dir: finish interrupted writes' clean-up, then check every file.
 
-        Raises CorruptDataFile naming the first file that does not parse. A data dir that exists
-        but cannot be written (read-only mount) is still opened, so reads keep being served.
+        Raises CorruptDataFile naming the first damaged file. Namespace files (one per
+        namespace: tens of thousands) get the cheap framing check, the others a full parse; none
+        is kept in memory. A data dir that exists but cannot be written (read-only mount) is
+        still opened, so reads keep being served.
         """
         try:
             ensure_dir(self.namespaces_dir)
@@ -97,7 +100,10 @@ class Store:
         except StorageFailure as exc:
             log.error("could not clean up temp files (the data dir is not writable?): %s", exc)
         for path in self.data_files():
-            self._datafile(path).check()
+            if path.parent == self.namespaces_dir:
+                check_framing(path)
+            else:
+                self._datafile(path).check()
 
     def close(self) -> None:
         """Stop marking the data dir as in use by this process (see :func:`files.exclusive_use`)."""

@@ -365,6 +365,34 @@ def stat_or_none(path: Path, what: str) -> os.stat_result | None:
         raise StorageFailure(f"could not read {what}: {exc.strerror}") from None
 
 
+_FRAME_BYTES = 64
+
+
+def check_framing(path: Path) -> None:
+    """The start-up check of a namespace file: one JSON object from its first to its last byte.
+
+    Reads two small blocks instead of parsing the whole file, so a start at 100,000 repositories
+    does not parse them all; it catches what damages a file in practice (empty, truncated,
+    zero-filled, not an object). Anything subtler is found by the full parse at the file's first
+    use, which answers 500 naming the file and never treats it as empty.
+    """
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(_FRAME_BYTES)
+            size = os.fstat(handle.fileno()).st_size
+            if size > _FRAME_BYTES:
+                handle.seek(-_FRAME_BYTES, os.SEEK_END)
+                tail = handle.read(_FRAME_BYTES)
+            else:
+                tail = head
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise _failure("read", path, exc) from None
+    if not head.lstrip().startswith(b"{") or not tail.rstrip().endswith(b"}"):
+        raise CorruptDataFile(path, "it does not hold one whole JSON object")
+
+
 def _stat_key(info: os.stat_result) -> tuple[int, int, int]:
     return (info.st_ino, info.st_size, info.st_mtime_ns)
 
