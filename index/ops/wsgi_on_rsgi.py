@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 # Bodies up to this size are read whole on the event loop before the app runs (JSON documents);
 # larger or chunked ones (layers) are streamed to the app as it reads them.
 SMALL_BODY_BYTES = 256 * 1024
+# An app that answers before reading a streamed body (a 404 for a layer without its json): this
+# much of the rest is read and dropped so the client can read the answer; past it, the
+# connection is closed after the answer.
+DRAIN_BYTES = 4 * 1024 * 1024
 # A response whose iterable yields at most this much before ending is sent in one piece.
 WHOLE_RESPONSE_BYTES = 1024 * 1024
 FILE_BLOCK_BYTES = 1024 * 1024
@@ -92,6 +96,22 @@ class StreamedBody(io.RawIOBase):
             self._deadline.record(time.monotonic() - started, 0)
         self._deadline.record(0.0, len(chunk))
         return bytes(chunk)
+
+    async def drain(self, limit: int) -> bool:
+        """On the event loop, after the app answered without reading it all: read and drop the
+        rest of the body, up to ``limit`` bytes, so the client gets to read the answer instead
+        of a reset connection. False when more remains (or it came too slowly)."""
+        dropped = len(self._buffer)
+        self._buffer = b""
+        while not self._done and dropped <= limit:
+            try:
+                chunk = await self._next_chunk()
+            except BodyTooSlow:
+                return False
+            if not chunk:
+                self._done = True
+            dropped += len(chunk)
+        return self._done
 
     def _fill(self) -> bool:
         if self._done:
@@ -215,6 +235,9 @@ class WsgiOnRsgi:
                 await loop.run_in_executor(self._pool, _close, rest)
             self._too_slow(proto)
             return
+        if streamed is not None and not await streamed.drain(DRAIN_BYTES):
+            headers = [(name, value) for name, value in headers if name.lower() != "connection"]
+            headers.append(("Connection", "close"))
         if rest is None:
             proto.response_bytes(status, headers, first)
             return
