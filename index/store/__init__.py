@@ -23,7 +23,7 @@ from .changes import CHANGES_NAME, ChangeLog
 from ..names import LIBRARY
 from .errors import AlreadyExists, CorruptDataFile, RecordNotFound, StorageFailure, StoreError
 from .files import (LOCK_TIMEOUT_SECONDS, DataFile, InUseMark, check_framing, ensure_dir, remove_stale_temp_files,
-                    stat_or_none)
+                    stat_or_none, walk_files)
 from .records import json_copy, now
 from .tables import Tables
 
@@ -99,11 +99,16 @@ class Store:
             remove_stale_temp_files(self.db_dir, self._datafile)
         except StorageFailure as exc:
             log.error("could not clean up temp files (the data dir is not writable?): %s", exc)
-        for path in self.data_files():
-            if path.parent == self.namespaces_dir:
-                check_framing(path)
-            else:
-                self._datafile(path).check()
+        namespaces = str(self.namespaces_dir)
+        for parent, folders, names in os.walk(self.db_dir):  # strings: Path objects cost here
+            folders.sort()
+            for name in sorted(names):
+                if not name.endswith(".json"):
+                    continue
+                if parent == namespaces:
+                    check_framing(os.path.join(parent, name))
+                else:
+                    self._datafile(Path(parent, name)).check()
 
     def close(self) -> None:
         """Stop marking the data dir as in use by this process (see :func:`files.exclusive_use`)."""
@@ -111,7 +116,7 @@ class Store:
             self._in_use.release()
 
     def data_files(self) -> list[Path]:
-        return sorted(path for path in self.db_dir.rglob("*.json") if path.is_file())
+        return walk_files(self.db_dir, lambda name: name.endswith(".json"))
 
     def writing(self) -> contextlib.AbstractContextManager[None]:
         """Hold off backups while changing files of the data dir (see :meth:`Tables.writing`)."""
