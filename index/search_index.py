@@ -225,5 +225,7 @@ def _entry(record: dict) -> _Entry:
     full = f"{namespace}/{name}"
     description = record.get("description") or ""
     lower = description.lower()
+    if lower == description:
+        lower = description  # one string, not two equal ones: memory at 100,000 repositories
     return _Entry(name=name if namespace == LIBRARY else full, full=full, description=description,
                   description_lower=lower)
