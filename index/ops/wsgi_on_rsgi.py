@@ -15,6 +15,7 @@ downloads in 1 MiB blocks through ``wsgi.file_wrapper``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import sys
@@ -266,18 +267,24 @@ class WsgiOnRsgi:
     async def _stream(self, loop: asyncio.AbstractEventLoop, proto: Any, status: int,
                       headers: list[tuple[str, str]], first: bytes, rest: Iterator[bytes]) -> None:
         transport = proto.response_stream(status, headers)
+        # The next block is read (in a pool thread) while the current one is being sent.
+        upcoming = loop.run_in_executor(self._pool, next, rest, None)
         try:
             if first:
                 await transport.send_bytes(first)
             while True:
-                chunk = await loop.run_in_executor(self._pool, next, rest, None)
+                chunk = await upcoming
                 if chunk is None:
                     return
+                upcoming = loop.run_in_executor(self._pool, next, rest, None)
                 if chunk:
                     await transport.send_bytes(chunk)
         except Exception as exc:  # the client went away mid-download
             log.debug("streaming a response stopped: %s", exc)
         finally:
+            # A read still running must end before the iterable is closed under it.
+            with contextlib.suppress(Exception):
+                await upcoming
             close = getattr(rest, "close", None)
             if close is not None:
                 await loop.run_in_executor(self._pool, close)
