@@ -17,11 +17,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import os
 import logging
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+import queue
+import threading
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
+
+from werkzeug.wsgi import _RangeWrapper  # what send_file answers a Range request with
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +183,58 @@ def _split_host_port(address: str) -> tuple[str, str]:
     return host.strip("[]"), port
 
 
+class RequestThreads:
+    """The threads that run the app, fed from the event loop.
+
+    What ``loop.run_in_executor`` does, without its two futures and their chained callbacks per
+    call: a job goes into a queue, and the thread that ran it sets the loop's future through
+    ``call_soon_threadsafe``. At a few thousand requests a second that difference is measurable.
+    """
+
+    def __init__(self, count: int, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._threads = [threading.Thread(target=self._work, name=f"request-{n}", daemon=True)
+                         for n in range(count)]
+        for thread in self._threads:
+            thread.start()
+
+    def run(self, function: Callable[..., Any], *args: Any) -> asyncio.Future:
+        future = self._loop.create_future()
+        self._jobs.put((future, function, args))
+        return future
+
+    def _work(self) -> None:
+        loop = self._loop
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            future, function, args = job
+            try:
+                result = function(*args)
+            except BaseException as exc:  # handed to the awaiting coroutine
+                loop.call_soon_threadsafe(_fail, future, exc)
+            else:
+                loop.call_soon_threadsafe(_succeed, future, result)
+
+    def shutdown(self) -> None:
+        for _ in self._threads:
+            self._jobs.put(None)
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+
+def _succeed(future: asyncio.Future, result: Any) -> None:
+    if not future.done():
+        future.set_result(result)
+
+
+def _fail(future: asyncio.Future, exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
+
+
 class WsgiOnRsgi:
     """An RSGI application (``__rsgi__``) that runs ``wsgi_app`` in a pool of ``threads``."""
 
@@ -187,15 +244,15 @@ class WsgiOnRsgi:
         self.threads = threads
         self.min_body_rate = min_body_rate
         self.body_grace = body_grace
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: RequestThreads | None = None
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
         # Called in each worker after it started: threads must not be made before the fork.
-        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="request")
+        self._pool = RequestThreads(self.threads, loop)
 
     def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=True)
+            self._pool.shutdown()
 
     async def __rsgi__(self, scope: Any, proto: Any) -> None:
         if scope.proto != "http":
@@ -220,7 +277,7 @@ class WsgiOnRsgi:
             streamed = StreamedBody(loop, proto, deadline)
             environ["wsgi.input"] = streamed
         try:
-            status, headers, first, rest = await loop.run_in_executor(self._pool, self._call_app, environ)
+            status, headers, first, rest = await self._pool.run(self._call_app, environ)
         except Exception:
             if streamed is not None and streamed.too_slow:
                 self._too_slow(proto)
@@ -233,7 +290,7 @@ class WsgiOnRsgi:
             # The app turned the broken body into an answer of its own (a 400 "upload broke
             # off"); the client is told why instead, and the connection closes.
             if rest is not None:
-                await loop.run_in_executor(self._pool, _close, rest)
+                await self._pool.run(_close, rest)
             self._too_slow(proto)
             return
         if streamed is not None and not await streamed.drain(DRAIN_BYTES):
@@ -241,6 +298,12 @@ class WsgiOnRsgi:
             headers.append(("Connection", "close"))
         if rest is None:
             proto.response_bytes(status, headers, first)
+            return
+        if isinstance(rest, SentFile):
+            if rest.start is None:
+                proto.response_file(status, headers, rest.path)
+            else:
+                proto.response_file_range(status, headers, rest.path, rest.start, rest.end)
             return
         await self._stream(loop, proto, status, headers, first, rest)
 
@@ -268,7 +331,7 @@ class WsgiOnRsgi:
                       headers: list[tuple[str, str]], first: bytes, rest: Iterator[bytes]) -> None:
         transport = proto.response_stream(status, headers)
         # The next block is read (in a pool thread) while the current one is being sent.
-        upcoming = loop.run_in_executor(self._pool, next, rest, None)
+        upcoming = self._pool.run(next, rest, None)
         try:
             if first:
                 await transport.send_bytes(first)
@@ -276,7 +339,7 @@ class WsgiOnRsgi:
                 chunk = await upcoming
                 if chunk is None:
                     return
-                upcoming = loop.run_in_executor(self._pool, next, rest, None)
+                upcoming = self._pool.run(next, rest, None)
                 if chunk:
                     await transport.send_bytes(chunk)
         except Exception as exc:  # the client went away mid-download
@@ -287,9 +350,9 @@ class WsgiOnRsgi:
                 await upcoming
             close = getattr(rest, "close", None)
             if close is not None:
-                await loop.run_in_executor(self._pool, close)
+                await self._pool.run(close)
 
-    def _call_app(self, environ: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes, Iterator[bytes] | None]:
+    def _call_app(self, environ: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes, Any]:
         """In a pool thread: run the app; its answer whole, or its first part and an iterator."""
         started: list[Any] = []
 
@@ -300,6 +363,12 @@ class WsgiOnRsgi:
             return _no_write
 
         result = self.wsgi_app(environ, start_response)
+        sent_file = _file_answer(result)
+        if sent_file is not None:
+            # granian sends the file itself, at the pace the client reads it (a streamed answer
+            # would be queued in memory whole: granian's stream channel has no bound).
+            _close(result)
+            return _status(started[0]), list(started[1]), b"", sent_file
         iterator = iter(result)
         parts: list[bytes] = []
         size = 0
@@ -353,6 +422,30 @@ class WsgiOnRsgi:
             else:
                 environ[key] = value
         return environ
+
+
+@dataclass(frozen=True)
+class SentFile:
+    """An answer that is a file on disk (``send_file``), whole or a byte range of it."""
+
+    path: str
+    start: int | None = None
+    end: int | None = None  # exclusive
+
+
+def _file_answer(result: Any) -> SentFile | None:
+    """The file behind an app's answer, when it is one of ours read from a path on disk."""
+    inner, start, end = result, None, None
+    if isinstance(result, _RangeWrapper):
+        inner, start, end = result.iterable, result.start_byte, result.end_byte
+    if not isinstance(inner, FileBlocks):
+        return None
+    path = getattr(inner.file, "name", None)
+    if not isinstance(path, str) or not os.path.isabs(path):
+        return None
+    if start is not None and end is None:
+        end = os.fstat(inner.file.fileno()).st_size
+    return SentFile(path, start, end)
 
 
 class _Closing:
