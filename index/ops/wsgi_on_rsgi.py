@@ -9,20 +9,20 @@ thread of the pool run the app. A body that stalls or trickles is answered ``408
 connection closed, and the thread it would have held keeps serving others.
 
 Headers are granian's job (``http1_header_read_timeout``). Responses go back through the event
-loop: whole when the app's iterable ends within its first chunks, streamed otherwise (file
-downloads in 1 MiB blocks through ``wsgi.file_wrapper``).
+loop: whole when the app's iterable ends within its first chunks, streamed otherwise; a file
+(``send_file``: layers) is handed to granian, which sends it from disk at the client's pace.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import io
-import os
 import logging
-import sys
-import time
+import os
 import queue
+import sys
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
