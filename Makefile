@@ -16,9 +16,10 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-# Production server: checks the settings (one clear line and exit 2 when one is bad), then
-# gunicorn with several workers (the store is safe across processes), long timeouts for big
-# layer uploads, TLS when INDEX_TLS_CERT/INDEX_TLS_KEY are set, graceful stop on SIGTERM.
+# Production server: checks the settings (one clear line and exit 2 when one is bad), builds the
+# app once, then granian with several workers (the store is safe across processes): slow clients
+# cut off by INDEX_HEADER_TIMEOUT / INDEX_MIN_BODY_RATE, TLS when INDEX_TLS_CERT/INDEX_TLS_KEY are
+# set, graceful stop on SIGTERM.
 run: venv
 	$(SERVE_ENV) exec $(BIN)/python -m index serve
 
@@ -58,8 +59,10 @@ fuzz: venv
 clean-venv:
 	rm -rf $(VENV)
 
-# HTTP workloads (push/pull handshakes, login, search) beside the /v1/_ping ceiling, against a
-# server started as `make run` starts it; see bench/README.md. Shorter: BENCH_ARGS="--duration 3".
+# The trivial-Flask ping under each candidate server, then the HTTP workloads (push/pull
+# handshakes, login, search) beside the /v1/_ping ceiling, against a server started as `make run`
+# starts it; see bench/README.md. Shorter: CEILING_ARGS="--rounds 1" BENCH_ARGS="--duration 3".
 .PHONY: bench
 bench: venv
+	$(BIN)/python bench/server_ceiling.py $(CEILING_ARGS)
 	$(BIN)/python bench/http_bench.py $(BENCH_ARGS)

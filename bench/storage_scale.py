@@ -1,9 +1,11 @@
 """Does the cost of a request stay flat as the index grows? (issue 3's benchmark)
 
-For each size (repositories in the whole index) this script fills a fresh data dir, starts gunicorn
-as ``make run`` does (2 workers, 4 threads, 127.0.0.1 on a free port), and prints p50/p95 latency
-over HTTP of: creating a repository, merging an image into an existing one, ``GET .../images``,
-a login check with remembered credentials and one that pays bcrypt; plus the start time.
+For each size (repositories in the whole index) this script fills a fresh data dir, starts the
+server as ``make run`` does (``python -m index serve``: 2 workers, 4 threads, 127.0.0.1 on a free
+port), and prints p50/p95 latency over HTTP of: creating a repository, merging an image into an
+existing one, ``GET .../images``, a login check with remembered credentials and one that pays
+bcrypt, a search; plus the start time and each worker's memory (RSS, and PSS: pages shared
+between the processes counted in part) after the measurements.
 
 Filling: 100,000 repositories through HTTP would take hours, so the shards are written directly in
 the store's format (what ``Store`` writes: ``{"_write": stamp, "repositories": {...}}``), followed by
@@ -113,17 +115,19 @@ class Client:
         return status, time.perf_counter() - started
 
 
+SEARCH_TERMS = ["app", "web", "alice", "zzz-nothing", "db"]
+
+
 def basic(user: str) -> dict:
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{PASSWORD}".encode()).decode()}
 
 
 def start_server(data_dir: Path, port: int) -> tuple[subprocess.Popen, float]:
     env = {**os.environ, "INDEX_DATA_DIR": str(data_dir), "INDEX_BCRYPT_ROUNDS": "4",
-           "INDEX_SECRET_KEY": "bench"}
-    gunicorn = str(Path(sys.executable).parent / "gunicorn")
+           "INDEX_SECRET_KEY": "bench", "INDEX_HOST": "127.0.0.1", "INDEX_PORT": str(port),
+           "INDEX_WORKERS": "2", "INDEX_THREADS": "4"}
     started = time.perf_counter()
-    process = subprocess.Popen([gunicorn, "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4",
-                                "--timeout", "900", "wsgi:app"], cwd=ROOT, env=env,
+    process = subprocess.Popen([sys.executable, "-m", "index", "serve"], cwd=ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = started + 600
     while time.perf_counter() < deadline:
@@ -134,6 +138,19 @@ def start_server(data_dir: Path, port: int) -> tuple[subprocess.Popen, float]:
             time.sleep(0.02)
     process.kill()
     raise SystemExit("the server did not answer within 600 s")
+
+
+def worker_memory(pid: int) -> list[tuple[float, float]]:
+    """(RSS MiB, PSS MiB) of each worker: the children of the server's main process."""
+    found = []
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        values = {}
+        for line in Path(f"/proc/{child}/smaps_rollup").read_text().splitlines():
+            name, _, rest = line.partition(":")
+            if name in ("Rss", "Pss"):
+                values[name] = int(rest.split()[0]) / 1024
+        found.append((values.get("Rss", 0.0), values.get("Pss", 0.0)))
+    return found
 
 
 def percentiles(samples: list[float]) -> str:
@@ -148,7 +165,7 @@ def measure(port: int, samples: int) -> dict[str, list[float]]:
     auth = {**basic(MEASURED), "X-Docker-Token": "true"}
     results: dict[str, list[float]] = {name: [] for name in
                                        ("create repository", "merge images", "GET images",
-                                        "login (remembered)", "login (bcrypt)")}
+                                        "login (remembered)", "login (bcrypt)", "search")}
 
     def timed(name: str, method: str, path: str, body=None, headers=None, ok=(200,)) -> None:
         status, seconds = client.call(method, path, body, headers)
@@ -167,6 +184,7 @@ def measure(port: int, samples: int) -> dict[str, list[float]]:
         timed("login (remembered)", "GET", "/v1/users/", headers=basic(MEASURED))
         # A user no worker has seen yet: the credential cache misses, bcrypt runs (4 rounds here).
         timed("login (bcrypt)", "GET", "/v1/users/", headers=basic(f"login{n:06d}"))
+        timed("search", "GET", f"/v1/search?q={SEARCH_TERMS[n % len(SEARCH_TERMS)]}")
     return results
 
 
@@ -192,6 +210,7 @@ def main() -> None:
             process, first_answer = start_server(data_dir, port)
             try:
                 results = measure(port, args.samples)
+                memory = worker_memory(process.pid)
             finally:
                 stop_process(process, timeout=30)
             print(f"\n## {size:,} repositories in {namespaces:,} namespaces "
@@ -200,7 +219,9 @@ def main() -> None:
             for name, samples in results.items():
                 print(f"{name:<22} {percentiles(samples)}")
             print(f"{'start: create_app()':<22} {open_seconds * 1000:8.0f}   (one worker: parse every file)")
-            print(f"{'start: first answer':<22} {first_answer * 1000:8.0f}   (gunicorn launched -> /v1/_ping 200)")
+            print(f"{'start: first answer':<22} {first_answer * 1000:8.0f}   (serve launched -> /v1/_ping 200)")
+            for number, (rss, pss) in enumerate(memory, 1):
+                print(f"worker {number}: RSS {rss:6.1f} MiB, PSS {pss:6.1f} MiB")
             sys.stdout.flush()
             shutil.rmtree(data_dir)
     finally:

@@ -46,6 +46,13 @@ def _parse_positive_int(raw: str) -> int:
     return value
 
 
+def _parse_header_timeout(raw: str) -> int:
+    value = int(raw)
+    if not 1 <= value <= 60:
+        raise ValueError(f"must be between 1 and 60 seconds, got {raw!r}")
+    return value
+
+
 def _parse_rounds(raw: str) -> int:
     value = int(raw)
     if not 4 <= value <= 31:
@@ -135,6 +142,11 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "PORT": (5000, _parse_port),
     "WORKERS": (2, _parse_positive_int),
     "THREADS": (4, _parse_positive_int),
+    # Slow clients: a request's headers must be complete within this many seconds (at most 60),
+    # and its body must keep arriving (see MIN_BODY_RATE) or the connection is closed.
+    "HEADER_TIMEOUT": (20, _parse_header_timeout),
+    # Bytes per second a request body must average, after its first HEADER_TIMEOUT seconds.
+    "MIN_BODY_RATE": (500, _parse_positive_int),
     "TLS_CERT": (None, _parse_str),
     "TLS_KEY": (None, _parse_str),
     # Behind a reverse proxy: how many proxies' X-Forwarded-* headers to believe (0 = none).

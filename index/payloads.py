@@ -31,7 +31,7 @@ def read_json_raw() -> tuple[bytes, Any]:
     limit = current_app.config["MAX_JSON_BYTES"]
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"request body is larger than {limit} bytes")
-    raw = request.stream.read(limit + 1)
+    raw = _read_up_to(limit + 1)
     if len(raw) > limit:
         raise PayloadTooLarge(f"request body is larger than {limit} bytes")
     if not raw.strip():
@@ -49,6 +49,20 @@ def read_json_raw() -> tuple[bytes, Any]:
     if _deeper_than(data, MAX_JSON_DEPTH):
         raise BadRequest(f"request body is nested too deeply (at most {MAX_JSON_DEPTH} levels)")
     return raw, data
+
+
+def _read_up_to(size: int) -> bytes:
+    """Up to ``size`` bytes of the body: a server may hand a read fewer bytes than asked for
+    (one chunk as it arrived), so read until the body ends or ``size`` is reached."""
+    parts: list[bytes] = []
+    wanted = size
+    while wanted > 0:
+        chunk = request.stream.read(wanted)
+        if not chunk:
+            break
+        parts.append(chunk)
+        wanted -= len(chunk)
+    return b"".join(parts)
 
 
 def _deeper_than(value: Any, limit: int) -> bool:

@@ -224,7 +224,7 @@ class SearchIndex:
         # The version was taken before this read, so the records are at least that new; a write
         # in between only causes one more read at the next query. Everything is read before the
         # old entries go, so a damaged file (an exception here) leaves the index as it was.
-        entries = [_entry(record) for record in self._store.iter_repositories(namespace)
+        entries = [_entry(record) for record in self._store.iter_repositories(namespace, retain=False)
                    if record.get("state") == ACTIVE]
         self._forget(namespace)
         known = _Namespace(version, _racy(version[2], now))
@@ -261,6 +261,8 @@ def _entry(record: RepositoryRecord) -> _Entry:
     full = f"{namespace}/{name}"
     description = record.get("description") or ""
     lower = description.lower()
+    if lower == description:
+        lower = description  # one string, not two equal ones: memory at 100,000 repositories
     return _Entry(name=name if namespace == LIBRARY else full, full=full,
                   public=record.get("visibility", "public") == "public", description=description,
                   description_lower=lower)

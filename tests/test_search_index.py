@@ -172,9 +172,9 @@ class CountingStore:
     def changes_since(self, position):
         return None if self.without_log else self.store.changes_since(position)
 
-    def iter_repositories(self, namespace=None):
+    def iter_repositories(self, namespace=None, *, retain=True):
         self.reads.append(namespace)
-        return self.store.iter_repositories(namespace)
+        return self.store.iter_repositories(namespace, retain=retain)
 
 
 def test_an_unchanged_folder_with_an_old_time_is_not_scanned_again(filled):
@@ -291,3 +291,17 @@ def test_the_change_log_holds_only_what_was_written(tmp_path):
         log.write(b"../users\n\x00x\n.hidden\nbob\npart")  # odd lines, and one being written
     assert store.changes_since(position) == ((position[0], position[1] + len(b"../users\n\x00x\n.hidden\nbob\n")),
                                              {"bob"})
+
+
+def test_building_the_index_keeps_no_file_parse_in_the_store(tmp_path):
+    # At 100,000 repositories the kept parses were 3.5 times the data in each worker.
+    store = Store(tmp_path / "data")
+    store.open()
+    for number in range(5):
+        store.announce_repository(f"owner{number}", "app", [], owner=f"owner{number}")
+    fresh = Store(tmp_path / "data")
+    fresh.open()  # checks every file, keeps none
+    index = SearchIndex(fresh)
+    assert index.search("app", 0, 10)[0] == 5
+    kept = [path for path, datafile in fresh.tables._files.items() if datafile._cache is not None]
+    assert kept == []

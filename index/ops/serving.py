@@ -1,13 +1,17 @@
-"""``python -m index serve`` (what ``make run`` runs): check everything, then hand over to gunicorn.
+"""``python -m index serve`` (what ``make run`` runs): check everything, then hand over to granian.
 
-The app is built once in gunicorn's master before any worker forks (``preload_app``), so a bad
-setting, an unusable data dir or a damaged data file stops the start with one line naming it,
-instead of a storm of worker boot failures.
+The app is built once in the main process before any worker forks (like gunicorn's
+``--preload``), so a bad setting, an unusable data dir or a damaged data file stops the start
+with one line naming it, instead of a storm of worker boot failures. The workers then serve that
+app through :class:`~index.wsgi_on_rsgi.WsgiOnRsgi` on granian's RSGI interface: request
+headers and bodies are read by granian's Rust event loop under the header timeout and the
+minimum body rate, so slow clients hold no Python thread (bench/README.md: "Server choice").
 """
 from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
@@ -15,15 +19,14 @@ from flask import Flask
 
 from ..config import ConfigError, load_config
 from ..events.metrics import prepare_multiprocess_dir
-from ..logs import JsonFormatter
 from ..store import CorruptDataFile, StorageFailure
+from .wsgi_on_rsgi import WsgiOnRsgi
 
-# A worker that misses its heartbeat this long is restarted. gthread workers keep beating while
-# their threads move big layers, so this only catches a worker that is truly stuck.
-WORKER_TIMEOUT_SECONDS = 900
-# On SIGTERM, requests in flight (a layer upload, say) get this long to finish.
+# On SIGTERM, requests in flight (a layer upload, say) get this long to finish; then the worker
+# is killed.
 GRACEFUL_TIMEOUT_SECONDS = 30
-KEEPALIVE_SECONDS = 5
+# Connections waiting to be accepted; slow clients are cheap for the event loop, so keep room.
+BACKLOG = 2048
 
 
 def fail(message: str) -> NoReturn:
@@ -45,54 +48,50 @@ def create_app_or_exit(config: Mapping[str, Any] | None = None) -> Flask:
         fail(str(exc))
 
 
-def gunicorn_options(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """Gunicorn settings from ours: bind, worker pool, timeouts, TLS; no access log of its own."""
+def rsgi_app(app: Flask, settings: Mapping[str, Any]) -> WsgiOnRsgi:
+    """The Flask app as granian's workers call it: bodies read under the rate deadline."""
+    return WsgiOnRsgi(app, threads=settings["THREADS"], min_body_rate=settings["MIN_BODY_RATE"],
+                      body_grace=float(settings["HEADER_TIMEOUT"]))
+
+
+def granian_options(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Granian's settings from ours: bind, workers, header timeout, TLS, logging, graceful stop."""
+    from granian.constants import HTTPModes, Interfaces, SSLProtocols
+    from granian.http import HTTP1Settings
+
+    formatter = "index.logs.JsonFormatter" if settings["LOG_FORMAT"] == "json" else "index.logs.PlainFormatter"
     options: dict[str, Any] = {
-        "bind": [f"{_bracketed(settings['HOST'])}:{settings['PORT']}"],
+        "address": settings["HOST"],
+        "port": settings["PORT"],
+        "interface": Interfaces.RSGI,
         "workers": settings["WORKERS"],
-        "worker_class": "gthread",
-        "threads": settings["THREADS"],
-        "timeout": WORKER_TIMEOUT_SECONDS,
-        "graceful_timeout": GRACEFUL_TIMEOUT_SECONDS,
-        "keepalive": KEEPALIVE_SECONDS,
-        "preload_app": True,
-        "accesslog": None,  # the app writes one line per request itself (index.logs)
-        "errorlog": "-",
-        "proc_name": "docker-index",
-        # Proxy headers are ProxyFix's job (INDEX_PROXY_COUNT): gunicorn must not trust any itself.
-        "forwarded_allow_ips": "",
-        "secure_scheme_headers": {},
-        # Several instances on one machine (tests, rigs) must not fight over one control socket.
-        "control_socket_disable": True,
+        "http": HTTPModes.http1,  # what docker clients speak; one protocol to defend
+        "websockets": False,
+        "backlog": BACKLOG,
+        "http1_settings": HTTP1Settings(header_read_timeout=settings["HEADER_TIMEOUT"] * 1000),
+        # A worker that dies (kill -9, out of memory) is replaced, as gunicorn did.
+        "respawn_failed_workers": True,
+        "respawn_interval": 1.0,
+        "workers_kill_timeout": GRACEFUL_TIMEOUT_SECONDS,
+        "log_access": False,  # the app writes one line per request itself (index.logs)
+        "log_dictconfig": {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "formatters": {"index": {"()": formatter}},
+            "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "index",
+                                    "stream": "ext://sys.stderr"}},
+            "loggers": {"_granian": {"handlers": ["stderr"], "level": "INFO", "propagate": False}},
+        },
     }
-    if settings["LOG_FORMAT"] == "json":
-        options["logger_class"] = _json_gunicorn_logger()
     if settings["TLS_CERT"]:
-        options["certfile"] = settings["TLS_CERT"]
-        options["keyfile"] = settings["TLS_KEY"]
+        options.update(ssl_cert=Path(settings["TLS_CERT"]), ssl_key=Path(settings["TLS_KEY"]),
+                       ssl_protocol_min=SSLProtocols.tls12)  # docker clients of the v1 era
     return options
 
 
-def _json_gunicorn_logger() -> type:
-    """gunicorn's logger with its own messages (start, workers, signals) as JSON lines too."""
-    from gunicorn.glogging import Logger
-
-    class JsonLinesLogger(Logger):
-        def setup(self, cfg: Any) -> None:
-            super().setup(cfg)
-            for handler in self.error_log.handlers:
-                handler.setFormatter(JsonFormatter())
-
-    return JsonLinesLogger
-
-
-def _bracketed(host: str) -> str:
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
-
-
 def serve() -> None:
-    """Validate the settings, build the app, then run gunicorn until SIGTERM/SIGINT."""
-    from gunicorn.app.base import BaseApplication
+    """Validate the settings, build the app, then run granian until SIGTERM/SIGINT."""
+    from granian.server import Server
 
     try:
         settings = load_config()
@@ -100,19 +99,13 @@ def serve() -> None:
         fail(str(exc))
     prepare_multiprocess_dir()  # before any worker exists: /metrics then adds up every worker
     app = create_app_or_exit()
-
-    class IndexServer(BaseApplication):
-        def load_config(self) -> None:
-            for key, value in gunicorn_options(settings).items():
-                self.cfg.set(key, value)
-
-        def load(self) -> Flask:
-            return app
-
-    IndexServer().run()
+    served = rsgi_app(app, settings)
+    server = Server("index", **granian_options(settings))
+    # Workers are forked from this process and use the app built above.
+    server.serve(target_loader=lambda *args, **kwargs: served, wrap_loader=False)
 
 
 @click.command("serve")
 def serve_command() -> None:
-    """Serve the index with gunicorn (workers, timeouts and TLS from the INDEX_* settings)."""
+    """Serve the index with granian (workers, timeouts and TLS from the INDEX_* settings)."""
     serve()

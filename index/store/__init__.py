@@ -23,7 +23,16 @@ from typing import Any, cast
 from ..names import LIBRARY, ImageEntry
 from .changes import CHANGES_NAME, ChangeLog
 from .errors import AlreadyExists, CorruptDataFile, LimitReached, RecordNotFound, StorageFailure, StoreError
-from .files import LOCK_TIMEOUT_SECONDS, DataFile, InUseMark, ensure_dir, remove_stale_temp_files, stat_or_none
+from .files import (
+    LOCK_TIMEOUT_SECONDS,
+    DataFile,
+    InUseMark,
+    check_framing,
+    ensure_dir,
+    remove_stale_temp_files,
+    stat_or_none,
+    walk_files,
+)
 from .records import RepositoryRecord, UserRecord, json_copy, now
 from .tables import Document, Tables
 
@@ -88,8 +97,8 @@ class Store:
         with self.tables.database_transaction(self._users_file()) as database:
             yield database.table("users", cache_size=0), database.table("reserved", cache_size=0)
 
-    def _reader(self, datafile: DataFile, table: str) -> Any:
-        return self.tables.reader(datafile, table)
+    def _reader(self, datafile: DataFile, table: str, retain: bool = True) -> Any:
+        return self.tables.reader(datafile, table, retain)
 
     def _lookup(self, path: Path, table: str, key: str) -> dict[str, Any] | None:
         return self.tables.lookup(path, table, key)
@@ -102,10 +111,12 @@ class Store:
             self.changes.note(path.stem)
 
     def open(self) -> None:
-        """Prepare the data dir: finish interrupted writes' clean-up, then parse every file.
+        """Prepare the data dir: finish interrupted writes' clean-up, then check every file.
 
-        Raises CorruptDataFile naming the first file that does not parse. A data dir that exists
-        but cannot be written (read-only mount) is still opened, so reads keep being served.
+        Raises CorruptDataFile naming the first damaged file. Namespace files (one per
+        namespace: tens of thousands) get the cheap framing check, the others a full parse; none
+        is kept in memory. A data dir that exists but cannot be written (read-only mount) is
+        still opened, so reads keep being served.
         """
         try:
             ensure_dir(self.namespaces_dir)
@@ -117,8 +128,16 @@ class Store:
             remove_stale_temp_files(self.db_dir, self._datafile)
         except StorageFailure as exc:
             log.error("could not clean up temp files (the data dir is not writable?): %s", exc)
-        for path in self.data_files():
-            self._datafile(path).check()
+        namespaces = str(self.namespaces_dir)
+        for parent, folders, names in os.walk(self.db_dir):  # strings: Path objects cost here
+            folders.sort()
+            for name in sorted(names):
+                if not name.endswith(".json"):
+                    continue
+                if parent == namespaces:
+                    check_framing(os.path.join(parent, name))
+                else:
+                    self._datafile(Path(parent, name)).check()
 
     def close(self) -> None:
         """Stop marking the data dir as in use by this process (see :func:`files.exclusive_use`)."""
@@ -126,7 +145,7 @@ class Store:
             self._in_use.release()
 
     def data_files(self) -> list[Path]:
-        return sorted(path for path in self.db_dir.rglob("*.json") if path.is_file())
+        return walk_files(self.db_dir, lambda name: name.endswith(".json"))
 
     def writing(self) -> contextlib.AbstractContextManager[None]:
         """Hold off backups while changing files of the data dir (see :meth:`Tables.writing`)."""
@@ -418,13 +437,17 @@ class Store:
             return []
         return sorted(path.stem for path in folder.glob("*.json"))
 
-    def iter_repositories(self, namespace: str | None = None) -> Iterator[RepositoryRecord]:
-        """Every repository record (all states), namespace by namespace."""
+    def iter_repositories(self, namespace: str | None = None, *, retain: bool = True) -> Iterator[RepositoryRecord]:
+        """Every repository record (all states), namespace by namespace.
+
+        ``retain=False`` for a pass over many namespaces (the search index): each file's parse is
+        dropped after use instead of staying in this process's read cache.
+        """
         for ns in ([namespace] if namespace else self.namespaces()):
             datafile = self._existing(self._namespace_path(ns))
             if datafile is None:
                 continue
-            for doc in self._reader(datafile, "repositories").all():
+            for doc in self._reader(datafile, "repositories", retain).all():
                 yield _repository_view(doc)
 
     # -- change detection, for what a worker keeps in memory (index.search_index) ------------

@@ -58,6 +58,53 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+class FolderSyncs:
+    """Group commit of folder entries: one ``fsync`` of a folder serves every writer that renamed
+    a file into it before that ``fsync`` started.
+
+    Concurrent writers of new images each rename a file into ``namespaces/`` and must then make
+    the rename durable. Alone, each would fsync the folder (a journal commit each); here the first
+    becomes the leader and syncs, and those who renamed meanwhile wait for the next sync by one
+    leader and share it. A writer returns only after an fsync that started after its own rename
+    has finished, so each acknowledged write is as durable as with its own fsync. Within one
+    process (each server worker has its own); the file's own data is still fsynced per file.
+    """
+
+    def __init__(self) -> None:
+        self._folders: dict[Path, list[int]] = {}  # folder -> [renames requested, renames synced, syncing]
+        self._condition = threading.Condition()
+
+    def sync(self, folder: Path) -> None:
+        with self._condition:
+            state = self._folders.setdefault(folder, [0, 0, 0])
+            state[0] += 1
+            ticket = state[0]
+            while state[1] < ticket and state[2]:
+                self._condition.wait()
+            if state[1] >= ticket:
+                return  # a sync that started after this rename has finished
+            state[2] = 1
+            covered = state[0]  # every rename requested so far happened before this sync starts
+        synced = False
+        try:
+            fsync_dir(folder)
+            synced = True
+        finally:
+            with self._condition:
+                state[2] = 0
+                if synced:  # after an error only the leader raises; the others sync themselves
+                    state[1] = max(state[1], covered)
+                self._condition.notify_all()
+
+    def after_fork(self) -> None:
+        self._folders = {}
+        self._condition = threading.Condition()
+
+
+FOLDER_SYNCS = FolderSyncs()
+os.register_at_fork(after_in_child=FOLDER_SYNCS.after_fork)
+
+
 def ensure_dir(folder: Path) -> None:
     """Create ``folder`` (and parents) durably: a new directory entry is fsynced in its parent."""
     if folder.is_dir():
@@ -89,7 +136,7 @@ def atomic_file(path: Path) -> Iterator[int]:
             os.unlink(temp_name)
         raise
     # Without this the rename itself may be lost on power failure (the old version comes back).
-    fsync_dir(path.parent)
+    FOLDER_SYNCS.sync(path.parent)
 
 
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
@@ -245,8 +292,12 @@ class DataFile(ForkSafe):
         finally:
             self._thread_lock.release()
 
-    def read_shared(self) -> dict[str, Any]:
-        """The parsed file, reused while it is the same version. Callers must not mutate it."""
+    def read_shared(self, retain: bool = True) -> dict[str, Any]:
+        """The parsed file, reused while it is the same version. Callers must not mutate it.
+
+        ``retain=False`` uses the cached parse if it is current but does not keep a new one: at
+        100,000 repositories, parses kept for every file were 3.5 times the data in each worker.
+        """
         try:
             with open(self.path, "rb") as handle:
                 info = os.fstat(handle.fileno())
@@ -261,7 +312,8 @@ class DataFile(ForkSafe):
         except OSError as exc:
             raise failure("read", self.path, exc) from None
         data = self._parse(raw)
-        self._cache = ((_stat_key(info), raw[:_PREFIX_LEN]), data)
+        if retain:
+            self._cache = ((_stat_key(info), raw[:_PREFIX_LEN]), data)
         return data
 
     def read_private(self) -> dict[str, Any]:
@@ -300,8 +352,8 @@ class DataFile(ForkSafe):
         self._cache = ((_stat_key(info), payload[:_PREFIX_LEN]), data)
 
     def check(self) -> None:
-        """Parse the file now: raises CorruptDataFile for a damaged one."""
-        self.read_shared()
+        """Parse the file now: raises CorruptDataFile for a damaged one (the parse is not kept)."""
+        self.read_shared(retain=False)
 
 
 def stat_or_none(path: Path, what: str) -> os.stat_result | None:
@@ -314,8 +366,50 @@ def stat_or_none(path: Path, what: str) -> os.stat_result | None:
         raise StorageFailure(f"could not read {what}: {exc.strerror}") from None
 
 
+_FRAME_BYTES = 64
+
+
+def check_framing(path: str | Path) -> None:
+    """The start-up check of a namespace file: one JSON object from its first to its last byte.
+
+    Reads two small blocks instead of parsing the whole file, so a start at 100,000 repositories
+    does not parse them all; it catches what damages a file in practice (empty, truncated,
+    zero-filled, not an object). Anything subtler is found by the full parse at the file's first
+    use, which answers 500 naming the file and never treats it as empty.
+    """
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(_FRAME_BYTES)
+            size = os.fstat(handle.fileno()).st_size
+            if size > _FRAME_BYTES:
+                handle.seek(-_FRAME_BYTES, os.SEEK_END)
+                tail = handle.read(_FRAME_BYTES)
+            else:
+                tail = head
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise failure("read", Path(path), exc) from None
+    if not head.lstrip().startswith(b"{") or not tail.rstrip().endswith(b"}"):
+        raise CorruptDataFile(Path(path), "it does not hold one whole JSON object")
+
+
 def _stat_key(info: os.stat_result) -> tuple[int, int, int]:
     return (info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def walk_files(folder: Path, wanted: Callable[[str], bool]) -> list[Path]:
+    """Files under ``folder`` whose name is ``wanted``, folder by folder in name order.
+
+    ``os.walk`` (scandir: no stat per file) rather than ``Path.rglob``: at 100,000 repositories
+    the namespaces folder holds tens of thousands of files, and this runs at every start.
+    """
+    found: list[Path] = []
+    for parent, folders, names in os.walk(folder):
+        folders.sort()
+        base = Path(parent)
+        found.extend(base / name for name in sorted(names) if wanted(name))
+    return found
 
 
 def remove_stale_temp_files(folder: Path, datafile_for: Callable[[Path], DataFile]) -> int:
@@ -327,7 +421,7 @@ def remove_stale_temp_files(folder: Path, datafile_for: Callable[[Path], DataFil
     removed = 0
     if not folder.exists():
         return 0
-    for temp in folder.rglob(f"*{TEMP_MARK}*"):
+    for temp in walk_files(folder, lambda name: TEMP_MARK in name):
         target = temp.with_name(temp.name.split(TEMP_MARK, 1)[0])
         datafile = datafile_for(target)
         with datafile.locked():

@@ -35,11 +35,12 @@ class KeyedTable(Table):
 class _ReadStorage(Storage):
     """TinyDB's storage seam for reads: the DataFile's shared, cached parse."""
 
-    def __init__(self, datafile: DataFile) -> None:
+    def __init__(self, datafile: DataFile, retain: bool = True) -> None:
         self._datafile = datafile
+        self._retain = retain
 
     def read(self) -> dict[str, Any] | None:
-        return self._datafile.read_shared()
+        return self._datafile.read_shared(retain=self._retain)
 
     def write(self, data: dict[str, Any]) -> None:
         raise RuntimeError("write outside a transaction")
@@ -148,9 +149,10 @@ class Tables(ForkSafe):
                 self._on_commit(datafile.path)
 
     @staticmethod
-    def reader(datafile: DataFile, table: str) -> Any:
-        """A read-only table on the file's shared parse (queries, ``all()``)."""
-        return _Database(storage=_StorageFactory(_ReadStorage(datafile))).table(table, cache_size=0)
+    def reader(datafile: DataFile, table: str, retain: bool = True) -> Any:
+        """A read-only table on the file's shared parse (queries, ``all()``); ``retain=False``
+        does not keep a new parse in the file's cache."""
+        return _Database(storage=_StorageFactory(_ReadStorage(datafile, retain))).table(table, cache_size=0)
 
     def lookup(self, path: Path, table: str, key: str) -> dict[str, Any] | None:
         """One record by its key, straight from the file's shared parse (do not mutate it).

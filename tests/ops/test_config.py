@@ -27,6 +27,9 @@ def base_env(tmp_path):
     ("INDEX_CREDENTIAL_CACHE_SECONDS", "off", "INDEX_CREDENTIAL_CACHE_SECONDS: must be a whole number, got 'off'"),
     ("INDEX_SMTP_USERNAME", "mailer", "INDEX_SMTP_USERNAME and INDEX_SMTP_PASSWORD must be set together"),
     ("INDEX_TLS_KEY", "/etc/hostname", "INDEX_TLS_CERT and INDEX_TLS_KEY must be set together"),
+    ("INDEX_HEADER_TIMEOUT", "0", "INDEX_HEADER_TIMEOUT: must be between 1 and 60 seconds, got '0'"),
+    ("INDEX_HEADER_TIMEOUT", "61", "INDEX_HEADER_TIMEOUT: must be between 1 and 60 seconds, got '61'"),
+    ("INDEX_MIN_BODY_RATE", "0", "INDEX_MIN_BODY_RATE: must be a positive whole number"),
 ])
 def test_bad_values_name_the_setting(base_env, name, value, message):
     with pytest.raises(ConfigError) as raised:

@@ -1,4 +1,5 @@
-"""A real server process (gunicorn on a free loopback port) for the registry's end-to-end tests."""
+"""A real server process (``python -m index serve``, as ``make run`` starts it, on a free loopback
+port) for the registry's end-to-end tests."""
 from __future__ import annotations
 
 import contextlib
@@ -43,19 +44,18 @@ class Server:
 
 @contextlib.contextmanager
 def running_server(data_dir: Path, log_path: Path, workers: int = 2, extra_env: dict | None = None):
-    """gunicorn serving wsgi:app; always stopped (by its PID) on exit."""
+    """``python -m index serve`` (granian); always stopped (by its PID) on exit."""
     port = free_port()
     host = f"127.0.0.1:{port}"
     env = clean_env({"INDEX_DATA_DIR": str(data_dir), "INDEX_BCRYPT_ROUNDS": "4",
                      "INDEX_SECRET_KEY": "registry-test-secret", "INDEX_ADMIN_USERNAME": ADMIN[0],
-                     "INDEX_ADMIN_PASSWORD": ADMIN[1],
+                     "INDEX_ADMIN_PASSWORD": ADMIN[1], "INDEX_HOST": "127.0.0.1", "INDEX_PORT": str(port),
+                     "INDEX_WORKERS": str(workers), "INDEX_THREADS": "4",
                      # these flows describe public repositories; tests/access covers private ones
                      "INDEX_DEFAULT_VISIBILITY": "public", **(extra_env or {})})
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--bind", host, "--workers", str(workers),
-             "--threads", "4", "--timeout", "120", "--graceful-timeout", "5",
-             "--no-control-socket", "wsgi:app"],
+            [sys.executable, "-m", "index", "serve"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_for_http(f"http://{host}/v1/_ping", process, log_path, START_TIMEOUT)

@@ -172,3 +172,23 @@ def test_records_handed_out_are_copies(filled):
     assert filled.find_user("alice")["admin"] is False
     assert filled.get_repository("alice", "app")["images"] == [{"id": image_id(1)}]
     assert filled.get_repository("alice", "app")["description"] == ""
+
+
+def test_a_namespace_file_damaged_inside_passes_the_start_and_fails_at_first_use(filled, settings):
+    # The start only checks a namespace file's framing (a whole object), so it stays fast at
+    # 100,000 repositories; the full parse at first use still refuses the file, naming it.
+    settings["DATA_DIR"] = filled.root
+    damaged = filled.root / "db" / "namespaces" / "alice.json"
+    damaged.write_bytes(b'{"repositories": {"app": \x00\x00}}')
+    client = create_app(settings).test_client()
+    answer = client.get("/v1/repositories/alice/app/images")
+    assert answer.status_code == 500 and "backup" in answer.get_json()["error"]
+    assert damaged.read_bytes() == b'{"repositories": {"app": \x00\x00}}'
+
+
+def test_a_damaged_users_file_is_parsed_whole_at_start(filled, settings):
+    settings["DATA_DIR"] = filled.root
+    users = filled.root / "db" / "users.json"
+    users.write_bytes(b'{"users": {"alice": \x00}}')
+    with pytest.raises(CorruptDataFile):
+        create_app(settings)

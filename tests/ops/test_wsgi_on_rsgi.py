@@ -1,0 +1,26 @@
+"""The body deadline of the RSGI bridge (the live behaviour is in tests/registry/test_slow_clients.py)."""
+from index.ops.wsgi_on_rsgi import BodyDeadline
+
+
+def test_a_body_gets_the_grace_then_must_keep_the_minimum_rate():
+    deadline = BodyDeadline(min_rate=500, grace=20.0)
+    assert deadline.next_timeout() == 20.0
+    deadline.record(waited=19.0, received=0)
+    assert deadline.next_timeout() == 1.0          # the grace is nearly spent
+    deadline.record(waited=1.0, received=5_000)    # 5,000 bytes buy 10 s more
+    assert deadline.next_timeout() == 10.0
+    deadline.record(waited=10.0, received=0)
+    assert deadline.next_timeout() == 0.0          # below 500 B/s on average: cut
+
+
+def test_no_single_wait_outlasts_the_grace_however_much_arrived_before():
+    deadline = BodyDeadline(min_rate=500, grace=20.0)
+    deadline.record(waited=1.0, received=1 << 30)  # a fast client that then stops entirely
+    assert deadline.next_timeout() == 20.0
+
+
+def test_only_time_spent_waiting_for_the_client_counts():
+    deadline = BodyDeadline(min_rate=500, grace=5.0)
+    # The app spent minutes writing (not recorded): the client's allowance is untouched.
+    deadline.record(waited=2.0, received=1000)
+    assert deadline.next_timeout() == 5.0
