@@ -176,7 +176,8 @@ def _index_paths() -> Json:
                 {"name": "n", "in": "query", "allowEmptyValue": True,
                  "schema": {"type": "integer", "minimum": 1, "maximum": 100}, "description": "page size, 25 if empty"},
                 {"name": "page", "in": "query", "allowEmptyValue": True,
-                 "schema": {"type": "integer", "minimum": 1}, "description": "1 if empty"},
+                 "schema": {"type": "integer", "minimum": 1, "maximum": 999_999_999},
+                 "description": "1 if empty; at most 9 digits"},
             ])},
         "/v1/openapi.json": {"get": _operation("this document", {
             "200": _json({"type": "object"}, "OpenAPI 3.0 document")})},
