@@ -13,6 +13,7 @@ from typing import Any, Callable, Mapping
 REGISTRATION_POLICIES = ("open", "confirm", "approval", "closed")
 LOG_FORMATS = ("plain", "json")
 SMTP_SECURITY_MODES = ("starttls", "ssl", "none")
+VISIBILITIES = ("private", "public")
 
 
 class ConfigError(ValueError):
@@ -160,6 +161,10 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "REQUIRE_TLS": (False, _parse_bool),
     # ... except from 127.0.0.0/8 and ::1, where nothing crosses a network.
     "TLS_EXEMPT_LOOPBACK": (True, _parse_bool),
+    # Access control (index.permissions): what a new repository is, and whether reading public
+    # repositories needs an account.
+    "DEFAULT_VISIBILITY": ("private", _choice(*VISIBILITIES)),
+    "ANONYMOUS_PULL": (True, _parse_bool),
 }
 
 SECRET_SETTINGS = ("SECRET_KEY", "ADMIN_PASSWORD", "SECRET_KEY_FALLBACKS", "SMTP_PASSWORD")

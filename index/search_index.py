@@ -62,6 +62,7 @@ class _Entry:
 
     name: str               # what results show: ``ns/repo``, or ``repo`` in library
     full: str               # ``ns/repo``, what the query is matched against (names are lower-case)
+    public: bool            # visibility when read; readers of private ones are asked at query time
     description: str        # as stored, for the result
     description_lower: str
 
@@ -98,15 +99,20 @@ class SearchIndex:
         self._vocabulary: str | None = None  # "\n"-joined distinct tokens, rebuilt when they change
 
     # -- queries -------------------------------------------------------------------------------
-    def search(self, needle: str, offset: int, limit: int) -> tuple[int, list[tuple[str, str]]]:
+    def search(self, needle: str, offset: int, limit: int,
+               visible: Callable[[str, bool], bool] | None = None) -> tuple[int, list[tuple[str, str]]]:
         """``needle`` (already stripped and lower-cased) -> (number of matches, the page).
 
         The page holds (name, description) of the matches ``offset`` to ``offset + limit`` in
-        name order, as the full scan sorted them.
+        name order, as the full scan sorted them. ``visible(full name, public)`` filters the
+        matches before they are counted (what the caller may not read is not even counted).
         """
         with self._lock:
             self._refresh()
             matches = self._matches(needle)
+            if visible is not None:
+                entries = self._entries
+                matches = [name for name in matches if visible(entries[name].full, entries[name].public)]
             return len(matches), self._page(matches, offset, limit)
 
     def _matches(self, needle: str) -> Iterable[str]:
@@ -225,5 +231,6 @@ def _entry(record: dict) -> _Entry:
     full = f"{namespace}/{name}"
     description = record.get("description") or ""
     lower = description.lower()
-    return _Entry(name=name if namespace == LIBRARY else full, full=full, description=description,
+    return _Entry(name=name if namespace == LIBRARY else full, full=full,
+                  public=record.get("visibility", "public") == "public", description=description,
                   description_lower=lower)

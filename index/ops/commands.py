@@ -12,13 +12,15 @@ from __future__ import annotations
 from flask import Flask
 from flask.cli import FlaskGroup
 
+from ..api.cli import COMMANDS as ACCESS_COMMANDS
 from .backup import backup_command, restore_command, standalone_restore
 from .certs import cert_command
 from .cli import repositories, users
 from .selfcheck import self_check_command
 from .serving import create_app_or_exit, serve_command
 
-APP_COMMANDS = (users, repositories, self_check_command, cert_command, backup_command, restore_command)
+APP_COMMANDS = (users, repositories, self_check_command, cert_command, backup_command, restore_command,
+                *ACCESS_COMMANDS)
 
 
 def register(app: Flask) -> None:

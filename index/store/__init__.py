@@ -43,9 +43,11 @@ def generation_of(user: dict[str, Any]) -> str:
     The serial goes up on every event that must end the account's tokens (password change,
     deactivation, :meth:`Store.bump_generation`); the random account id, fixed when the account is
     created, keeps a later account that registers a released name from matching an old token.
-    Records written before generations existed count as id "" and serial 0.
+    Records written before generations existed count as id "" and serial 0. (A robot's principal,
+    :func:`index.principals.robot_principal`, has no account id and its token nonce's prefix as
+    generation: regenerating it starts a new one.)
     """
-    return f"{user.get('account_id', '')}.{int(user.get('generation', 0))}"
+    return f"{user.get('account_id', '')}.{user.get('generation', 0)}"
 
 
 class Store:
@@ -152,8 +154,10 @@ class Store:
                 "active": active, "admin": admin, "created": now(),
                 "account_id": secrets.token_hex(8), "generation": 1}
         with self._accounts_transaction() as (users, reserved):
-            # A deleted account's name stays taken until an administrator releases it.
-            if users.contains(doc_id=username) or reserved.contains(doc_id=username):
+            # A deleted account's name stays taken until an administrator releases it, and
+            # organizations share the name space (store.access).
+            if users.contains(doc_id=username) or reserved.contains(doc_id=username) or self._lookup(
+                    self.db_dir / "organizations.json", "organizations", username) is not None:
                 raise AlreadyExists("username")
             if _email_owner(users.all(), email) is not None:
                 raise AlreadyExists("email")
@@ -272,8 +276,10 @@ class Store:
         return _repository_view(doc)
 
     def announce_repository(self, namespace: str, name: str, images: Iterable[dict[str, str]],
-                            owner: str) -> dict[str, Any]:
-        """Create the repository or re-open it for a push, and merge the announced images."""
+                            owner: str, new_fields: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Create the repository or re-open it for a push, and merge the announced images.
+
+        ``new_fields`` (visibility, grants: see store.access) are set only when it is created."""
         images = list(images)
         unchanged = self._unchanged_by(namespace, name, images)
         if unchanged is not None:
@@ -282,7 +288,8 @@ class Store:
             doc = repos.get(doc_id=name)
             if doc is None:
                 record = {"namespace": namespace, "name": name, "description": "",
-                          "owner": owner, "state": ACTIVE, "created": now(), "images": {}}
+                          "owner": owner, "state": ACTIVE, "created": now(), "images": {},
+                          **(new_fields or {})}
             else:
                 record = dict(doc)
                 record["state"] = ACTIVE

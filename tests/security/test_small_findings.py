@@ -82,7 +82,7 @@ _PARAMETERS = {"namespace": "alice", "repository": "app", "image_id": image_id(1
 
 def _every_route(app):
     for rule in app.url_map.iter_rules():
-        path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", lambda m: _PARAMETERS[m.group(1)], rule.rule)
+        path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", lambda m: _PARAMETERS.get(m.group(1), "acme"), rule.rule)
         for method in sorted(rule.methods - {"OPTIONS"}):
             yield method, path
 
