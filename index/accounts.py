@@ -26,6 +26,7 @@ from typing import Any
 from . import names
 from .passwords import hash_password
 from .services import RegistryHooks
+from .store.access import AccessStore
 from .store import AlreadyExists, RecordNotFound, Store
 from .store.access import AccessStore
 
@@ -144,6 +145,7 @@ def delete_account(store: Store, registry: RegistryHooks | None, plan: DeletionP
     # Its grants, team memberships and robots go too (also on the repositories just moved).
     AccessStore(store).forget_principal(username)
     store.delete_user(username)
+    AccessStore(store).forget_principal(username)  # its grants, team memberships and robots
     return plan
 
 

@@ -18,7 +18,6 @@ from ..accounts import create_account
 from ..names import LIBRARY, RepoName, ValidationError
 from ..passwords import hash_password
 from ..services import services
-from ..store.access import AccessStore
 from ..store import AlreadyExists, RecordNotFound
 
 users = AppGroup("users", help="Manage accounts: create, list, show, activate, promote, delete, release ...")

@@ -43,11 +43,12 @@ def generation_of(user: dict[str, Any]) -> str:
     The serial goes up on every event that must end the account's tokens (password change,
     deactivation, :meth:`Store.bump_generation`); the random account id, fixed when the account is
     created, keeps a later account that registers a released name from matching an old token.
-    Records written before generations existed count as id "" and serial 0. (A robot's principal,
-    :func:`index.principals.robot_principal`, has no account id and its token nonce's prefix as
-    generation: regenerating it starts a new one.)
+    Records written before generations existed count as id "" and serial 0. A robot's generation
+    is the start of its token's nonce (see ``index.principals``): regenerating it ends its tokens.
     """
-    return f"{user.get('account_id', '')}.{user.get('generation', 0)}"
+    if user.get("robot"):
+        return f"robot.{user.get('generation', '')}"
+    return f"{user.get('account_id', '')}.{int(user.get('generation', 0))}"
 
 
 class Store:

@@ -77,12 +77,13 @@ def test_parallel_wrong_passwords_get_no_more_bcrypt_checks_than_the_limit(monke
 # -- raw latin-1 after "Authorization: Basic" --------------------------------------------------------
 
 _PARAMETERS = {"namespace": "alice", "repository": "app", "image_id": image_id(1), "tag": "latest",
-               "username": "alice"}
+               "username": "alice", "org": "acme", "team": "devs", "short": "ci", "member": "alice",
+               "uuid": "0" * 32, "filename": "style.css", "action": "activate"}
 
 
 def _every_route(app):
     for rule in app.url_map.iter_rules():
-        path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", lambda m: _PARAMETERS.get(m.group(1), "acme"), rule.rule)
+        path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", lambda m: _PARAMETERS.get(m.group(1), "x"), rule.rule)
         for method in sorted(rule.methods - {"OPTIONS"}):
             yield method, path
 
