@@ -12,7 +12,8 @@ again):
    was given stop working at once, so it cannot push while it is being deleted;
 2. each repository of its namespace is deleted (records, tags, layers nothing else uses) or
    moved into the namespace of another account;
-3. the account record goes and its name is reserved (``Store.delete_user``).
+3. its grants, team memberships and robots go (``AccessStore.forget_principal``), then the
+   account record, and its name is reserved (``Store.delete_user``).
 
 No name is ever handed to whoever registers it next: a repository ``davey/app`` is gone or moved
 before ``davey`` is removed, and ``davey`` cannot be registered until ``release_name``.
@@ -144,8 +145,9 @@ def delete_account(store: Store, registry: RegistryHooks | None, plan: DeletionP
             if registry is not None:
                 registry.repository_removed(removed)
             plan.deleted.append(full)
+    # Its grants, team memberships and robots go too (also on the repositories just moved).
+    AccessStore(store).forget_principal(username)
     store.delete_user(username)
-    AccessStore(store).forget_principal(username)  # its grants, team memberships and robots
     return plan
 
 

@@ -87,13 +87,11 @@ def login(username: str, password: str) -> dict[str, Any]:
 
 def _robot_login(username: str, password: str) -> dict[str, Any]:
     """A robot's Basic credentials: its name and current token (no web login, no password)."""
-    throttle = services().login_throttle
-    address = request.remote_addr or ""
-    throttle.check(address, username)
-    robot = principals.check_robot_token(username, password)
-    if robot is None:
-        throttle.record_failure(address, username)
-        raise Unauthorized("wrong username or password")
+    with services().login_throttle.attempt(request.remote_addr or "", username) as attempt:
+        robot = principals.check_robot_token(username, password)
+        if robot is None:
+            attempt.failed()
+            raise Unauthorized("wrong username or password")
     logs.set_user(username)
     return robot
 
@@ -245,9 +243,9 @@ def add_token(response: Response, name: RepoName, access: str,
     """The token headers of protocol.md 4.1/5/8, plus the endpoints that accept the token
     (``hosts``: what :func:`endpoints` returned earlier in this request).
 
-    ``user`` is the account record the request was authorized as (a username is looked up again),
-    None for an anonymous reader; the token carries that account's generation. A delete token
-    carries the repository's ``delete_id`` (see ``Store.mark_deleting``).
+    ``user`` is the account or robot record the request was authorized as (a name or token
+    subject is looked up again), None for an anonymous reader; the token carries its generation.
+    A delete token carries the repository's ``delete_id`` (see ``Store.mark_deleting``).
     """
     found = services()
     if isinstance(user, str):
@@ -255,9 +253,9 @@ def add_token(response: Response, name: RepoName, access: str,
         if record is None:
             raise ValueError(f"no account {user!r} to issue a token to")
         user = record
-    username = principals.token_subject(dict(user)) if user is not None else None
+    subject = principals.token_subject(dict(user)) if user is not None else None
     generation = generation_of(dict(user)) if user is not None else None
-    token = found.signer.issue(name.full, access, username, generation=generation, delete_id=delete_id)
+    token = found.signer.issue(name.full, access, subject, generation=generation, delete_id=delete_id)
     # add, not set: the response is new and has none of these yet (set scans for old values).
     response.headers.add("X-Docker-Token", token)
     response.headers.add("WWW-Authenticate", f"Token {token}")

@@ -173,7 +173,7 @@ class Store:
                 "active": active, "admin": admin, "created": now(),
                 "account_id": secrets.token_hex(8), "generation": 1}
         with self._accounts_transaction() as (users, reserved):
-            # A deleted account's name stays taken until an administrator releases it;
+            # A deleted account's name stays taken until an administrator releases it, and
             # organizations share the name space (store.access).
             if users.contains(doc_id=username) or reserved.contains(doc_id=username) or self._lookup(
                     self.db_dir / "organizations.json", "organizations", username) is not None:

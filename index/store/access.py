@@ -91,7 +91,7 @@ class AccessStore:
                                           "members": [creator]}}}
         # The accounts file's lock first: no user of this name can be created meanwhile.
         with store._transaction(store._users_file(), "users") as users:
-            if users.contains(doc_id=name):
+            if users.contains(doc_id=name) or store.is_reserved(name):  # a deleted account's name too
                 raise AlreadyExists("name")
             if any(True for _ in store.iter_repositories(name)):
                 raise AlreadyExists("name")

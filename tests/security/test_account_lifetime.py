@@ -141,6 +141,8 @@ def test_the_davey_app_take_over_fails(client, cli, app):
     # An administrator releases the name; the new davey is another account: old tokens stay dead.
     assert cli("users", "reserved").output.startswith("davey")
     assert "reserved" in cli("users", "show", "davey").output
+    # Nor can an organization take the name (organizations share the namespace).
+    assert cli("organizations", "create", "davey", "--email", "o@example.com", "--owner", "admin").exit_code != 0
     assert cli("users", "release", "davey").exit_code == 0
     assert _register(client, "davey", "newdavey1").status_code == 201
     Pusher(client, "davey/app", chain([image_id(3)]), auth=("davey", "newdavey1")).upload_all()
