@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 
 from .errors import BadRequest
+from .names import LIBRARY
 from .payloads import json_response
 from .search_index import SearchIndex
 from .services import services
@@ -38,10 +39,12 @@ def _int_arg(name: str, default: int, low: int, high: int | None) -> int:
 
 def _result(name: str, description: str) -> dict[str, Any]:
     # The types docker decodes strictly: ints as ints, bools as bools. As on the hub, the
-    # admin-curated library namespace holds the official repositories (docker search: [OK]);
-    # their names are shown without "library/".
-    return {"name": name, "description": description, "star_count": 0,
-            "is_official": "/" not in name, "is_trusted": False, "is_automated": False}
+    # admin-curated library namespace holds the official repositories (docker search: [OK]).
+    # Library names are listed as "library/<name>", as docker-registry 0.9 did: third-party
+    # tools split every result name on "/" (the docker client shows either form).
+    official = "/" not in name
+    return {"name": f"{LIBRARY}/{name}" if official else name, "description": description,
+            "star_count": 0, "is_official": official, "is_trusted": False, "is_automated": False}
 
 
 def _search_index() -> SearchIndex:
