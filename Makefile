@@ -27,7 +27,7 @@ $(VENV)/.dev-installed: $(VENV)/.runtime-installed requirements-dev.txt
 # gunicorn with several workers (the store is safe across processes), long timeouts for big
 # layer uploads, TLS when INDEX_TLS_CERT/INDEX_TLS_KEY are set, graceful stop on SIGTERM.
 run: $(VENV)/.runtime-installed
-	$(SERVE_ENV) exec $(BIN)/python -m index serve
+	$(SERVE_ENV) exec $(BIN)/docker-index serve
 
 # Flask's development server with the reloader.
 dev: $(VENV)/.runtime-installed
@@ -35,11 +35,11 @@ dev: $(VENV)/.runtime-installed
 
 # A self-signed certificate in ./certs for a test rig; prints how to make docker trust it.
 cert: $(VENV)/.runtime-installed
-	$(BIN)/python -m index cert $(CERT_ARGS)
+	$(BIN)/docker-index cert $(CERT_ARGS)
 
 # Runs the docker client's index flows against a running index: make self-check URL=... USER_NAME=...
 self-check: $(VENV)/.runtime-installed
-	$(BIN)/python -m index self-check $(or $(URL),http://127.0.0.1:5000) --username $(or $(USER_NAME),selfcheck)
+	$(BIN)/docker-index self-check $(or $(URL),http://127.0.0.1:5000) --username $(or $(USER_NAME),selfcheck)
 
 test: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

@@ -1,7 +1,6 @@
 """A self-hostable Docker Index (API v1): accounts, repositories, tokens, search, built-in registry."""
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any, Mapping
 
@@ -10,13 +9,13 @@ from flask import Flask, Response
 from . import (activation, cli, health, logs, openapi, probes, proxies, ratelimit, registry,
                repositories, search, transport, users)
 from .backup import backup_command, restore_command
-from .config import describe, load_config
+from .config import load_config
 from .errors import (InsufficientStorage, StorageUnavailable, error_response,
                      register_error_handlers)
 from .names import ValidationError
 from .passwords import VerifiedCredentials, hash_password, warm_up
 from .probes import API_VERSION
-from .secrets import load_or_create_key
+from .secrets import load_or_create_key, stored_fallbacks
 from .services import EXTENSION_KEY, Services
 from .store import AlreadyExists, CorruptDataFile, StorageFailure, Store
 from .tokens import TokenSigner
@@ -37,6 +36,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     store = Store(settings["DATA_DIR"])
     store.open()
     secret_key = settings["SECRET_KEY"] or load_or_create_key(settings["DATA_DIR"])
+    if not settings["SECRET_KEY"]:  # keys retired by `docker-index rotate-key` still verify
+        settings["SECRET_KEY_FALLBACKS"] = [*settings["SECRET_KEY_FALLBACKS"],
+                                            *stored_fallbacks(settings["DATA_DIR"])]
+        app.config["SECRET_KEY_FALLBACKS"] = settings["SECRET_KEY_FALLBACKS"]
     app.extensions[EXTENSION_KEY] = Services(
         store=store,
         signer=TokenSigner(secret_key, settings["TOKEN_TTL"], settings["SECRET_KEY_FALLBACKS"]),
@@ -60,8 +63,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.cli.add_command(restore_command)
     if not settings["REGISTRY_ENDPOINTS"]:
         registry.install(app)  # built-in registry; otherwise external ones serve the layers
-    log.info("docker index ready; effective settings: %s",
-             json.dumps(describe(settings), default=str))
     return app
 
 

@@ -54,7 +54,7 @@ def after_registration(username: str, email: str) -> None:
     found = services()
     policy = found.config["REGISTRATION"]
     if policy == "approval":
-        log.info("account %s awaits approval: flask --app wsgi users activate %s", username, username)
+        log.info("account %s awaits approval: docker-index users activate %s", username, username)
     elif policy == "confirm":
         _send_link(found.config, username, email, _link_for(found.activation.token_for(username)))
 

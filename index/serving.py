@@ -6,15 +6,20 @@ instead of a storm of worker boot failures.
 """
 from __future__ import annotations
 
+import json
+import logging
 import sys
 from typing import Any, Mapping, NoReturn
 
 import click
 from flask import Flask
 
-from .config import ConfigError, load_config
+from .config import ConfigError, describe, load_config
 from .logs import JsonFormatter
+from .preflight import PreflightError, check_port_free
 from .store import CorruptDataFile, StorageFailure
+
+log = logging.getLogger("index")
 
 # A worker that misses its heartbeat this long is restarted. gthread workers keep beating while
 # their threads move big layers, so this only catches a worker that is truly stuck.
@@ -41,6 +46,12 @@ def create_app_or_exit(config: Mapping[str, Any] | None = None) -> Flask:
         fail(str(exc))
     except ValueError as exc:  # bootstrap admin with an invalid name or password, empty key file
         fail(str(exc))
+
+
+def log_effective_settings(app: Flask) -> None:
+    """The one start-up line with every setting (secrets masked): only a serving process logs it."""
+    log.info("docker index ready; effective settings: %s",
+             json.dumps(describe(app.config), default=str))
 
 
 def gunicorn_options(settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -94,9 +105,11 @@ def serve() -> None:
 
     try:
         settings = load_config()
-    except ConfigError as exc:
+        check_port_free(settings["HOST"], settings["PORT"])  # before anything says "ready"
+    except (ConfigError, PreflightError) as exc:
         fail(str(exc))
     app = create_app_or_exit()
+    log_effective_settings(app)
 
     class IndexServer(BaseApplication):
         def load_config(self) -> None:

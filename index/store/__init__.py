@@ -398,6 +398,10 @@ class Store(ForkSafe):
         """Hide the repository from pulls and search until its deletion is confirmed."""
         return self._set_fields(namespace, name, {"state": DELETING})
 
+    def mark_active(self, namespace: str, name: str) -> dict[str, Any]:
+        """Undo :meth:`mark_deleting` (garbage collection of a deletion never confirmed)."""
+        return self._set_fields(namespace, name, {"state": ACTIVE})
+
     def set_description(self, namespace: str, name: str, description: str) -> dict[str, Any]:
         return self._set_fields(namespace, name, {"description": description})
 

@@ -49,6 +49,15 @@ class ImageStore:
         doc = self._store._lookup(self._shard_path(image_id), TABLE, image_id)
         return json_copy(doc) if doc is not None else None
 
+    def ids(self) -> list[str]:
+        """Every image id with a record, in any state (for garbage collection)."""
+        found: list[str] = []
+        for shard in sorted((self._store.db_dir / "images").glob("??.json")):
+            datafile = self._store._existing(shard)
+            if datafile is not None:
+                found.extend(datafile.read_shared().get(TABLE, {}))
+        return found
+
     def put_json(self, image_id: str, raw_json: str, parent: str | None,
                  on_reset: Callable[[], None]) -> dict[str, Any]:
         """Store (or replace) the json of an image that is not complete yet.
