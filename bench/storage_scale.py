@@ -125,7 +125,7 @@ def basic(user: str) -> dict:
 
 def start_server(data_dir: Path, port: int) -> tuple[subprocess.Popen, float]:
     env = {**os.environ, "INDEX_DATA_DIR": str(data_dir), "INDEX_BCRYPT_ROUNDS": "4",
-           "INDEX_SECRET_KEY": "bench"}
+           "INDEX_SECRET_KEY": "bench-secret-key-0123456789abcdefgh"}
     gunicorn = str(Path(sys.executable).parent / "gunicorn")
     started = time.perf_counter()
     process = subprocess.Popen([gunicorn, "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4",

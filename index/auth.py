@@ -47,6 +47,7 @@ def basic_user() -> dict[str, Any] | None:
     throttle.check(address, username)
     if not passwords.check_password(password, stored_hash, found.config["BCRYPT_ROUNDS"]):
         throttle.record_failure(address, username)
+        logs.failed_login(username)
         raise Unauthorized("wrong username or password")
     assert user is not None and stored_hash is not None
     found.credentials.remember(username, password, stored_hash)

@@ -204,11 +204,11 @@ def repositories_list(namespace: str | None) -> None:
     """List repositories: name, state, images, stored size, tags, last push."""
     if namespace is not None and not names.NAMESPACE_RE.fullmatch(namespace):
         _fail(f"invalid namespace {namespace!r}")
-    click.echo(f"{'NAME':<40} {'STATE':<18} {'IMAGES':>6} {'SIZE':>9}  {'LAST PUSH':<20}  TAGS")
+    click.echo(f"{'NAME':<40} {'STATE':<22} {'IMAGES':>6} {'SIZE':>9}  {'LAST PUSH':<20}  TAGS")
     for record in services().store.iter_repositories(namespace):
         summary = _summary(record)
         state = record["state"] + (f" ({summary.incomplete} incomplete)" if summary.incomplete else "")
-        click.echo(f"{summary.name.display:<40} {state:<18} {len(summary.images):>6} "
+        click.echo(f"{summary.name.display:<40} {state:<22} {len(summary.images):>6} "
                    f"{human_size(summary.stored_bytes):>9}  {summary.last_push or '-':<20}  "
                    f"{', '.join(sorted(summary.tags)) or '-'}")
 

@@ -9,6 +9,7 @@ workers a client can make up to N times the configured number of failures per mi
 """
 from __future__ import annotations
 
+import logging
 import math
 import time
 
@@ -18,6 +19,9 @@ from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
 from .errors import TooManyRequests
+from .logs import escaped
+
+log = logging.getLogger("index.ratelimit")
 
 EXTENSION_KEY = "docker_index_login_throttle"
 _MAX_USERNAME_KEY_CHARS = 64  # bounds the memory one attacker-chosen username can occupy
@@ -56,6 +60,11 @@ class LoginThrottle:
             return
         for key in self._keys(address, username):
             self._limiter.hit(self._item, *key)
+            # The failure that used up the allowance: one WARNING per lockout, not one per 429.
+            if not self._limiter.test(self._item, *key):
+                what = "address" if key[0] == "login-address" else "username"
+                log.warning("login locked out for %s %s after %d failed logins in 60 s (this worker)",
+                            what, escaped(key[1]), self._item.amount)
 
 
 def init_app(app: Flask) -> None:

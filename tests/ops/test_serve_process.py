@@ -42,7 +42,7 @@ def _basic(username: str, password: str) -> str:
 def test_tls_with_a_generated_certificate_and_two_workers(tmp_path):
     cert, key = write_self_signed(tmp_path / "certs", ["127.0.0.1", "localhost"])
     settings = {"INDEX_DATA_DIR": str(tmp_path / "data"), "INDEX_TLS_CERT": str(cert),
-                "INDEX_TLS_KEY": str(key), "INDEX_WORKERS": "2", "INDEX_SECRET_KEY": "process-secret-key"}
+                "INDEX_TLS_KEY": str(key), "INDEX_WORKERS": "2", "INDEX_SECRET_KEY": "process-secret-key-0123456789abcdef"}
     with serving(settings, tmp_path / "serve.log", scheme="https", ca_file=cert) as served:
         context = ssl.create_default_context(cafile=str(cert))
         with urllib.request.urlopen(f"{served.url}/v1/_ping", context=context, timeout=5) as answer:
@@ -66,7 +66,7 @@ def test_tls_with_a_generated_certificate_and_two_workers(tmp_path):
     log = served.log()
     assert "Booting worker" in log and log.count("Booting worker") >= 2
     assert '"SECRET_KEY": "***"' in log
-    assert "process-secret-key" not in log
+    assert "process-secret-key-0123456789abcdef" not in log
 
 
 def test_sigterm_lets_a_request_in_flight_finish(tmp_path):
