@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 
 import click
 from flask import Flask
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from . import names
 from .certs import cert_command
@@ -27,7 +27,8 @@ repositories = AppGroup("repositories", help="Manage repositories: list, show, d
 
 
 def register(app: Flask) -> None:
-    for command in (users, repositories, self_check_command, cert_command):
+    from .gc import gc_command
+    for command in (users, repositories, self_check_command, cert_command, gc_command, rotate_key_command):
         app.cli.add_command(command)
 
 
@@ -274,6 +275,7 @@ def repositories_delete(name: str, yes: bool) -> None:
 
 @click.command("rotate-key")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@with_appcontext
 def rotate_key_command(yes: bool) -> None:
     """Replace the generated signing key; the old one keeps verifying until its tokens expire.
 

@@ -85,10 +85,10 @@ def _register() -> None:
     from .gc import gc_command
     from .selfcheck import self_check_command
     from .serving import serve_command
-    for command in (serve_command, cert_command, self_check_command, users, repositories):
+    for command in (serve_command, cert_command, self_check_command, users, repositories, gc_command,
+                    rotate_key_command):
         main.add_command(command)
-    for command in (backup_command, gc_command, rotate_key_command):
-        main.add_command(needs_app(command))
+    main.add_command(needs_app(backup_command))
     # Restoring must work when the data dir is too damaged for the app to start, and onto an
     # empty one: the app is never loaded for it.
     main.add_command(standalone_restore, "restore")

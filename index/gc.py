@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import click
+from flask.cli import with_appcontext
 
 from .names import RepoName
 from .store import DELETING, NotFound, Store
@@ -219,6 +220,7 @@ def collect_garbage(store: Store, registry: Any | None, data_dir: Path, delete_g
 
 @click.command("gc")
 @click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
+@with_appcontext
 def gc_command(dry_run: bool) -> None:
     """Remove unused layers and images, stuck deletions, stale uploads and temp files.
 

@@ -1,0 +1,150 @@
+"""``docker-index gc``: each kind of garbage found and removed, nothing in use touched, --dry-run only says."""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from index import gc
+from index.services import EXTENSION_KEY
+from tests.conftest import image_id
+from tests.registry.layers import chain
+from tests.registry.test_routes import Pusher
+
+LATER = 3 * 24 * 3600  # "now" for gc: three days on, so every age limit has passed
+
+
+@pytest.fixture
+def services(app):
+    return app.extensions[EXTENSION_KEY]
+
+
+@pytest.fixture
+def cli(app):
+    runner = app.test_cli_runner()
+    return lambda *args: runner.invoke(args=list(args))
+
+
+def _push(client, remote, ids, tag="latest", auth=("alice", "secret1")):
+    pusher = Pusher(client, remote, chain(ids, salt=remote), auth=auth)
+    pusher.upload_all()
+    tagged = client.put(f"/v1/repositories/{remote}/tags/{tag}", data=json.dumps(ids[-1]),
+                        headers=pusher.token, content_type="application/json")
+    assert tagged.status_code == 200
+    return pusher
+
+
+def test_stuck_deletions_are_finished_or_undone_after_the_grace_time(client, alice, services):
+    _push(client, "alice/gone", [image_id(1)])
+    _push(client, "alice/kept", [image_id(2)])
+    registry, store = services.registry, services.store
+    for name in ("gone", "kept"):   # step 1 of a delete, then the client went away
+        assert client.delete(f"/v1/repositories/alice/{name}/",
+                             headers={**_basic(), "X-Docker-Token": "true"}).status_code == 202
+    registry.forget(_name("alice/gone"))          # the registry step ran only for this one
+    grace = services.config["TOKEN_TTL"]
+    assert gc.stuck_deletions(store, registry, grace, dry_run=False) == []   # too young yet
+    planned = gc.stuck_deletions(store, registry, grace, dry_run=True, now=time.time() + grace + 1)
+    assert [line.split(" (")[0] for line in planned] == ["would finish deleting alice/gone",
+                                                        "would undo the deletion of alice/kept"]
+    assert store.get_repository("alice", "gone")["state"] == "deleting"     # dry run: unchanged
+    done = gc.stuck_deletions(store, registry, grace, dry_run=False, now=time.time() + grace + 1)
+    assert [line.split(" (")[0] for line in done] == ["finished deleting alice/gone",
+                                                     "undid the deletion of alice/kept"]
+    assert store.get_repository("alice", "gone") is None
+    assert store.get_repository("alice", "kept")["state"] == "active"
+    assert client.get("/v1/repositories/alice/kept/tags", headers=_basic()).get_json() == {"latest": image_id(2)}
+
+
+def test_unreferenced_images_go_with_their_layers_shared_ones_stay(client, alice, services):
+    _push(client, "alice/one", [image_id(10), image_id(11)])
+    registry = services.registry
+    registry.store.delete_repository("alice", "one")   # as an old crash could leave it: records stay
+    layer = registry.layers.path(image_id(11))
+    assert layer.exists()
+    assert gc.unreferenced_images(registry, dry_run=False) == []   # younger than the grace time
+    later = time.time() + LATER
+    assert len(gc.unreferenced_images(registry, dry_run=True, now=later)) == 2 and layer.exists()
+    removed = gc.unreferenced_images(registry, dry_run=False, now=later)
+    assert sorted(removed) == sorted(f"removed image {i} (no repository uses it)" for i in (image_id(10), image_id(11)))
+    assert not layer.exists() and registry.images.get(image_id(11)) is None
+
+
+def test_images_in_use_are_never_collected(client, alice, services):
+    _push(client, "alice/used", [image_id(20), image_id(21)])
+    lines: list[str] = []
+    gc.collect_garbage(services.store, services.registry, services.store.root, 0, False, lines.append)
+    assert not any("image" in line for line in lines)
+    assert gc.unreferenced_images(services.registry, dry_run=False, now=time.time() + LATER) == []
+    assert services.registry.complete_image(image_id(21)) is not None
+
+
+def test_records_that_never_completed_expire_after_a_day(client, alice, services):
+    pusher = Pusher(client, "alice/half", chain([image_id(30), image_id(31)], salt="half"))
+    first = pusher.layers[0]
+    assert pusher.put_json(first).status_code == 200
+    registry = services.registry
+    assert pusher.put_layer(first).status_code == 200                # layer, checksum never sent
+    assert gc.incomplete_records(registry, dry_run=False) == []       # fresh: a push in progress
+    in_two_days = time.time() + 2 * 24 * 3600
+    assert gc.incomplete_records(registry, dry_run=True, now=in_two_days)
+    removed = gc.incomplete_records(registry, dry_run=False, now=in_two_days)
+    assert removed == [f"removed image record {image_id(30)} (never completed, older than 24 h)"]
+    assert registry.images.get(image_id(30)) is None
+    assert not registry.layers.path(image_id(30)).exists()
+
+
+def test_stray_layer_files_stale_uploads_and_temp_files(client, alice, services):
+    registry, root = services.registry, services.store.root
+    stray = registry.layers.path(image_id(40))
+    stray.parent.mkdir(parents=True, exist_ok=True)
+    stray.write_bytes(b"left by a crash")
+    registry.layers.uploads_dir.mkdir(parents=True, exist_ok=True)
+    upload = registry.layers.uploads_dir / f"{image_id(41)}.abc.part"
+    upload.write_bytes(b"half an upload")
+    temp = root / "db" / "users.json.tmp-xyz"
+    temp.write_text("{")
+    staging = root / ".backup-123"
+    staging.mkdir()
+    fresh_temp = root / "db" / "namespaces" / "alice.json.tmp-now"
+    fresh_temp.parent.mkdir(parents=True, exist_ok=True)
+    fresh_temp.write_text("{")
+    old = time.time() - 2 * 24 * 3600
+    for path in (stray, upload, temp, staging):
+        os.utime(path, (old, old))
+    lines: list[str] = []
+    gc.collect_garbage(services.store, registry, root, services.config["TOKEN_TTL"], True, lines.append)
+    assert len(lines) == 4 and all(line.startswith("would remove") for line in lines)
+    assert stray.exists() and upload.exists() and temp.exists() and staging.exists()
+    lines = []
+    gc.collect_garbage(services.store, registry, root, services.config["TOKEN_TTL"], False, lines.append)
+    assert len(lines) == 4, lines
+    assert not stray.exists() and not upload.exists() and not temp.exists() and not staging.exists()
+    assert fresh_temp.exists()                                   # a write in progress is left alone
+
+
+def test_gc_command_says_what_it_did(cli, client, alice, services):
+    assert cli("gc", "--dry-run").output == "nothing to collect\n"
+    stray = services.registry.layers.path(image_id(50))
+    stray.parent.mkdir(parents=True, exist_ok=True)
+    stray.write_bytes(b"x")
+    old = time.time() - 7200
+    os.utime(stray, (old, old))
+    dry = cli("gc", "--dry-run")
+    assert dry.exit_code == 0 and "would remove layer file" in dry.output and stray.exists()
+    assert "run without --dry-run" in dry.output
+    done = cli("gc")
+    assert done.exit_code == 0 and "removed layer file" in done.output and not stray.exists()
+
+
+def _basic():
+    from tests.conftest import basic
+    return basic("alice", "secret1")
+
+
+def _name(text):
+    from index.names import RepoName
+    namespace, repository = text.split("/")
+    return RepoName(namespace, repository)
