@@ -84,7 +84,8 @@ class Session:
                 return Reply(exc.code, exc.headers, exc.read())
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise CheckFailed(f"cannot reach {self.base_url}: {reason}") from None
+            # The URL actually tried: a registry endpoint the index advertised may differ from it.
+            raise CheckFailed(f"cannot reach {base_url or self.base_url}: {reason}") from None
 
 
 def expect(reply: Reply, *statuses: int) -> None:
@@ -135,6 +136,7 @@ def check_login(session: Session) -> str:
     if login.status == 401:
         raise CheckFailed("wrong username or password")
     expect(login, 200)
+    session.facts["registered"] = registered.status == 201
     return "account created and logged in" if registered.status == 201 else "logged in"
 
 
@@ -368,8 +370,12 @@ def new_session(url: str, username: str, password: str, email: str | None = None
               help="Trust this certificate (for a self-signed https index).")
 @click.option("--insecure", is_flag=True, help="Do not verify the https certificate.")
 @click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for each answer.")
+@click.option("--cleanup", is_flag=True,
+              help="Afterwards also remove the account if this run registered it (and the throwaway "
+                   "repository if its deletion failed). Needs the index's data dir on this machine "
+                   "(--data-dir / INDEX_DATA_DIR): the v1 API cannot delete accounts.")
 def self_check_command(url: str, username: str, password_stdin: bool, email: str | None,
-                       ca_file: str | None, insecure: bool, timeout: float) -> None:
+                       ca_file: str | None, insecure: bool, timeout: float, cleanup: bool) -> None:
     """Run the docker client's index flows against the index at URL and print PASS/FAIL per step.
 
     Steps: ping, login (register if needed), push (announce, registry token check, upload of a
@@ -384,5 +390,43 @@ def self_check_command(url: str, username: str, password_stdin: bool, email: str
         session = new_session(url, username, password, email, ca_file, insecure, timeout)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="URL") from None
-    if not run_checks(session, echo=click.echo):
+    passed = run_checks(session, echo=click.echo)
+    if cleanup:
+        clean_up_locally(session, click.echo)
+    if not passed:
         sys.exit(1)
+
+
+def clean_up_locally(session: Session, echo: Callable[[str], None]) -> bool:
+    """Remove what the run left behind, through the data dir of the index on this machine."""
+    from .config import configured_data_dir
+    from .console import holds_index
+    data_dir = configured_data_dir()
+    registered = session.facts.get("registered", False)
+    if not holds_index(data_dir):
+        echo(f"cleanup: no index data in {data_dir}: pass --data-dir, or on the index's machine run "
+             f"docker-index users delete {session.username}" if registered else
+             f"cleanup: no index data in {data_dir}; nothing removed")
+        return False
+    from .serving import create_app_or_exit
+    from .store import NotFound
+    app = create_app_or_exit({"DATA_DIR": data_dir})
+    found = app.extensions["docker_index"]
+    namespace, _, repository = session.repository.partition("/")
+    try:
+        removed = found.store.delete_repository(namespace, repository)
+        if found.registry is not None:
+            found.registry.repository_removed(removed)
+        echo(f"cleanup: removed repository {session.repository}")
+    except NotFound:
+        pass  # the delete step removed it already
+    if registered:
+        try:
+            found.store.delete_user(session.username)
+            echo(f"cleanup: removed account {session.username} (registered by this run)")
+        except NotFound:
+            pass
+    else:
+        echo(f"cleanup: kept account {session.username} (it existed before this run)")
+    found.store.close()
+    return True
