@@ -14,6 +14,7 @@ from typing import Any, Mapping, NoReturn
 import click
 from flask import Flask
 
+from . import mail
 from .config import ConfigError, describe, load_config
 from .logs import JsonFormatter
 from .preflight import PreflightError, check_port_free
@@ -110,6 +111,7 @@ def serve() -> None:
         fail(str(exc))
     app = create_app_or_exit()
     log_effective_settings(app)
+    mail.log_probe(app.config)  # confirm mode: say now whether activation mail will go out
 
     class IndexServer(BaseApplication):
         def load_config(self) -> None:
