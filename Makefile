@@ -13,7 +13,7 @@ SERVE_ENV := $(foreach var,HOST PORT WORKERS THREADS,$(if $(filter command line,
 # installed editable from this checkout); `make test` adds the test tools on top.
 venv: $(VENV)/.dev-installed
 
-$(VENV)/.runtime-installed: requirements.txt pyproject.toml
+$(VENV)/.runtime-installed: requirements.txt pyproject.toml index/version.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
