@@ -45,9 +45,10 @@ class IndexGroup(click.Group):
         if command is not None:
             return command
         from .config import configured_data_dir
+        _prepare(ctx)  # click looks the command up before the group's own callback runs
         if not holds_index(configured_data_dir()):
             return None  # "No such command": never create an index to look a name up
-        app = ctx.ensure_object(ScriptInfo).load_app()
+        app = ctx.obj.load_app()
         found = app.cli.get_command(ctx, cmd_name)
         if found is not None:
             ctx.with_resource(app.app_context())
@@ -64,10 +65,17 @@ def main(ctx: click.Context, data_dir: Path | None) -> None:
 
     Settings come from INDEX_* environment variables (see the README's Settings table).
     """
+    _prepare(ctx)
+
+
+def _prepare(ctx: click.Context) -> None:
+    """Apply ``--data-dir`` and set up the lazy app loader (idempotent)."""
+    data_dir = ctx.params.get("data_dir")
     if data_dir is not None:
         # Every later reader (the app, serve's workers, restore) takes it from the settings.
         os.environ["INDEX_DATA_DIR"] = str(data_dir)
-    ctx.obj = ScriptInfo(create_app=_admin_app, set_debug_flag=False)
+    if not isinstance(ctx.obj, ScriptInfo):
+        ctx.obj = ScriptInfo(create_app=_admin_app, set_debug_flag=False)
 
 
 def needs_app(command: click.Command) -> click.Command:

@@ -111,3 +111,26 @@ def test_backup_keep_rotates_in_a_directory(tmp_path, index_dir):
     assert Path(newest.split()[3].rstrip(":")).name in kept
     assert run(["--data-dir", str(index_dir), "backup", str(folder)], cwd=tmp_path).returncode == 1
     assert run(["--data-dir", str(index_dir), "backup", "--keep", "0", str(folder)], cwd=tmp_path).returncode == 2
+
+
+def test_commands_other_parts_register_on_the_app_are_found(tmp_path, index_dir, monkeypatch):
+    import click
+    from click.testing import CliRunner
+
+    from index import cli as admin_cli
+    from index.console import main
+
+    @click.command("hello")
+    def hello():
+        from index.services import services
+        click.echo(f"hello from {services().store.root}")
+
+    original = admin_cli.register
+    monkeypatch.setattr(admin_cli, "register", lambda app: (original(app), app.cli.add_command(hello)))
+    monkeypatch.delenv("INDEX_DATA_DIR", raising=False)
+    result = CliRunner().invoke(main, ["--data-dir", str(index_dir), "hello"])
+    assert result.exit_code == 0, result.output
+    assert f"hello from {index_dir}" in result.output
+    monkeypatch.delenv("INDEX_DATA_DIR", raising=False)   # --data-dir wrote it for the process
+    missing = CliRunner().invoke(main, ["--data-dir", str(tmp_path / "none"), "hello"])
+    assert missing.exit_code == 2 and "No such command 'hello'" in missing.output
