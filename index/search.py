@@ -42,9 +42,8 @@ def _result(name: str, description: str) -> dict[str, Any]:
     # admin-curated library namespace holds the official repositories (docker search: [OK]).
     # Library names are listed as "library/<name>", as docker-registry 0.9 did: third-party
     # tools split every result name on "/" (the docker client shows either form).
-    official = "/" not in name
-    return {"name": f"{LIBRARY}/{name}" if official else name, "description": description,
-            "star_count": 0, "is_official": official, "is_trusted": False, "is_automated": False}
+    return {"name": name, "description": description, "star_count": 0,
+            "is_official": name.startswith(f"{LIBRARY}/"), "is_trusted": False, "is_automated": False}
 
 
 def _search_index() -> SearchIndex:

@@ -32,7 +32,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from .names import LIBRARY
 from .store import ACTIVE, Store
 
 # Anything in ASCII but letters and digits; lower-casing keeps every one of them as it is.
@@ -60,7 +59,7 @@ def _racy(mtime_ns: int, now_ns: int) -> bool:
 class _Entry:
     """One active repository as search sees it."""
 
-    name: str               # what results show: ``ns/repo``, or ``repo`` in library
+    name: str               # what results show: ``ns/repo`` (``library/repo`` too)
     full: str               # ``ns/repo``, what the query is matched against (names are lower-case)
     description: str        # as stored, for the result
     description_lower: str
@@ -225,5 +224,5 @@ def _entry(record: dict) -> _Entry:
     full = f"{namespace}/{name}"
     description = record.get("description") or ""
     lower = description.lower()
-    return _Entry(name=name if namespace == LIBRARY else full, full=full, description=description,
-                  description_lower=lower)
+    # Results name library repositories "library/<name>" too, as docker-registry 0.9 did.
+    return _Entry(name=full, full=full, description=description, description_lower=lower)
