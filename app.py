@@ -7,7 +7,7 @@ import argparse
 
 from werkzeug.serving import WSGIRequestHandler
 
-from index.serving import create_app_or_exit
+from index.ops.serving import create_app_or_exit
 
 
 class QuietRequestHandler(WSGIRequestHandler):

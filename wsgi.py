@@ -1,5 +1,5 @@
 """WSGI entry point: ``gunicorn wsgi:app`` or ``flask --app wsgi ...``."""
-from index.serving import create_app_or_exit, log_effective_settings
+from index.ops.serving import create_app_or_exit, log_effective_settings
 
 app = create_app_or_exit()
 log_effective_settings(app)

@@ -1,7 +1,7 @@
 """Registration policies beyond ``open``: activation links (``confirm``) and admin approval.
 
 An activation link is ``<scheme>://<host>/account/activate?token=<signed>``: the username signed
-with the secret key (older keys from ``INDEX_SECRET_KEY_FALLBACKS`` still verify) and valid for
+(:class:`index.tokens.ActivationLinks`) with the secret key (older keys from ``INDEX_SECRET_KEY_FALLBACKS`` still verify) and valid for
 ``INDEX_ACTIVATION_TTL`` seconds. The token travels in the query string, which the request log
 never writes.
 """
@@ -9,58 +9,33 @@ from __future__ import annotations
 
 import logging
 import smtplib
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
-from flask import Blueprint, Response, request
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from flask import Blueprint, Response, current_app, request
 
 from . import mail
 from .errors import BadRequest, NotFound
 from .services import services
-from .store import NotFound as StoreNotFound
+from .store import RecordNotFound
 
 log = logging.getLogger(__name__)
 bp = Blueprint("activation", __name__)
 
 ACTIVATE_PATH = "/account/activate"
-_SALT = "docker-index.activation"
-
-
-class ActivationLinks:
-    """Signs and checks the username carried by an activation link."""
-
-    def __init__(self, secret_key: str, ttl_seconds: int, fallback_keys: Sequence[str] = ()) -> None:
-        self._serializer = URLSafeTimedSerializer([*fallback_keys, secret_key], salt=_SALT)
-        self.ttl_seconds = ttl_seconds
-
-    def token_for(self, username: str) -> str:
-        return self._serializer.dumps({"u": username})
-
-    def username_of(self, token: str) -> str:
-        """The username, or BadRequest when the token is tampered with or expired."""
-        try:
-            signed = self._serializer.loads(token, max_age=self.ttl_seconds)
-        except SignatureExpired:
-            raise BadRequest("this activation link has expired: register again or ask an administrator") from None
-        except BadSignature:
-            raise BadRequest("this activation link is not valid") from None
-        if not isinstance(signed, dict) or not isinstance(signed.get("u"), str):
-            raise BadRequest("this activation link is not valid")
-        return signed["u"]
 
 
 def after_registration(username: str, email: str) -> None:
     """Tell the new user (confirm) or the administrator (approval) what happens next."""
-    found = services()
-    policy = found.config["REGISTRATION"]
+    config = current_app.config
+    policy = config["REGISTRATION"]
     if policy == "approval":
         log.info("account %s awaits approval: docker-index users activate %s", username, username)
     elif policy == "confirm":
-        _send_link(found.config, username, email, _link_for(found.activation.token_for(username)))
+        _send_link(config, username, email, _link_for(services().activation.token_for(username)))
 
 
 def _link_for(token: str) -> str:
-    host = services().config["PUBLIC_HOST"] or request.host
+    host = current_app.config["PUBLIC_HOST"] or request.host
     # script_root: the prefix a proxy mounts the index under (X-Forwarded-Prefix), if any.
     return f"{request.scheme}://{host}{request.script_root}{ACTIVATE_PATH}?token={token}"
 
@@ -91,7 +66,7 @@ def activate() -> Response:
     username = services().activation.username_of(token)
     try:
         first_time = services().store.confirm_user(username)
-    except StoreNotFound:
+    except RecordNotFound:  # the account was deleted after the link was sent
         raise NotFound(f"user {username} no longer exists") from None
     text = (f"Account {username} is active. Log in with: docker login {request.host}\n" if first_time
             else f"Account {username} was already confirmed; if it is inactive, an administrator deactivated it.\n")

@@ -1,18 +1,22 @@
-"""The request side of authorization: who is calling (Basic) and what a token grants (Token)."""
+"""The request side of authorization: who is calling (Basic), what a token grants (Token), and
+the token and endpoint headers of the index's answers."""
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, Iterable
 
-from flask import request
+from flask import Response, current_app, request
 
 from . import logs, passwords, permissions
-from .errors import Forbidden, Unauthorized
+from .errors import BadRequest, Forbidden, Unauthorized
 from .names import RepoName
-from .ratelimit import login_throttle
 from .services import services
 from .tokens import Grant, TokenError
 
 TOKEN_CHALLENGE = "Token"
+# A bare host[:port] as docker expects in X-Docker-Endpoints. Wider than Werkzeug's own host check,
+# which refuses "_" (compose service names such as "docker_index:5000" are real hosts to docker).
+PLAIN_HOST_RE = re.compile(r"(?:[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 
 
 def scheme() -> str | None:
@@ -42,10 +46,10 @@ def basic_user() -> dict[str, Any] | None:
     if stored_hash and found.credentials.is_verified(username, password, stored_hash):
         logs.set_user(username)
         return user  # remembered: a push in progress is never throttled
-    throttle = login_throttle()
+    throttle = found.login_throttle
     address = request.remote_addr or ""
     throttle.check(address, username)
-    if not passwords.check_password(password, stored_hash, found.config["BCRYPT_ROUNDS"]):
+    if not passwords.check_password(password, stored_hash, current_app.config["BCRYPT_ROUNDS"]):
         throttle.record_failure(address, username)
         logs.failed_login(username)
         raise Unauthorized("wrong username or password")
@@ -99,3 +103,42 @@ def token_grant(name: RepoName | None = None) -> Grant:
         if grant.access != "read" and not may_write(user, grant.repository.partition("/")[0]):
             raise Forbidden(f"the token's account may no longer change {grant.repository}")
     return grant
+
+
+# -- the token headers of an index answer ----------------------------------------------------
+def endpoints() -> list[str]:
+    """Registry hosts for ``X-Docker-Endpoints``: configured ones, else the public host, else
+    the host this request was sent to (as seen through trusted proxies).
+
+    A Host header that is no bare host[:port] is a 400: the client would build ``http:///v1/``
+    from an empty value. Views that write call this first, so such a request changes nothing.
+    """
+    config = current_app.config
+    if config["REGISTRY_ENDPOINTS"]:
+        return list(config["REGISTRY_ENDPOINTS"])
+    if config["PUBLIC_HOST"]:
+        return [config["PUBLIC_HOST"]]
+    host = request.host or request.headers.get("Host", "")
+    if not PLAIN_HOST_RE.fullmatch(host):
+        raise BadRequest(f"the Host header {host[:80]!r} is not a host[:port] that a registry endpoint can be "
+                         "named by; send a plain Host header or set INDEX_PUBLIC_HOST or INDEX_REGISTRY_ENDPOINTS")
+    return [host]
+
+
+def add_endpoints(response: Response, hosts: Iterable[str] | None = None) -> Response:
+    # One header line per endpoint: docker 0.7-0.10 read each line as one endpoint.
+    for host in (endpoints() if hosts is None else hosts):
+        response.headers.add("X-Docker-Endpoints", host)
+    return response
+
+
+def add_token(response: Response, name: RepoName, access: str, user: str | None,
+              hosts: Iterable[str] | None = None) -> Response:
+    """The token headers of protocol.md 4.1/5/8, plus the endpoints that accept the token
+    (``hosts``: what :func:`endpoints` returned earlier in this request)."""
+    token = services().signer.issue(name.full, access, user)
+    # add, not set: the response is new and has none of these yet (set scans for old values).
+    response.headers.add("X-Docker-Token", token)
+    response.headers.add("WWW-Authenticate", f"Token {token}")
+    response.headers.add("Cache-Control", "no-store")
+    return add_endpoints(response, hosts)

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from .preflight import PreflightError, check_tls_pair
+from .ops.preflight import PreflightError, check_tls_pair
 
 REGISTRATION_POLICIES = ("open", "confirm", "approval", "closed")
 LOG_FORMATS = ("plain", "json")

@@ -1,4 +1,10 @@
-"""One error family with one JSON shape: ``{"error": "<message>"}``."""
+"""One error vocabulary with one JSON shape: ``{"error": "<message>"}``.
+
+Views raise :class:`ApiError` subclasses. The errors of the layers below are mapped to a status
+here, once: the store's (:mod:`index.store.errors`: not found 404, already exists / conflict 409,
+storage failure 503 or 507, damaged data file 500), an invalid value (:class:`ValidationError`,
+400) and a bad activation link (400). A view catches one of those only to answer differently.
+"""
 from __future__ import annotations
 
 import json
@@ -6,6 +12,10 @@ import logging
 
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
+
+from .names import ValidationError
+from .store.errors import AlreadyExists, CorruptDataFile, ImageConflict, RecordNotFound, StorageFailure
+from .tokens import ActivationError
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +99,31 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Response:
         return error_response(exc.status, exc.message, exc.headers)
+
+    @app.errorhandler(ValidationError)
+    @app.errorhandler(ActivationError)
+    def _invalid(exc: Exception) -> Response:
+        return error_response(BadRequest.status, str(exc))
+
+    @app.errorhandler(RecordNotFound)
+    def _not_found(exc: RecordNotFound) -> Response:
+        return error_response(NotFound.status, str(exc))
+
+    @app.errorhandler(AlreadyExists)
+    @app.errorhandler(ImageConflict)
+    def _conflict(exc: AlreadyExists | ImageConflict) -> Response:
+        return error_response(Conflict.status, str(exc))
+
+    @app.errorhandler(StorageFailure)
+    def _storage(exc: StorageFailure) -> Response:
+        log.error("storage failure: %s", exc)
+        status = InsufficientStorage.status if exc.no_space else StorageUnavailable.status
+        return error_response(status, f"storage unavailable, nothing was changed: {exc}")
+
+    @app.errorhandler(CorruptDataFile)
+    def _corrupt(exc: CorruptDataFile) -> Response:
+        log.error("%s", exc)
+        return error_response(500, "a data file of the index is damaged; the administrator must restore it from a backup")
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:

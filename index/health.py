@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import tempfile
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, current_app
 
 from .errors import error_response
 from .payloads import json_response
@@ -32,7 +32,7 @@ def readyz() -> Response:
 def _readiness_problem() -> str | None:
     """What keeps the index from serving writes, or None when nothing does."""
     found = services()
-    data_dir = found.config["DATA_DIR"]
+    data_dir = current_app.config["DATA_DIR"]
     try:
         os.listdir(data_dir)
         # Creating a file is the only honest test of writability (read-only mounts, full disks).

@@ -2,19 +2,13 @@
 from __future__ import annotations
 
 import json
-import re
-from typing import Any, Iterable
+from typing import Any
 
 from flask import Response, current_app, request
 
 from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType, json_body
-from .names import RepoName
-from .services import services
 
 JSON = "application/json"
-# A bare host[:port] as docker expects in X-Docker-Endpoints. Wider than Werkzeug's own host check,
-# which refuses "_" (compose service names such as "docker_index:5000" are real hosts to docker).
-PLAIN_HOST_RE = re.compile(r"(?:[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 # Index bodies are two levels deep (a list of image objects), an image's json a few more; 32 is
 # far past anything legitimate, and a parser's recursion limit is not a contract to lean on.
 MAX_JSON_DEPTH = 32
@@ -76,41 +70,3 @@ def json_response(value: Any, status: int = 200) -> Response:
 
 def empty_response(status: int) -> Response:
     return Response(b"", status=status, mimetype=JSON)
-
-
-def endpoints() -> list[str]:
-    """Registry hosts for ``X-Docker-Endpoints``: configured ones, else the public host, else
-    the host this request was sent to (as seen through trusted proxies).
-
-    A Host header that is no bare host[:port] is a 400: the client would build ``http:///v1/``
-    from an empty value. Views that write call this first, so such a request changes nothing.
-    """
-    config = services().config
-    if config["REGISTRY_ENDPOINTS"]:
-        return list(config["REGISTRY_ENDPOINTS"])
-    if config["PUBLIC_HOST"]:
-        return [config["PUBLIC_HOST"]]
-    host = request.host or request.headers.get("Host", "")
-    if not PLAIN_HOST_RE.fullmatch(host):
-        raise BadRequest(f"the Host header {host[:80]!r} is not a host[:port] that a registry endpoint can be "
-                         "named by; send a plain Host header or set INDEX_PUBLIC_HOST or INDEX_REGISTRY_ENDPOINTS")
-    return [host]
-
-
-def add_endpoints(response: Response, hosts: Iterable[str] | None = None) -> Response:
-    # One header line per endpoint: docker 0.7-0.10 read each line as one endpoint.
-    for host in (endpoints() if hosts is None else hosts):
-        response.headers.add("X-Docker-Endpoints", host)
-    return response
-
-
-def add_token(response: Response, name: RepoName, access: str, user: str | None,
-              hosts: Iterable[str] | None = None) -> Response:
-    """The token headers of protocol.md 4.1/5/8, plus the endpoints that accept the token
-    (``hosts``: what :func:`endpoints` returned earlier in this request)."""
-    token = services().signer.issue(name.full, access, user)
-    # add, not set: the response is new and has none of these yet (set scans for old values).
-    response.headers.add("X-Docker-Token", token)
-    response.headers.add("WWW-Authenticate", f"Token {token}")
-    response.headers.add("Cache-Control", "no-store")
-    return add_endpoints(response, hosts)

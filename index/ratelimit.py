@@ -13,7 +13,6 @@ import logging
 import math
 import time
 
-from flask import Flask, current_app
 from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
@@ -23,7 +22,6 @@ from .logs import escaped
 
 log = logging.getLogger("index.ratelimit")
 
-EXTENSION_KEY = "docker_index_login_throttle"
 _MAX_USERNAME_KEY_CHARS = 64  # bounds the memory one attacker-chosen username can occupy
 
 
@@ -66,10 +64,3 @@ class LoginThrottle:
                 log.warning("login locked out for %s %s after %d failed logins in 60 s (this worker)",
                             what, escaped(key[1]), self._item.amount)
 
-
-def init_app(app: Flask) -> None:
-    app.extensions[EXTENSION_KEY] = LoginThrottle(app.config["LOGIN_FAILURES_PER_MINUTE"])
-
-
-def login_throttle() -> LoginThrottle:
-    return current_app.extensions[EXTENSION_KEY]

@@ -10,24 +10,18 @@ from typing import Any, Callable
 from flask import Blueprint, Response, request
 
 from . import auth, names
+from .auth import add_endpoints, add_token, endpoints
 from .errors import Forbidden, NotFound, Unauthorized
 from .names import LIBRARY, RepoName
-from .payloads import add_endpoints, add_token, empty_response, endpoints, json_response, read_json
+from .payloads import empty_response, json_response, read_json
+from .repository_urls import repository_route, visible_repository
 from .services import services
 from .store import ACTIVE
-from .store import NotFound as StoreNotFound
 
 bp = Blueprint("repositories", __name__)
 
 def route(suffix: str, methods: list[str], **options: Any) -> Callable:
-    """Register a view for the user and the library form of a repository URL."""
-    def decorator(view: Callable) -> Callable:
-        bp.add_url_rule(f"/v1/repositories/<namespace>/<repository>{suffix}", view.__name__, view,
-                        methods=methods, **options)
-        bp.add_url_rule(f"/v1/repositories/<repository>{suffix}", f"library_{view.__name__}", view,
-                        methods=methods, defaults={"namespace": LIBRARY}, **options)
-        return view
-    return decorator
+    return repository_route(bp, suffix, methods, **options)
 
 
 def _writer_of(name: RepoName) -> dict[str, Any]:
@@ -37,14 +31,6 @@ def _writer_of(name: RepoName) -> dict[str, Any]:
             raise Forbidden("only administrators may change library repositories")
         raise Forbidden(f"you may not change repositories in namespace {name.namespace}")
     return user
-
-
-def _visible(name: RepoName, *, for_delete: bool = False) -> dict[str, Any]:
-    """The repository record; one being deleted is only seen by its delete token."""
-    record = services().store.get_repository(name.namespace, name.repository)
-    if record is None or (record["state"] != ACTIVE and not for_delete):
-        raise NotFound(f"repository {name.display} not found")
-    return record
 
 
 @route("/", ["PUT"], strict_slashes=False)
@@ -67,17 +53,14 @@ def delete_repository(namespace: str, repository: str) -> Response:
         return registry.delete_repository(name)  # same URL, registry side (protocol.md 12.15)
     user = _writer_of(name)
     store = services().store
-    _visible(name, for_delete=True)
-    try:
-        if "X-Docker-Endpoints" in request.headers:
-            removed = store.delete_repository(name.namespace, name.repository)
-            if registry is not None:
-                registry.repository_removed(removed)
-            return json_response("")
-        hosts = endpoints()  # the 202 must name an endpoint: fail (400) before hiding the repository
-        store.mark_deleting(name.namespace, name.repository)
-    except StoreNotFound:
-        raise NotFound(f"repository {name.display} not found") from None
+    visible_repository(name, deleting_ok=True)
+    if "X-Docker-Endpoints" in request.headers:
+        removed = store.delete_repository(name.namespace, name.repository)
+        if registry is not None:
+            registry.repository_removed(removed)
+        return json_response("")
+    hosts = endpoints()  # the 202 must name an endpoint: fail (400) before hiding the repository
+    store.mark_deleting(name.namespace, name.repository)
     return add_token(json_response("", 202), name, "delete", user["username"], hosts)
 
 
@@ -87,11 +70,8 @@ def put_images(namespace: str, repository: str) -> Response:
     name = names.repo_name(namespace, repository)
     _writer_of(name)
     images = names.image_list(read_json())
-    try:
-        # docker 0.8-1.5 always send []: the store answers that without a lock.
-        services().store.merge_images(name.namespace, name.repository, images)
-    except StoreNotFound:
-        raise NotFound(f"repository {name.display} not found") from None
+    # docker 0.8-1.5 always send []: the store answers that without a lock.
+    services().store.merge_images(name.namespace, name.repository, images)
     return empty_response(204)
 
 
@@ -101,14 +81,14 @@ def get_images(namespace: str, repository: str) -> Response:
     name = names.repo_name(namespace, repository)
     if auth.scheme() == "token":
         grant = auth.token_grant(name)
-        record = _visible(name, for_delete=grant.access == "delete")
+        record = visible_repository(name, deleting_ok=grant.access == "delete")
         if record["state"] != ACTIVE and grant.access != "delete":
             raise NotFound(f"repository {name.display} not found")
         return json_response(record["images"])
     user = auth.basic_user()
     if user is not None:
         auth.require_active(user)
-    record = _visible(name)
+    record = visible_repository(name)
     response = json_response(record["images"])
     if request.headers.get("X-Docker-Token", "").lower() == "true":
         return add_token(response, name, "read", user["username"] if user else None)
@@ -123,7 +103,7 @@ def authorize_token(namespace: str, repository: str) -> Response:
         grant = auth.token_grant(name)
     except (Unauthorized, Forbidden) as exc:
         raise Forbidden(f"permission denied: {exc.message}") from None
-    _visible(name, for_delete=grant.access == "delete")
+    visible_repository(name, deleting_ok=grant.access == "delete")
     return json_response("OK")
 
 
@@ -134,7 +114,7 @@ def layer_access(namespace: str, repository: str, image_id: str) -> Response:
     names.image_id(image_id)
     try:
         auth.token_grant(name)
-        record = _visible(name)
+        record = visible_repository(name)
     except (Forbidden, NotFound):
         return json_response({"access": False})
     return json_response({"access": any(image["id"] == image_id for image in record["images"])})

@@ -4,17 +4,15 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 
 from .errors import BadRequest
 from .names import LIBRARY
 from .payloads import json_response
-from .search_index import SearchIndex
 from .services import services
 
 bp = Blueprint("search", __name__)
 
-SEARCH_INDEX_KEY = "docker_index.search"
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
 MAX_QUERY_CHARS = 256
@@ -46,14 +44,6 @@ def _result(name: str, description: str) -> dict[str, Any]:
             "is_official": name.startswith(f"{LIBRARY}/"), "is_trusted": False, "is_automated": False}
 
 
-def _search_index() -> SearchIndex:
-    """This worker's index (built at the first query, then kept fresh)."""
-    index = current_app.extensions.get(SEARCH_INDEX_KEY)
-    if index is None:
-        index = current_app.extensions.setdefault(SEARCH_INDEX_KEY, SearchIndex(services().store))
-    return index
-
-
 @bp.get("/v1/search")
 def search() -> Response:
     query = request.args.get("q", "")
@@ -64,7 +54,7 @@ def search() -> Response:
     # Matches the lower-cased query in "namespace/name" or the lower-cased description.
     needle = query.strip().lower()
     start = (page - 1) * page_size
-    total, found = _search_index().search(needle, start, page_size)
+    total, found = services().search.search(needle, start, page_size)
     return json_response({
         "query": query,
         "num_results": total,

@@ -1,18 +1,20 @@
-"""What every request needs, built once per app: the store, the token signer, the credential cache."""
+"""What every request needs, built once per app: the store, the signers, the caches.
+
+Settings are read from ``current_app.config``; everything built from them lives here.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from flask import Response, current_app
 
 from .names import RepoName
 from .passwords import VerifiedCredentials
+from .ratelimit import LoginThrottle
+from .search_index import SearchIndex
 from .store import Store
-from .tokens import TokenSigner
-
-if TYPE_CHECKING:
-    from .activation import ActivationLinks
+from .tokens import ActivationLinks, TokenSigner
 
 EXTENSION_KEY = "docker_index"
 
@@ -32,8 +34,9 @@ class Services:
     store: Store
     signer: TokenSigner
     credentials: VerifiedCredentials
-    config: dict[str, Any]
-    activation: "ActivationLinks | None" = None
+    activation: ActivationLinks
+    login_throttle: LoginThrottle
+    search: SearchIndex  # this worker's search index (built at the first query, then kept fresh)
     registry: RegistryHooks | None = None  # None when INDEX_REGISTRY_ENDPOINTS names external ones
 
 

@@ -11,13 +11,14 @@ import re
 from dataclasses import dataclass
 from typing import Any, Sequence, cast
 
-from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_encode
 from itsdangerous.url_safe import URLSafeSerializerMixin
 
 ACCESS_LEVELS = ("read", "write", "delete")
 VERIFIED_TOKENS_KEPT = 4096
 _SALT = "docker-index.v1-token"
+_ACTIVATION_SALT = "docker-index.activation"
 _FIELD_RE = re.compile(r'\s*([A-Za-z_]+)=("([^"]*)"|[^,]*)\s*(?:,|$)')
 
 
@@ -110,3 +111,30 @@ def parse_fields(value: str) -> dict[str, str]:
         fields[key] = val
         position = match.end()
     return fields
+
+
+class ActivationError(Exception):
+    """An activation link that is tampered with or expired (the message says which)."""
+
+
+class ActivationLinks:
+    """Signs and checks the username carried by an activation link."""
+
+    def __init__(self, secret_key: str, ttl_seconds: int, fallback_keys: Sequence[str] = ()) -> None:
+        self._serializer = URLSafeTimedSerializer([*fallback_keys, secret_key], salt=_ACTIVATION_SALT)
+        self.ttl_seconds = ttl_seconds
+
+    def token_for(self, username: str) -> str:
+        return self._serializer.dumps({"u": username})
+
+    def username_of(self, token: str) -> str:
+        """The username, or ActivationError when the token is tampered with or expired."""
+        try:
+            signed = self._serializer.loads(token, max_age=self.ttl_seconds)
+        except SignatureExpired:
+            raise ActivationError("this activation link has expired: register again or ask an administrator") from None
+        except BadSignature:
+            raise ActivationError("this activation link is not valid") from None
+        if not isinstance(signed, dict) or not isinstance(signed.get("u"), str):
+            raise ActivationError("this activation link is not valid")
+        return signed["u"]

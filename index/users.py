@@ -3,15 +3,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, current_app
 
 from . import activation, auth, names
-from .errors import BadRequest, Forbidden, NotFound, Unauthorized
+from .errors import BadRequest, Forbidden, Unauthorized
+from .accounts import create_account
 from .passwords import hash_password
 from .payloads import JSON, empty_response, json_response, read_json
 from .services import services
 from .store import AlreadyExists
-from .store import NotFound as StoreNotFound
 
 bp = Blueprint("users", __name__)
 
@@ -39,18 +39,16 @@ def register() -> Response:
     # Before any other check: an existing user running `docker login` must fall through to GET.
     if isinstance(claimed, str) and names.USERNAME_RE.fullmatch(claimed) and found.store.find_user(claimed):
         return _already_exists()
-    if found.config["REGISTRATION"] == "closed":
+    if current_app.config["REGISTRATION"] == "closed":
         raise Unauthorized("registration is closed: ask an administrator for an account")
-    username = names.username(claimed)
-    password = names.password(data.get("password"))
-    email = names.email(data.get("email"))
-    password_hash = hash_password(password, found.config["BCRYPT_ROUNDS"])
-    policy = found.config["REGISTRATION"]
+    policy = current_app.config["REGISTRATION"]
     try:
         # confirm/approval: inactive (403 on every call) until the link or an admin activates it.
-        found.store.create_user(username, password_hash, email, active=policy == "open")
+        user = create_account(found.store, claimed, data.get("password"), data.get("email"),
+                              active=policy == "open", bcrypt_rounds=current_app.config["BCRYPT_ROUNDS"])
     except AlreadyExists:
         return _already_exists()
+    username, email = user["username"], user["emails"][0]
     if policy != "open":
         activation.after_registration(username, email)
     return json_response("User Created", 201)
@@ -77,11 +75,9 @@ def update_user(username: str) -> Response:
     email = names.email(data["email"]) if "email" in data else None
     password = names.password(data["password"]) if "password" in data else None
     found = services()
-    password_hash = hash_password(password, found.config["BCRYPT_ROUNDS"]) if password is not None else None
+    password_hash = hash_password(password, current_app.config["BCRYPT_ROUNDS"]) if password is not None else None
     try:
         found.store.update_user(username, password_hash=password_hash, add_email=email)
-    except StoreNotFound:
-        raise NotFound(f"user {username} not found") from None
-    except AlreadyExists:
+    except AlreadyExists:  # answered 400 with its own message, not the generic 409
         raise BadRequest("email is already used by another account") from None
     return empty_response(204)

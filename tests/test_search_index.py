@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from index import create_app
-import index.store as store_module
+import index.store.changes as changes_module
 from index.search_index import FULL_SCAN_INTERVAL_NS, RACY_NS, SearchIndex, tokens
 from index.services import EXTENSION_KEY
 from index.store import ACTIVE, Store
@@ -201,13 +201,13 @@ def test_a_damaged_namespace_file_is_a_500_and_the_rest_of_the_index_survives(cl
     assert answer(client, "zebra")["num_results"] == 1
     damaged = Path(settings["DATA_DIR"]) / "db" / "namespaces" / "ns1.json"
     damaged.write_text('{"repositories": {')
-    other._note_change("ns1")  # what a writer does after renaming a file into place
+    other.changes.note("ns1")  # what a writer does after renaming a file into place
     response = client.get("/v1/search", query_string={"q": "zebra"})
     assert response.status_code == 500
     assert "damaged" in response.get_json()["error"]
     other.announce_repository("ns2", "zebra", [{"id": "f" * 64}], owner="ns2")
     damaged.unlink()
-    other._note_change("ns1")
+    other.changes.note("ns1")
     assert answer(client, "zebra")["results"] == [("ns2/zebra", "")]
 
 
@@ -244,7 +244,7 @@ def test_writes_in_another_process_are_read_from_the_change_log_one_file_each(fi
 
 
 def test_a_log_started_afresh_means_one_full_scan(filled, monkeypatch):
-    monkeypatch.setattr(store_module, "CHANGES_MAX_BYTES", 64)
+    monkeypatch.setattr(changes_module, "CHANGES_MAX_BYTES", 64)
     watched = CountingStore(filled)
     index = SearchIndex(watched)
     index.search("", 0, 25)
@@ -261,7 +261,7 @@ def test_a_change_nobody_logged_is_found_by_the_next_full_scan(filled):
     index = SearchIndex(filled, clock=lambda: now["t"])
     assert index.search("okapi", 0, 25)[0] == 0
     unlogged = Store(filled.root)
-    unlogged._note_change = lambda namespace: None
+    unlogged.changes.note = lambda namespace: None
     unlogged.announce_repository("ns2", "okapi", [{"id": "d" * 64}], owner="ns2")
     assert index.search("okapi", 0, 25)[0] == 0  # not logged: not seen yet
     now["t"] += FULL_SCAN_INTERVAL_NS
@@ -278,7 +278,7 @@ def test_the_change_log_holds_only_what_was_written(tmp_path):
     position = store.changes_position()
     assert store.changes_since((position[0], 0)) == (position, {"alice"})
     assert start is None and position[1] == len(b"alice\n")
-    with open(store.changes_path, "ab") as log:
+    with open(store.changes.path, "ab") as log:
         log.write(b"../users\n\x00x\n.hidden\nbob\npart")  # odd lines, and one being written
     assert store.changes_since(position) == ((position[0], position[1] + len(b"../users\n\x00x\n.hidden\nbob\n")),
                                              {"bob"})

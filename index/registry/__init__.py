@@ -17,7 +17,7 @@ __all__ = ["Registry", "install"]
 def install(app: Flask) -> Registry:
     """Create the app's registry, hook it into the index's routes and register its routes."""
     found = app.extensions[EXTENSION_KEY]
-    registry = Registry(found.store, found.config["DATA_DIR"])
+    registry = Registry(found.store, app.config["DATA_DIR"])
     registry.layers.remove_stale_uploads()
     found.registry = registry
     app.register_blueprint(images.bp)

@@ -13,8 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 from .. import auth
-from ..errors import Forbidden, NotFound, Unauthorized
+from ..errors import Forbidden, Unauthorized
 from ..names import RepoName
+from ..repository_urls import visible_repository
 from ..services import services
 from ..store import ACTIVE
 
@@ -32,26 +33,19 @@ def _check_grant_level(granted: str, need: str) -> None:
         raise Forbidden(f"the token grants {granted} access; this request needs {need}")
 
 
-def _repository(name: RepoName, *, deleting_ok: bool) -> dict[str, Any]:
-    record = services().store.get_repository(name.namespace, name.repository)
-    if record is None or (record["state"] != ACTIVE and not deleting_ok):
-        raise NotFound(f"repository {name.display} not found")
-    return record
-
-
 def repository(name: RepoName, need: str) -> dict[str, Any]:
     """Authorize ``need`` (read|write|delete) on a repository; returns its record."""
     if auth.scheme() == "token":
         grant = auth.token_grant(name)
         _check_grant_level(grant.access, need)
-        return _repository(name, deleting_ok=grant.access == "delete")
+        return visible_repository(name, deleting_ok=grant.access == "delete")
     user = auth.basic_user()
     if user is None:
         raise _anonymous()
     auth.require_active(user)
     if need != "read" and not auth.may_write(user, name.namespace):
         raise Forbidden(f"{user['username']} may not change repository {name.display}")
-    return _repository(name, deleting_ok=need == "delete")
+    return visible_repository(name, deleting_ok=need == "delete")
 
 
 def image(image_id: str, need: str) -> None:
@@ -61,7 +55,7 @@ def image(image_id: str, need: str) -> None:
         namespace, _, repo = grant.repository.partition("/")
         name = RepoName(namespace, repo)
         _check_grant_level(grant.access, need)
-        record = _repository(name, deleting_ok=grant.access == "delete")
+        record = visible_repository(name, deleting_ok=grant.access == "delete")
         if not any(entry["id"] == image_id for entry in record["images"]):
             verb = "was not announced for" if need == "write" else "does not belong to"
             raise Forbidden(f"image {image_id} {verb} repository {name.display}")

@@ -13,8 +13,8 @@ from flask import Blueprint, Response, request, send_file
 from .. import names
 from ..errors import BadRequest, Conflict, NotFound
 from ..payloads import json_response, read_json_raw
-from ..store import NotFound as StoreNotFound
-from ..store.images import COMPLETE, LAYER_STORED, ImageConflict
+from ..store.errors import RecordNotFound
+from ..store.images import COMPLETE, LAYER_STORED
 from . import access
 from .core import registry
 from .layers import TarError, UploadBroken
@@ -41,10 +41,6 @@ def _incomplete(image_id: str, missing: str) -> dict[str, Any]:
     return record
 
 
-def _already_exists(exc: ImageConflict) -> Conflict:
-    return Conflict(exc.message)
-
-
 @bp.get(f"{IMAGE}/json")
 def get_json(image_id: str) -> Response:
     names.image_id(image_id)
@@ -68,9 +64,7 @@ def put_json(image_id: str) -> Response:
     try:
         found.images.put_json(image_id, raw.decode("utf-8"), parent,
                               on_reset=lambda: found.layers.remove(image_id))
-    except ImageConflict as exc:
-        raise _already_exists(exc) from None
-    except StoreNotFound as exc:
+    except RecordNotFound as exc:  # a missing parent: the json is wrong (400), not the URL (404)
         raise BadRequest(str(exc)) from None
     return json_response(True)
 
@@ -105,13 +99,7 @@ def put_layer(image_id: str) -> Response:
         found.images.attach_layer(image_id, record["json"], upload.size, upload.checksum,
                                   upload.payload_checksum,
                                   move_into_place=lambda: found.layers.install(upload, image_id))
-    except ImageConflict as exc:
-        found.layers.discard(upload)
-        raise _already_exists(exc) from None
-    except StoreNotFound as exc:
-        found.layers.discard(upload)
-        raise NotFound(str(exc)) from None
-    except BaseException:
+    except BaseException:  # a conflict (409), a vanished json (404), a storage failure
         found.layers.discard(upload)
         raise
     return json_response(True)
@@ -136,12 +124,7 @@ def put_checksum(image_id: str) -> Response:
     if payload and payload != record["payload_checksum"]:
         raise BadRequest(f"Checksum mismatch: X-Docker-Checksum-Payload {payload[:100]} does not "
                          f"match the uploaded layer; upload the layer again")
-    try:
-        found.images.mark_complete(image_id, record["checksum"], record["payload_checksum"])
-    except ImageConflict as exc:
-        raise _already_exists(exc) from None
-    except StoreNotFound as exc:
-        raise NotFound(str(exc)) from None
+    found.images.mark_complete(image_id, record["checksum"], record["payload_checksum"])
     return json_response(True)
 
 

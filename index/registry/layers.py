@@ -10,7 +10,6 @@ process died).
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
 import queue
@@ -21,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable
 
-from ..store.files import StorageFailure, fsync_dir
+from ..store.errors import storage_failure
+from ..store.files import fsync_dir
 from .tarsum import LayerTarSum, PayloadChecksum, TarError
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 CHUNK = 1 << 20
 # A live upload writes continuously, so an older temp file belongs to a dead process.
 STALE_UPLOAD_SECONDS = 3600
-_NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
 
 
 class UploadBroken(Exception):
@@ -70,7 +69,7 @@ class LayerFiles:
             self.uploads_dir.mkdir(parents=True, exist_ok=True)
             fd, name = tempfile.mkstemp(prefix=f"{image_id}.", suffix=".part", dir=self.uploads_dir)
         except OSError as exc:
-            raise _storage_failure(exc) from None
+            raise storage_failure("store the layer", exc) from None
         temp_path = Path(name)
         payload = PayloadChecksum(image_json)
         tarsum = LayerTarSum(image_json)
@@ -87,7 +86,7 @@ class LayerFiles:
                     handle.flush()
                     os.fsync(handle.fileno())
             except OSError as exc:  # writing, flushing or closing the temp file
-                raise _storage_failure(exc) from None
+                raise storage_failure("store the layer", exc) from None
             checker.finish()
             checksum = tarsum.finish()
         except BaseException:
@@ -105,7 +104,7 @@ class LayerFiles:
             os.replace(upload.temp_path, target)
             fsync_dir(target.parent)
         except OSError as exc:
-            raise _storage_failure(exc) from None
+            raise storage_failure("store the layer", exc) from None
 
     def discard(self, upload: Upload) -> None:
         with contextlib.suppress(OSError):
@@ -200,12 +199,6 @@ class _ChunkThread:
         self.close()
         if self._error is not None:
             raise self._error
-
-
-def _storage_failure(exc: OSError) -> StorageFailure:
-    no_space = exc.errno in _NO_SPACE
-    reason = "the disk is full" if no_space else (exc.strerror or str(exc))
-    return StorageFailure(f"could not store the layer: {reason}", no_space=no_space)
 
 
 __all__ = ["LayerFiles", "Upload", "UploadBroken", "TarError", "CHUNK"]

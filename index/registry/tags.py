@@ -1,8 +1,6 @@
 """Registry tag routes and the registry side of a repository delete (protocol.md 5 step 2, 8, 10).
 
-Each route exists for ``/v1/repositories/<ns>/<repo>/...`` and for the library form
-``/v1/repositories/<repo>/...`` (= ``library/<repo>``), under distinct endpoint names so that
-Werkzeug never redirects from one form to the other.
+Each route exists in both URL forms of a repository (:mod:`index.repository_urls`).
 """
 from __future__ import annotations
 
@@ -14,9 +12,8 @@ from flask import Blueprint, Response
 
 from .. import names
 from ..errors import Forbidden, NotFound
-from ..names import LIBRARY
 from ..payloads import json_response, read_json
-from ..store import NotFound as StoreNotFound
+from ..repository_urls import repository_route
 from . import access
 from .core import registry
 
@@ -24,13 +21,7 @@ bp = Blueprint("registry_tags", __name__)
 
 
 def route(suffix: str, methods: list[str]) -> Callable:
-    def decorator(view: Callable) -> Callable:
-        bp.add_url_rule(f"/v1/repositories/<namespace>/<repository>{suffix}", view.__name__, view,
-                        methods=methods)
-        bp.add_url_rule(f"/v1/repositories/<repository>{suffix}", f"library_{view.__name__}", view,
-                        methods=methods, defaults={"namespace": LIBRARY})
-        return view
-    return decorator
+    return repository_route(bp, suffix, methods)
 
 
 @route("/tags", ["GET"])
@@ -103,10 +94,7 @@ def put_tag(namespace: str, repository: str, tag: str) -> Response:
         raise NotFound(f"image {image_id} not found")
     if not any(entry["id"] == image_id for entry in record["images"]):
         raise Forbidden(f"image {image_id} was not announced for repository {name.display}")
-    try:
-        registry().store.set_tag(name.namespace, name.repository, tag, image_id)
-    except StoreNotFound:
-        raise NotFound(f"repository {name.display} not found") from None
+    registry().store.set_tag(name.namespace, name.repository, tag, image_id)
     return json_response(True)
 
 
@@ -115,10 +103,7 @@ def delete_tag(namespace: str, repository: str, tag: str) -> Response:
     name = names.repo_name(namespace, repository)
     names.tag(tag)
     access.repository(name, "delete")
-    try:
-        removed = registry().store.delete_tags(name.namespace, name.repository, [tag])
-    except StoreNotFound:
-        raise NotFound(f"repository {name.display} not found") from None
+    removed = registry().store.delete_tags(name.namespace, name.repository, [tag])
     if not removed:
         raise NotFound(f"tag {tag} not found in repository {name.display}")
     return json_response(True)

@@ -1,124 +1,41 @@
 """The index's data, behind methods that speak the domain.
 
-TinyDB is the query layer; :mod:`index.store.files` makes it durable and safe across threads and
-processes. Data is split so that a write costs what the touched part holds:
+TinyDB is the query layer (:mod:`index.store.tables`); :mod:`index.store.files` makes it durable
+and safe across threads and processes. Data is split so that a write costs what the touched part
+holds:
 
     <data dir>/db/users.json                 every account, keyed by username
     <data dir>/db/namespaces/<namespace>.json that namespace's repositories and their image lists
 
-Methods return plain dicts (copies) or raise :class:`NotFound` / :class:`AlreadyExists`.
+Methods return plain dicts (copies) or raise the errors of :mod:`index.store.errors`.
 """
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
-import threading
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from tinydb import Storage, TinyDB
 from tinydb.table import Document, Table
 
-from .files import (GATE_LOCK, LOCK_TIMEOUT_SECONDS, CorruptDataFile, DataFile, ForkSafe, InUseMark,
-                    StorageFailure, StoreError, ensure_dir, flocked, remove_stale_temp_files)
+from .changes import CHANGES_NAME, ChangeLog
+from ..names import LIBRARY
+from .errors import AlreadyExists, CorruptDataFile, RecordNotFound, StorageFailure, StoreError
+from .files import LOCK_TIMEOUT_SECONDS, DataFile, InUseMark, ensure_dir, remove_stale_temp_files, stat_or_none
+from .records import json_copy, now
+from .tables import Tables
 
-__all__ = ["Store", "CHANGES_NAME", "StoreError", "StorageFailure", "CorruptDataFile", "NotFound", "AlreadyExists"]
+__all__ = ["Store", "CHANGES_NAME", "StoreError", "StorageFailure", "CorruptDataFile", "RecordNotFound", "AlreadyExists",
+           "ACTIVE", "DELETING", "json_copy"]
 
 log = logging.getLogger(__name__)
 
 ACTIVE = "active"
 DELETING = "deleting"
-# The change log: one namespace name per line, appended after each namespace write (see
-# Store.changes_since). Started afresh once it passes CHANGES_MAX_BYTES.
-CHANGES_NAME = "namespaces.changes"
-CHANGES_MAX_BYTES = 1 << 20
 
 
-class NotFound(StoreError):
-    """The user or repository does not exist."""
-
-
-class AlreadyExists(StoreError):
-    """A unique value (``field``) is taken."""
-
-    def __init__(self, field: str) -> None:
-        super().__init__(f"{field} already exists")
-        self.field = field
-
-
-class KeyedTable(Table):
-    """Documents keyed by a string (username, repository name) for O(1) look-ups."""
-
-    document_id_class = str
-
-
-class _ReadStorage(Storage):
-    """TinyDB's storage seam for reads: the DataFile's shared, cached parse."""
-
-    def __init__(self, datafile: DataFile) -> None:
-        self._datafile = datafile
-
-    def read(self) -> dict[str, Any] | None:
-        return self._datafile.read_shared()
-
-    def write(self, data: dict[str, Any]) -> None:
-        raise RuntimeError("write outside a transaction")
-
-
-class _TransactionStorage(Storage):
-    """TinyDB's storage seam inside one transaction: parse once, write once at commit.
-
-    TinyDB reads and writes the whole document on every operation; a store method makes several
-    (look up, check, insert), so the working copy stays in memory and only a transaction that ends
-    without an exception writes it back. A method that raises half-way changes nothing on disk.
-    """
-
-    def __init__(self, datafile: DataFile) -> None:
-        self._datafile = datafile
-        self._working: dict[str, Any] | None = None
-        self._dirty = False
-
-    def read(self) -> dict[str, Any] | None:
-        if self._working is None:
-            self._working = self._datafile.read_private()
-        return self._working
-
-    def write(self, data: dict[str, Any]) -> None:
-        self._working = data
-        self._dirty = True
-
-    def commit(self) -> bool:
-        """Write the working copy if anything changed it; True when the file was written."""
-        written = False
-        if self._dirty and self._working is not None:
-            self._datafile.write(self._working)
-            written = True
-        self._working = None
-        self._dirty = False
-        return written
-
-
-class _StorageFactory:
-    """TinyDB builds its storage from a class; hand it an instance we already made."""
-
-    def __init__(self, storage: Storage) -> None:
-        self._storage = storage
-
-    def __call__(self) -> Storage:
-        return self._storage
-
-
-class _Database(TinyDB):
-    table_class = KeyedTable
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-class Store(ForkSafe):
+class Store:
     """All persistent state of the index under ``root`` (the data dir)."""
 
     def __init__(self, root: Path) -> None:
@@ -126,23 +43,13 @@ class Store(ForkSafe):
         self.db_dir = self.root / "db"
         self.namespaces_dir = self.db_dir / "namespaces"
         self._users_json = self.db_dir / "users.json"  # built once: paths are made on every read
-        self.changes_path = self.db_dir / CHANGES_NAME
-        self._files: dict[Path, DataFile] = {}
+        self.tables = Tables(self.root, on_commit=self._committed)
+        self.changes = ChangeLog(self.db_dir / CHANGES_NAME)
         self._in_use: InUseMark | None = None
-        super().__init__()
 
-    def _new_locks(self) -> None:
-        self._files_lock = threading.Lock()
-        # Set while this thread holds every write off (lock_all): its own writes then go ahead.
-        self._holding_all = threading.local()
-
-    # -- plumbing ---------------------------------------------------------------------------
+    # -- plumbing (the tables of :mod:`index.store.tables`) --------------------------------------
     def _datafile(self, path: Path) -> DataFile:
-        with self._files_lock:
-            datafile = self._files.get(path)
-            if datafile is None:
-                datafile = self._files[path] = DataFile(path)
-            return datafile
+        return self.tables.datafile(path)
 
     def _users_path(self) -> Path:
         return self._users_json
@@ -157,50 +64,21 @@ class Store(ForkSafe):
     def _namespace_file(self, namespace: str) -> DataFile:
         return self._datafile(self._namespace_path(namespace))
 
-    @contextlib.contextmanager
-    def _transaction(self, datafile: DataFile, table: str) -> Iterator[Table]:
-        """One whole read-modify-write under the file's lock, on freshly read data.
+    def _transaction(self, datafile: DataFile, table: str) -> contextlib.AbstractContextManager[Table]:
+        return self.tables.transaction(datafile, table)
 
-        The gate is held shared so that a backup (exclusive) sees no write half-way through; a
-        fresh TinyDB and table each time, since TinyDB caches query results per table object.
-        """
-        with self.writing(), datafile.locked():
-            storage = _TransactionStorage(datafile)
-            yield _Database(storage=_StorageFactory(storage)).table(table, cache_size=0)
-            if storage.commit() and datafile.path.parent == self.namespaces_dir:
-                self._note_change(datafile.path.stem)
-
-    @staticmethod
-    def _reader(datafile: DataFile, table: str) -> Table:
-        return _Database(storage=_StorageFactory(_ReadStorage(datafile))).table(table, cache_size=0)
+    def _reader(self, datafile: DataFile, table: str) -> Table:
+        return self.tables.reader(datafile, table)
 
     def _lookup(self, path: Path, table: str, key: str) -> dict[str, Any] | None:
-        """One record by its key, straight from the file's shared parse (do not mutate it).
-
-        A look-up by key needs no query: skipping TinyDB's table set-up here matters because
-        every request of a push and a pull makes one or two of these.
-        """
-        datafile = self._existing(path)
-        if datafile is None:
-            return None
-        records = datafile.read_shared().get(table, {})
-        if not isinstance(records, dict):
-            raise CorruptDataFile(path, f"table {table!r} is not a JSON object")
-        record = records.get(key)
-        if record is not None and not isinstance(record, dict):
-            raise CorruptDataFile(path, f"record {key!r} in table {table!r} is not a JSON object")
-        return record
+        return self.tables.lookup(path, table, key)
 
     def _existing(self, path: Path) -> DataFile | None:
-        """The DataFile for reading ``path``; None when the file does not exist.
+        return self.tables.existing(path)
 
-        Reads of names that do not exist (any URL can name one) create no lasting object.
-        """
-        with self._files_lock:
-            datafile = self._files.get(path)
-        if datafile is None and not path.exists():
-            return None
-        return datafile or self._datafile(path)
+    def _committed(self, path: Path) -> None:
+        if path.parent == self.namespaces_dir:
+            self.changes.note(path.stem)
 
     def open(self) -> None:
         """Prepare the data dir: finish interrupted writes' clean-up, then parse every file.
@@ -229,31 +107,13 @@ class Store(ForkSafe):
     def data_files(self) -> list[Path]:
         return sorted(path for path in self.db_dir.rglob("*.json") if path.is_file())
 
-    @contextlib.contextmanager
-    def writing(self) -> Iterator[None]:
-        """Hold off backups while changing files of the data dir (held shared: writers run together).
+    def writing(self) -> contextlib.AbstractContextManager[None]:
+        """Hold off backups while changing files of the data dir (see :meth:`Tables.writing`)."""
+        return self.tables.writing()
 
-        Other parts that keep files in the data dir (layers) should write inside this too, or
-        write each file to a temp name and rename it, so a backup never catches one half-written.
-        """
-        if getattr(self._holding_all, "held", False):
-            yield  # inside lock_all on this thread: a shared flock would wait for ourselves
-            return
-        with flocked(self.root / GATE_LOCK, exclusive=False):
-            yield
-
-    @contextlib.contextmanager
-    def lock_all(self, timeout: float = LOCK_TIMEOUT_SECONDS) -> Iterator[None]:
-        """Wait for running writes to finish and hold off new ones (for a consistent backup).
-
-        Writes that arrive meanwhile wait up to their own lock timeout, then answer 503.
-        """
-        with flocked(self.root / GATE_LOCK, exclusive=True, timeout=timeout):
-            self._holding_all.held = True
-            try:
-                yield
-            finally:
-                self._holding_all.held = False
+    def lock_all(self, timeout: float = LOCK_TIMEOUT_SECONDS) -> contextlib.AbstractContextManager[None]:
+        """Wait for running writes to finish and hold off new ones (see :meth:`Tables.lock_all`)."""
+        return self.tables.lock_all(timeout)
 
     # -- users ------------------------------------------------------------------------------
     def find_user(self, username: str) -> dict[str, Any] | None:
@@ -270,7 +130,7 @@ class Store(ForkSafe):
                     active: bool = True, admin: bool = False) -> dict[str, Any]:
         """Add an account; AlreadyExists("username"|"email") when either is taken."""
         user = {"username": username, "password_hash": password_hash, "emails": [email],
-                "active": active, "admin": admin, "created": _now()}
+                "active": active, "admin": admin, "created": now()}
         with self._transaction(self._users_file(), "users") as users:
             if users.contains(doc_id=username):
                 raise AlreadyExists("username")
@@ -286,7 +146,7 @@ class Store(ForkSafe):
         with self._transaction(self._users_file(), "users") as users:
             user = users.get(doc_id=username)
             if user is None:
-                raise NotFound(f"user {username} not found")
+                raise RecordNotFound(f"user {username} not found")
             changes: dict[str, Any] = {}
             known = {email.lower() for email in user["emails"]}
             if add_email is not None and add_email.lower() not in known:
@@ -309,7 +169,7 @@ class Store(ForkSafe):
         with self._transaction(self._users_file(), "users") as users:
             user = users.get(doc_id=username)
             if user is None:
-                raise NotFound(f"user {username} not found")
+                raise RecordNotFound(f"user {username} not found")
             users.remove(doc_ids=[username])
         return json_copy(dict(user))
 
@@ -322,10 +182,10 @@ class Store(ForkSafe):
         with self._transaction(self._users_file(), "users") as users:
             user = users.get(doc_id=username)
             if user is None:
-                raise NotFound(f"user {username} not found")
+                raise RecordNotFound(f"user {username} not found")
             if user.get("confirmed"):
                 return False
-            users.update({"active": True, "confirmed": _now()}, doc_ids=[username])
+            users.update({"active": True, "confirmed": now()}, doc_ids=[username])
         return True
 
     def users_lock_available(self, timeout: float) -> bool:
@@ -365,14 +225,14 @@ class Store(ForkSafe):
             doc = repos.get(doc_id=name)
             if doc is None:
                 record = {"namespace": namespace, "name": name, "description": "",
-                          "owner": owner, "state": ACTIVE, "created": _now(), "images": {}}
+                          "owner": owner, "state": ACTIVE, "created": now(), "images": {}}
             else:
                 record = dict(doc)
                 record["state"] = ACTIVE
             record["images"] = _merge(record["images"], images)
             # A re-push that announces nothing new changes nothing: no rewrite, no fsync.
             if doc is None or record["images"] != doc["images"] or doc["state"] != ACTIVE:
-                record["updated"] = _now()
+                record["updated"] = now()
                 repos.upsert(Document(record, doc_id=name))
         return _repository_view(record)
 
@@ -385,12 +245,12 @@ class Store(ForkSafe):
         with self._transaction(self._namespace_file(namespace), "repositories") as repos:
             doc = repos.get(doc_id=name)
             if doc is None or doc["state"] != ACTIVE:
-                raise NotFound(f"repository {namespace}/{name} not found")
+                raise _missing_repository(namespace, name)
             record = dict(doc)
             merged = _merge(record["images"], images)
             if merged != record["images"]:
                 record["images"] = merged
-                record["updated"] = _now()
+                record["updated"] = now()
                 repos.upsert(Document(record, doc_id=name))
         return _repository_view(record)
 
@@ -409,8 +269,8 @@ class Store(ForkSafe):
         with self._transaction(self._namespace_file(namespace), "repositories") as repos:
             doc = repos.get(doc_id=name)
             if doc is None:
-                raise NotFound(f"repository {namespace}/{name} not found")
-            record = {**doc, **fields, "updated": _now()}
+                raise _missing_repository(namespace, name)
+            record = {**doc, **fields, "updated": now()}
             repos.upsert(Document(record, doc_id=name))
         return _repository_view(record)
 
@@ -420,7 +280,7 @@ class Store(ForkSafe):
         with self._transaction(datafile, "repositories") as repos:
             doc = repos.get(doc_id=name)
             if doc is None:
-                raise NotFound(f"repository {namespace}/{name} not found")
+                raise _missing_repository(namespace, name)
             repos.remove(doc_ids=[name])
         return _repository_view(doc)
 
@@ -430,10 +290,10 @@ class Store(ForkSafe):
         with self._transaction(self._namespace_file(namespace), "repositories") as repos:
             doc = repos.get(doc_id=name)
             if doc is None or doc["state"] != ACTIVE:
-                raise NotFound(f"repository {namespace}/{name} not found")
+                raise _missing_repository(namespace, name)
             tags = {**doc.get("tags", {}), tag: image_id}
             if tags != doc.get("tags"):
-                repos.upsert(Document({**doc, "tags": tags, "updated": _now()}, doc_id=name))
+                repos.upsert(Document({**doc, "tags": tags, "updated": now()}, doc_id=name))
         return tags
 
     def delete_tags(self, namespace: str, name: str, tags: Iterable[str] | None = None) -> list[str]:
@@ -441,13 +301,13 @@ class Store(ForkSafe):
         with self._transaction(self._namespace_file(namespace), "repositories") as repos:
             doc = repos.get(doc_id=name)
             if doc is None:
-                raise NotFound(f"repository {namespace}/{name} not found")
+                raise _missing_repository(namespace, name)
             current = dict(doc.get("tags", {}))
             doomed = [tag for tag in (current if tags is None else tags) if tag in current]
             if doomed:
                 for tag in doomed:
                     del current[tag]
-                repos.upsert(Document({**doc, "tags": current, "updated": _now()}, doc_id=name))
+                repos.upsert(Document({**doc, "tags": current, "updated": now()}, doc_id=name))
         return doomed
 
     def namespaces(self) -> list[str]:
@@ -473,69 +333,21 @@ class Store(ForkSafe):
         changes whenever any process changes any namespace (as finely as the file system's time
         stamps go). Keep it so if the layout changes: the search index relies on it.
         """
-        info = _stat(self.namespaces_dir, "the namespaces folder")
+        info = stat_or_none(self.namespaces_dir, "the namespaces folder")
         return (info.st_ino, info.st_mtime_ns) if info else None
 
-    # -- the change log: which namespaces were written, for readers in other processes ----------
-    def _note_change(self, namespace: str) -> None:
-        """Append ``namespace`` to the change log, after its file was renamed into place.
-
-        A hint for the search index of every worker, so it re-reads one file instead of stat'ing
-        every namespace file: not fsynced (after a crash every worker starts with a full scan), and
-        a failure to append is only logged (readers still notice the change by a full scan; see
-        :meth:`changes_since`). Lines are a few bytes, so O_APPEND keeps concurrent ones whole.
-        """
-        try:
-            fd = os.open(self.changes_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                os.write(fd, f"{namespace}\n".encode())
-                size = os.fstat(fd).st_size
-            finally:
-                os.close(fd)
-            if size > CHANGES_MAX_BYTES:
-                # Readers see a new (or no) file and fall back to one full scan. An append racing
-                # this lands in the unlinked file, but its namespace file was renamed into place
-                # before, so that full scan, which starts after this unlink, finds it.
-                os.unlink(self.changes_path)
-        except FileNotFoundError:
-            pass  # another writer started the log afresh at the same moment
-        except OSError as exc:
-            log.warning("could not append to the change log %s: %s", self.changes_path, exc.strerror)
-
+    # -- the change log (:mod:`index.store.changes`) -------------------------------------------
     def changes_position(self) -> tuple[int, int] | None:
         """(inode, size) of the change log; None while there is none."""
-        info = _stat(self.changes_path, "the change log")
-        return (info.st_ino, info.st_size) if info else None
+        return self.changes.position()
 
     def changes_since(self, position: tuple[int, int]) -> tuple[tuple[int, int], set[str]] | None:
-        """The namespaces written since ``position`` (from :meth:`changes_position`) and the new
-        position; None when the log was started afresh or removed since (read everything then).
-
-        A namespace appears here only after its file holds the change, so a reader that re-reads
-        the listed files is at least as new as the position it got.
-        """
-        inode, offset = position
-        try:
-            with open(self.changes_path, "rb") as handle:
-                info = os.fstat(handle.fileno())
-                if info.st_ino != inode or info.st_size < offset:
-                    return None
-                handle.seek(offset)
-                data = handle.read(CHANGES_MAX_BYTES * 2)
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise StorageFailure(f"could not read the change log: {exc.strerror}") from None
-        complete = data[:data.rfind(b"\n") + 1]  # a line being appended right now: next time
-        names = {line.decode("utf-8", "replace") for line in complete.split(b"\n") if line}
-        # Only names that can be namespace files count (the log is ours, but it is a file on disk).
-        return (inode, offset + len(complete)), {name for name in names
-                                                 if "/" not in name and "\x00" not in name
-                                                 and not name.startswith(".")}
+        """The namespaces written since ``position`` and the new position (:meth:`ChangeLog.since`)."""
+        return self.changes.since(position)
 
     def namespace_version(self, namespace: str) -> tuple[int, int, int] | None:
         """The (inode, size, mtime_ns) of one namespace's file; None when there is none."""
-        info = _stat(self._namespace_path(namespace), f"namespace {namespace}")
+        info = stat_or_none(self._namespace_path(namespace), f"namespace {namespace}")
         return (info.st_ino, info.st_size, info.st_mtime_ns) if info else None
 
     def namespace_versions(self) -> dict[str, tuple[int, int, int]]:
@@ -558,14 +370,10 @@ class Store(ForkSafe):
         return versions
 
 
-def _stat(path: Path, what: str) -> os.stat_result | None:
-    """``os.stat``, None for a missing path; other errors are a StorageFailure naming ``what``."""
-    try:
-        return os.stat(path)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise StorageFailure(f"could not read {what}: {exc.strerror}") from None
+def _missing_repository(namespace: str, name: str) -> RecordNotFound:
+    # Named as the API names it: a library repository without "library/".
+    shown = name if namespace == LIBRARY else f"{namespace}/{name}"
+    return RecordNotFound(f"repository {shown} not found")
 
 
 def _merge(known: dict[str, str], images: Iterable[dict[str, str]]) -> dict[str, str]:
@@ -584,16 +392,6 @@ def _email_owner(users: Iterable[dict[str, Any]], email: str) -> str | None:
         if any(known.lower() == wanted for known in user.get("emails", [])):
             return user["username"]
     return None
-
-
-def json_copy(value: Any) -> Any:
-    """A deep copy of parsed JSON (dicts, lists, scalars): what ``copy.deepcopy`` does for it,
-    several times faster, since records are copied on every read that hands one out."""
-    if isinstance(value, dict):
-        return {key: json_copy(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [json_copy(item) for item in value]
-    return value
 
 
 def _repository_view(doc: dict[str, Any]) -> dict[str, Any]:

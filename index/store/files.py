@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import abc
 import contextlib
-import errno
 import fcntl
 import json
 import logging
@@ -31,6 +30,8 @@ from typing import Any, Callable, Iterator
 
 from filelock import FileLock, Timeout
 
+from .errors import CorruptDataFile, StorageFailure, failure
+
 log = logging.getLogger(__name__)
 
 TEMP_MARK = ".tmp-"
@@ -38,7 +39,6 @@ LOCK_SUFFIX = ".lock"
 GATE_LOCK = ".gate.lock"
 IN_USE_LOCK = ".in-use.lock"
 LOCK_TIMEOUT_SECONDS = 30.0
-_NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
 
 # Every file we write starts with this key and a random value that is new on every write. Inode
 # numbers are reused once a replaced file is freed, and mtime has a coarse clock, so (inode, size,
@@ -46,35 +46,6 @@ _NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
 STAMP_KEY = "_write"
 _STAMP_HEX = 16
 _PREFIX_LEN = len(json.dumps({STAMP_KEY: "0" * _STAMP_HEX}, separators=(",", ":"))) - 1
-
-
-class StoreError(Exception):
-    """Base of everything the store raises."""
-
-
-class StorageFailure(StoreError):
-    """The data dir could not be read or written; nothing was changed."""
-
-    def __init__(self, message: str, *, no_space: bool = False) -> None:
-        super().__init__(message)
-        self.no_space = no_space
-
-
-class CorruptDataFile(StoreError):
-    """A data file exists but does not parse: never treat it as empty."""
-
-    def __init__(self, path: Path, reason: str) -> None:
-        super().__init__(
-            f"data file {path} is damaged ({reason}); stop the index and restore the data "
-            f"directory from a backup (README: 'Storage, durability and backups'), "
-            f"or move the file aside to start without it")
-        self.path = path
-
-
-def _failure(action: str, path: Path, exc: OSError) -> StorageFailure:
-    no_space = exc.errno in _NO_SPACE
-    reason = "the disk is full" if no_space else (exc.strerror or str(exc))
-    return StorageFailure(f"could not {action} {path.name}: {reason}", no_space=no_space)
 
 
 def fsync_dir(folder: Path) -> None:
@@ -141,7 +112,7 @@ def flocked(path: Path, exclusive: bool, timeout: float = LOCK_TIMEOUT_SECONDS,
         ensure_dir(path.parent)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:
-        raise _failure("lock", path, exc) from None
+        raise failure("lock", path, exc) from None
     try:
         mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
         deadline = time.monotonic() + timeout
@@ -201,7 +172,7 @@ def exclusive_use(data_dir: Path) -> Iterator[None]:
         ensure_dir(data_dir)
         fd = os.open(data_dir / IN_USE_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:
-        raise _failure("lock", data_dir / IN_USE_LOCK, exc) from None
+        raise failure("lock", data_dir / IN_USE_LOCK, exc) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -265,7 +236,7 @@ class DataFile(ForkSafe):
             except Timeout:
                 raise busy from None
             except OSError as exc:
-                raise _failure("lock", self.path, exc) from None
+                raise failure("lock", self.path, exc) from None
             try:
                 yield
             finally:
@@ -287,7 +258,7 @@ class DataFile(ForkSafe):
         except FileNotFoundError:
             return {}
         except OSError as exc:
-            raise _failure("read", self.path, exc) from None
+            raise failure("read", self.path, exc) from None
         data = self._parse(raw)
         self._cache = ((_stat_key(info), raw[:_PREFIX_LEN]), data)
         return data
@@ -299,7 +270,7 @@ class DataFile(ForkSafe):
         except FileNotFoundError:
             return {}
         except OSError as exc:
-            raise _failure("read", self.path, exc) from None
+            raise failure("read", self.path, exc) from None
         return self._parse(raw)
 
     def _parse(self, raw: bytes) -> dict[str, Any]:
@@ -324,12 +295,22 @@ class DataFile(ForkSafe):
             atomic_write_bytes(self.path, payload)
             info = os.stat(self.path)
         except OSError as exc:
-            raise _failure("write", self.path, exc) from None
+            raise failure("write", self.path, exc) from None
         self._cache = ((_stat_key(info), payload[:_PREFIX_LEN]), data)
 
     def check(self) -> None:
         """Parse the file now: raises CorruptDataFile for a damaged one."""
         self.read_shared()
+
+
+def stat_or_none(path: Path, what: str) -> os.stat_result | None:
+    """``os.stat``, None for a missing path; other errors are a StorageFailure naming ``what``."""
+    try:
+        return os.stat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StorageFailure(f"could not read {what}: {exc.strerror}") from None
 
 
 def _stat_key(info: os.stat_result) -> tuple[int, int, int]:

@@ -15,21 +15,15 @@ from typing import Any, Callable, Iterable
 
 from tinydb.table import Document
 
-from . import NotFound, Store, _now, json_copy
-from .files import DataFile, StoreError
+from . import Store
+from .errors import ImageConflict, RecordNotFound
+from .files import DataFile
+from .records import json_copy, now
 
 JSON_STORED = "json"
 LAYER_STORED = "layer"
 COMPLETE = "complete"
 TABLE = "images"
-
-
-class ImageConflict(StoreError):
-    """The image is already complete, or changed underneath an upload."""
-
-    def __init__(self, message: str = "Image already exists") -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class ImageStore:
@@ -43,17 +37,17 @@ class ImageStore:
         return self._store.db_dir / "images" / f"{image_id[:2]}.json"
 
     def _shard(self, image_id: str) -> DataFile:
-        return self._store._datafile(self._shard_path(image_id))
+        return self._store.tables.datafile(self._shard_path(image_id))
 
     def get(self, image_id: str) -> dict[str, Any] | None:
-        doc = self._store._lookup(self._shard_path(image_id), TABLE, image_id)
+        doc = self._store.tables.lookup(self._shard_path(image_id), TABLE, image_id)
         return json_copy(doc) if doc is not None else None
 
     def ids(self) -> list[str]:
         """Every image id with a record, in any state (for garbage collection)."""
         found: list[str] = []
         for shard in sorted((self._store.db_dir / "images").glob("??.json")):
-            datafile = self._store._existing(shard)
+            datafile = self._store.tables.existing(shard)
             if datafile is not None:
                 found.extend(datafile.read_shared().get(TABLE, {}))
         return found
@@ -64,7 +58,7 @@ class ImageStore:
 
         The parent must be complete; its ancestry is copied. A replaced json makes any layer
         stored for the old json worthless, so ``on_reset`` removes it under the lock.
-        Raises ImageConflict for a complete image, NotFound for a missing parent.
+        Raises ImageConflict for a complete image, RecordNotFound for a missing parent.
         """
         existing = self.get(image_id)
         if existing is not None and existing["state"] == COMPLETE:
@@ -73,15 +67,15 @@ class ImageStore:
         if parent is not None:
             parent_record = self.get(parent)
             if parent_record is None or parent_record["state"] != COMPLETE:
-                raise NotFound(f"parent image {parent} does not exist in this registry")
+                raise RecordNotFound(f"parent image {parent} does not exist in this registry")
             ancestry += parent_record["ancestry"]
-        with self._store._transaction(self._shard(image_id), TABLE) as images:
+        with self._store.tables.transaction(self._shard(image_id), TABLE) as images:
             doc = images.get(doc_id=image_id)
             if doc is not None and doc["state"] == COMPLETE:
                 raise ImageConflict()
             record = {"id": image_id, "json": raw_json, "parent": parent, "ancestry": ancestry,
                       "state": JSON_STORED, "size": None, "checksum": None,
-                      "payload_checksum": None, "created": _now()}
+                      "payload_checksum": None, "created": now()}
             images.upsert(Document(record, doc_id=image_id))
             if doc is not None and doc["state"] == LAYER_STORED:
                 on_reset()  # after the record no longer points at the file
@@ -91,35 +85,35 @@ class ImageStore:
                      payload_checksum: str, move_into_place: Callable[[], None]) -> dict[str, Any]:
         """Record an uploaded layer computed against ``raw_json``; runs ``move_into_place`` locked.
 
-        Raises ImageConflict if the image became complete meanwhile, NotFound if its json is gone
+        Raises ImageConflict if the image became complete meanwhile, RecordNotFound if its json is gone
         or was replaced during the upload.
         """
-        with self._store._transaction(self._shard(image_id), TABLE) as images:
+        with self._store.tables.transaction(self._shard(image_id), TABLE) as images:
             doc = images.get(doc_id=image_id)
             if doc is None:
-                raise NotFound(f"image {image_id} has no json: upload the json first")
+                raise RecordNotFound(f"image {image_id} has no json: upload the json first")
             if doc["state"] == COMPLETE:
                 raise ImageConflict()
             if doc["json"] != raw_json:
                 raise ImageConflict("the image json changed during the layer upload; upload again")
             move_into_place()
             record = {**doc, "state": LAYER_STORED, "size": size, "checksum": checksum,
-                      "payload_checksum": payload_checksum, "updated": _now()}
+                      "payload_checksum": payload_checksum, "updated": now()}
             images.upsert(Document(record, doc_id=image_id))
         return json_copy(record)
 
     def mark_complete(self, image_id: str, checksum: str, payload_checksum: str) -> dict[str, Any]:
         """Complete the image if it still holds the layer these checksums were verified against."""
-        with self._store._transaction(self._shard(image_id), TABLE) as images:
+        with self._store.tables.transaction(self._shard(image_id), TABLE) as images:
             doc = images.get(doc_id=image_id)
             if doc is None:
-                raise NotFound(f"image {image_id} not found")
+                raise RecordNotFound(f"image {image_id} not found")
             if doc["state"] == COMPLETE:
                 raise ImageConflict()
             if (doc["state"] != LAYER_STORED or doc["checksum"] != checksum
                     or doc["payload_checksum"] != payload_checksum):
                 raise ImageConflict("the image's layer changed during the checksum check; upload again")
-            record = {**doc, "state": COMPLETE, "updated": _now()}
+            record = {**doc, "state": COMPLETE, "updated": now()}
             images.upsert(Document(record, doc_id=image_id))
         return json_copy(record)
 
@@ -131,7 +125,7 @@ class ImageStore:
         """
         removed = []
         for image_id in sorted(set(image_ids)):
-            with self._store._transaction(self._shard(image_id), TABLE) as images:
+            with self._store.tables.transaction(self._shard(image_id), TABLE) as images:
                 present = images.contains(doc_id=image_id)
                 if present:
                     images.remove(doc_ids=[image_id])

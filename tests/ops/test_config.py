@@ -43,7 +43,7 @@ def test_unreadable_certificate_is_named(base_env, tmp_path):
 
 @pytest.fixture(scope="module")
 def two_pairs(tmp_path_factory):
-    from index.certs import write_self_signed
+    from index.ops.certs import write_self_signed
     folder = tmp_path_factory.mktemp("pairs")
     return (write_self_signed(folder / "a", ["127.0.0.1"]), write_self_signed(folder / "b", ["127.0.0.1"]))
 

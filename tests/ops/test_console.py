@@ -58,7 +58,7 @@ def test_version_is_the_projects(tmp_path):
     assert importlib.metadata.version("docker-index") == __version__   # what pip installed
     assert "flask" not in finished.stdout.lower()
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert pyproject["project"]["scripts"]["docker-index"] == "index.console:main"
+    assert pyproject["project"]["scripts"]["docker-index"] == "index.ops.commands:main"
 
 
 @pytest.mark.parametrize("args", [["users", "list"], ["repositories", "list"], ["gc", "--dry-run"],
@@ -117,8 +117,8 @@ def test_commands_other_parts_register_on_the_app_are_found(tmp_path, index_dir,
     import click
     from click.testing import CliRunner
 
-    from index import cli as admin_cli
-    from index.console import main
+    from index.ops import commands as admin_cli
+    from index.ops.commands import main
 
     @click.command("hello")
     def hello():

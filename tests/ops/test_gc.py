@@ -7,13 +7,14 @@ import time
 
 import pytest
 
-from index import gc
+from index.ops import gc
 from index.services import EXTENSION_KEY
 from tests.conftest import image_id
 from tests.registry.layers import chain
 from tests.registry.test_routes import Pusher
 
-LATER = 3 * 24 * 3600  # "now" for gc: three days on, so every age limit has passed
+LATER = 3 * 24 * 3600
+TOKEN_TTL = 6 * 3600  # the default INDEX_TOKEN_TTL, the grace time of a stuck deletion  # "now" for gc: three days on, so every age limit has passed
 
 
 @pytest.fixture
@@ -44,7 +45,7 @@ def test_stuck_deletions_are_finished_or_undone_after_the_grace_time(client, ali
         assert client.delete(f"/v1/repositories/alice/{name}/",
                              headers={**_basic(), "X-Docker-Token": "true"}).status_code == 202
     registry.forget(_name("alice/gone"))          # the registry step ran only for this one
-    grace = services.config["TOKEN_TTL"]
+    grace = TOKEN_TTL
     assert gc.stuck_deletions(store, registry, grace, dry_run=False) == []   # too young yet
     planned = gc.stuck_deletions(store, registry, grace, dry_run=True, now=time.time() + grace + 1)
     assert [line.split(" (")[0] for line in planned] == ["would finish deleting alice/gone",
@@ -115,11 +116,11 @@ def test_stray_layer_files_stale_uploads_and_temp_files(client, alice, services)
     for path in (stray, upload, temp, staging):
         os.utime(path, (old, old))
     lines: list[str] = []
-    gc.collect_garbage(services.store, registry, root, services.config["TOKEN_TTL"], True, lines.append)
+    gc.collect_garbage(services.store, registry, root, TOKEN_TTL, True, lines.append)
     assert len(lines) == 4 and all(line.startswith("would remove") for line in lines)
     assert stray.exists() and upload.exists() and temp.exists() and staging.exists()
     lines = []
-    gc.collect_garbage(services.store, registry, root, services.config["TOKEN_TTL"], False, lines.append)
+    gc.collect_garbage(services.store, registry, root, TOKEN_TTL, False, lines.append)
     assert len(lines) == 4, lines
     assert not stray.exists() and not upload.exists() and not temp.exists() and not staging.exists()
     assert fresh_temp.exists()                                   # a write in progress is left alone

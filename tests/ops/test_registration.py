@@ -12,7 +12,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from itsdangerous import TimestampSigner
 
 from index import create_app
-from index.activation import ActivationLinks
+from index.tokens import ActivationLinks
 from index.services import EXTENSION_KEY
 from tests.conftest import DockerActions
 from tests.processes import free_port

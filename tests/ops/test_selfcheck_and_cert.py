@@ -10,8 +10,8 @@ import sys
 from click.testing import CliRunner
 from cryptography import x509
 
-from index.certs import cert_command
-from index.selfcheck import CHECKS, Check, CheckFailed, new_session, run_checks, self_check_command
+from index.ops.certs import cert_command
+from index.ops.selfcheck import CHECKS, Check, CheckFailed, new_session, run_checks, self_check_command
 from index.testing import running_index
 from tests.processes import ROOT, clean_env
 

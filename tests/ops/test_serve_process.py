@@ -12,8 +12,8 @@ import urllib.request
 
 import pytest
 
-from index.certs import write_self_signed
-from index.selfcheck import new_session, run_checks
+from index.ops.certs import write_self_signed
+from index.ops.selfcheck import new_session, run_checks
 from tests.ops.processes import run_serve, serving
 
 

@@ -16,7 +16,7 @@ import pytest
 from index.registry import layers as layers_module
 from index.registry.layers import LayerFiles, UploadBroken
 from index.registry.tarsum import TarError
-from index.store.files import StorageFailure
+from index.store.errors import StorageFailure
 
 from .layers import Entry, Layer
 from .v1client import chunks

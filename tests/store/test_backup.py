@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from index.backup import MANIFEST
+from index.ops.backup import MANIFEST
 from index.store import Store
 from tests.conftest import image_id
 

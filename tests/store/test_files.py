@@ -106,7 +106,7 @@ def test_reading_unknown_names_creates_nothing(filled):
     for n in range(50):
         assert filled.get_repository(f"nobody{n}", "app") is None
     assert not any(path.name.startswith("nobody") for path in (filled.root / "db" / "namespaces").iterdir())
-    assert len(filled._files) == 2  # users.json and alice.json: no object per unknown name
+    assert len(filled.tables._files) == 2  # users.json and alice.json: no object per unknown name
 
 
 def test_damaged_file_read_directly(tmp_path):

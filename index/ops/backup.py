@@ -31,8 +31,9 @@ from typing import Iterator
 
 import click
 
-from .store import CHANGES_NAME, Store
-from .store.files import (GATE_LOCK, IN_USE_LOCK, LOCK_SUFFIX, TEMP_MARK, DataFile, StoreError,
+from ..store import CHANGES_NAME, Store
+from ..store.errors import StoreError
+from ..store.files import (GATE_LOCK, IN_USE_LOCK, LOCK_SUFFIX, TEMP_MARK, DataFile,
                           atomic_file, exclusive_use, fsync_dir)
 
 MANIFEST = "index-backup.json"
@@ -300,7 +301,7 @@ def rotated_backup(store: Store, folder: Path, keep: int, now: datetime | None =
                    "the newest KEEP backups there.")
 def backup_command(dest: Path, keep: int | None) -> None:
     """Write a consistent .tar.gz of the data dir to DEST while the index keeps running."""
-    from .services import services
+    from ..services import services
     try:
         if keep is not None:
             if dest.exists() and not dest.is_dir():
@@ -324,7 +325,7 @@ def restore_command(archive: Path, force: bool) -> None:
     """Restore ARCHIVE (made by backup) into the data dir of a stopped index."""
     from flask import current_app
 
-    from .services import services
+    from ..services import services
     store = services().store
     store.close()  # this command opened the data dir itself to start the app
     _restore_and_report(archive, store.root, force, current_app.config.get("ADMIN_USERNAME"))
@@ -348,6 +349,6 @@ def main() -> None:
 @click.option("--force", is_flag=True, help="replace a data dir that holds data (kept aside)")
 def standalone_restore(archive: Path, force: bool) -> None:
     """Restore ARCHIVE into INDEX_DATA_DIR without starting the app."""
-    from .config import load_config
+    from ..config import load_config
     settings = load_config()
     _restore_and_report(archive, settings["DATA_DIR"], force, settings["ADMIN_USERNAME"])

@@ -10,26 +10,19 @@ import sys
 from typing import Any, NoReturn
 
 import click
-from flask import Flask
+from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
-from . import names
-from .certs import cert_command
-from .names import LIBRARY, RepoName, ValidationError
-from .passwords import hash_password
+from .. import names
+from ..accounts import create_account
+from ..names import LIBRARY, RepoName, ValidationError
+from ..passwords import hash_password
+from ..services import services
+from ..store import AlreadyExists, RecordNotFound
 from .repository_summary import RepositorySummary, human_size, summarize
-from .selfcheck import self_check_command
-from .services import services
-from .store import AlreadyExists, NotFound
 
 users = AppGroup("users", help="Manage accounts: create, list, show, activate, promote, delete ...")
 repositories = AppGroup("repositories", help="Manage repositories: list, show, describe, delete.")
-
-
-def register(app: Flask) -> None:
-    from .gc import gc_command
-    for command in (users, repositories, self_check_command, cert_command, gc_command, rotate_key_command):
-        app.cli.add_command(command)
 
 
 def _fail(message: str) -> NoReturn:
@@ -81,10 +74,9 @@ def users_create(username: str, email: str, admin: bool, inactive: bool, passwor
     except ValidationError as exc:
         _fail(str(exc))
     password = _read_password(password_stdin)
-    found = services()
     try:
-        found.store.create_user(username, hash_password(password, found.config["BCRYPT_ROUNDS"]),
-                                email, active=not inactive, admin=admin)
+        create_account(services().store, username, password, email, active=not inactive, admin=admin,
+                       bcrypt_rounds=current_app.config["BCRYPT_ROUNDS"])
     except AlreadyExists as exc:
         _fail(f"cannot create {username}: {exc.field} already exists")
     click.echo(f"created {'admin ' if admin else ''}user {username}"
@@ -117,7 +109,7 @@ def users_show(username: str) -> None:
 def _set_flag(username: str, message: str, **changes: bool) -> None:
     try:
         services().store.update_user(username, **changes)
-    except NotFound:
+    except RecordNotFound:
         _fail(f"no user {username!r}")
     click.echo(message)
 
@@ -159,8 +151,8 @@ def users_set_password(username: str, password_stdin: bool) -> None:
     password = _read_password(password_stdin)
     found = services()
     try:
-        found.store.update_user(username, password_hash=hash_password(password, found.config["BCRYPT_ROUNDS"]))
-    except NotFound:
+        found.store.update_user(username, password_hash=hash_password(password, current_app.config["BCRYPT_ROUNDS"]))
+    except RecordNotFound:
         _fail(f"no user {username!r}")
     click.echo(f"password of {username} changed")
 
@@ -175,7 +167,7 @@ def users_delete(username: str, yes: bool) -> None:
         click.confirm(f"delete user {username}?", abort=True)
     try:
         services().store.delete_user(username)
-    except NotFound:
+    except RecordNotFound:
         _fail(f"no user {username!r}")
     click.echo(f"deleted user {username}")
 
@@ -249,7 +241,7 @@ def repositories_describe(name: str, description: str) -> None:
         _fail("description must be one line of at most 1000 characters")
     try:
         services().store.set_description(repo.namespace, repo.repository, description)
-    except NotFound:
+    except RecordNotFound:
         _fail(f"no repository {repo.display!r}")
     click.echo(f"description of {repo.display} set")
 
@@ -266,7 +258,7 @@ def repositories_delete(name: str, yes: bool) -> None:
     found = services()
     try:
         removed = found.store.delete_repository(repo.namespace, repo.repository)
-    except NotFound:
+    except RecordNotFound:
         _fail(f"no repository {repo.display!r}")
     if found.registry is not None:
         found.registry.repository_removed(removed)
@@ -283,8 +275,8 @@ def rotate_key_command(yes: bool) -> None:
     """
     from datetime import datetime, timezone
 
-    from .secrets import rotate_key
-    config = services().config
+    from ..secrets import rotate_key
+    config = current_app.config
     if config["SECRET_KEY"]:
         _fail("the key comes from INDEX_SECRET_KEY: put a new one there and the old one in "
               "INDEX_SECRET_KEY_FALLBACKS until INDEX_TOKEN_TTL and INDEX_ACTIVATION_TTL have passed")

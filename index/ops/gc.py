@@ -25,9 +25,9 @@ from typing import Any, Callable
 import click
 from flask.cli import with_appcontext
 
-from .names import RepoName
-from .store import DELETING, NotFound, Store
-from .store.files import TEMP_MARK
+from ..names import RepoName
+from ..store import DELETING, RecordNotFound, Store
+from ..store.files import TEMP_MARK
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def stuck_deletions(store: Store, registry: Any | None, grace: float, dry_run: b
                         registry.repository_removed(removed)
                 else:
                     store.mark_active(name.namespace, name.repository)
-            except NotFound:
+            except RecordNotFound:
                 continue  # finished or deleted by someone else meanwhile
         verb = action if dry_run else ("finished deleting" if finish else "undid the deletion of")
         reason = "its tags were already dropped" if finish else "its tags were never dropped; it is active again"
@@ -226,9 +226,11 @@ def gc_command(dry_run: bool) -> None:
 
     Safe while the index serves: everything young enough to be part of a push is kept.
     """
-    from .services import services
+    from flask import current_app
+
+    from ..services import services
     found = services()
-    total = collect_garbage(found.store, found.registry, found.store.root, found.config["TOKEN_TTL"],
+    total = collect_garbage(found.store, found.registry, found.store.root, current_app.config["TOKEN_TTL"],
                             dry_run, click.echo)
     if not total:
         click.echo("nothing to collect")

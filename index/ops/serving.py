@@ -14,11 +14,11 @@ from typing import Any, Mapping, NoReturn
 import click
 from flask import Flask
 
-from . import mail
-from .config import ConfigError, describe, load_config
-from .logs import JsonFormatter
+from .. import mail
+from ..config import ConfigError, describe, load_config
+from ..logs import JsonFormatter
+from ..store import CorruptDataFile, StorageFailure
 from .preflight import PreflightError, check_port_free
-from .store import CorruptDataFile, StorageFailure
 
 log = logging.getLogger("index")
 
@@ -38,7 +38,7 @@ def fail(message: str) -> NoReturn:
 
 def create_app_or_exit(config: Mapping[str, Any] | None = None) -> Flask:
     """create_app, with start-up problems reduced to one clear line."""
-    from . import create_app
+    from .. import create_app
     try:
         return create_app(config)
     except ConfigError as exc:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .names import RepoName
+from ..names import RepoName
 
 COMPLETE = "complete"
 MISSING = "missing"

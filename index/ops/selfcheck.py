@@ -399,8 +399,8 @@ def self_check_command(url: str, username: str, password_stdin: bool, email: str
 
 def clean_up_locally(session: Session, echo: Callable[[str], None]) -> bool:
     """Remove what the run left behind, through the data dir of the index on this machine."""
-    from .config import configured_data_dir
-    from .console import holds_index
+    from ..config import configured_data_dir
+    from .commands import holds_index
     data_dir = configured_data_dir()
     registered = session.facts.get("registered", False)
     if not holds_index(data_dir):
@@ -409,7 +409,7 @@ def clean_up_locally(session: Session, echo: Callable[[str], None]) -> bool:
              f"cleanup: no index data in {data_dir}; nothing removed")
         return False
     from .serving import create_app_or_exit
-    from .store import NotFound
+    from ..store import RecordNotFound
     app = create_app_or_exit({"DATA_DIR": data_dir})
     found = app.extensions["docker_index"]
     namespace, _, repository = session.repository.partition("/")
@@ -418,13 +418,13 @@ def clean_up_locally(session: Session, echo: Callable[[str], None]) -> bool:
         if found.registry is not None:
             found.registry.repository_removed(removed)
         echo(f"cleanup: removed repository {session.repository}")
-    except NotFound:
+    except RecordNotFound:
         pass  # the delete step removed it already
     if registered:
         try:
             found.store.delete_user(session.username)
             echo(f"cleanup: removed account {session.username} (registered by this run)")
-        except NotFound:
+        except RecordNotFound:
             pass
     else:
         echo(f"cleanup: kept account {session.username} (it existed before this run)")

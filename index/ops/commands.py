@@ -1,10 +1,14 @@
-"""``docker-index``: the installed command (also ``python -m index``).
+"""Every command of the index, registered here and nowhere else.
 
-Serving, certificates and self-check need no data dir; the admin commands (users, repositories,
-backup, gc, rotate-key, and what other parts register on the app's CLI) open the index of
-``--data-dir`` / ``INDEX_DATA_DIR`` and refuse a directory that holds none, rather than quietly
-creating an empty index somewhere else. Nothing is loaded, created or logged before a command
-actually runs: ``docker-index --help`` only prints.
+* ``docker-index <command>`` (:func:`main`, the installed console script; ``python -m index`` is
+  the same): serving, certificates and self-check need no data dir; the admin commands (users,
+  repositories, backup, gc, rotate-key, and whatever other parts add in :func:`register`) open the
+  index of ``--data-dir`` / ``INDEX_DATA_DIR`` and refuse a directory that holds none, rather than
+  quietly creating an empty index somewhere else. Nothing is loaded, created or logged before a
+  command actually runs: ``docker-index --help`` only prints. ``restore`` never builds the app, so
+  it works on a data dir too damaged for the app to start.
+* ``flask --app wsgi <command>``: the app's own commands (:func:`register`, called by
+  ``create_app``), run with the app and its data dir.
 """
 from __future__ import annotations
 
@@ -15,11 +19,25 @@ import click
 from flask import Flask
 from flask.cli import ScriptInfo, with_appcontext
 
-from .version import __version__
+from ..version import __version__
+from .backup import backup_command, restore_command, standalone_restore
+from .certs import cert_command
+from .cli import repositories, rotate_key_command, users
+from .gc import gc_command
+from .selfcheck import self_check_command
+from .serving import serve_command
+
+APP_COMMANDS = (users, repositories, self_check_command, cert_command, backup_command, restore_command,
+                gc_command, rotate_key_command)
+
+
+def register(app: Flask) -> None:
+    """Add the app's commands to ``app.cli`` (``flask --app wsgi ...``, and found by ``main``)."""
+    for command in APP_COMMANDS:
+        app.cli.add_command(command)
+
 
 PROG_NAME = "docker-index"
-# The commands that act on an index's data; everything else works without one.
-ADMIN_COMMANDS = ("users", "repositories", "backup", "gc", "rotate-key")
 
 
 def holds_index(data_dir: Path) -> bool:
@@ -29,7 +47,7 @@ def holds_index(data_dir: Path) -> bool:
 
 def _admin_app() -> Flask:
     """The app on the configured data dir, or one clear line and exit 2 when there is no index."""
-    from .config import configured_data_dir
+    from ..config import configured_data_dir
     from .serving import create_app_or_exit, fail
     data_dir = configured_data_dir()
     if not holds_index(data_dir):
@@ -44,7 +62,7 @@ class IndexGroup(click.Group):
         command = super().get_command(ctx, cmd_name)
         if command is not None:
             return command
-        from .config import configured_data_dir
+        from ..config import configured_data_dir
         _prepare(ctx)  # click looks the command up before the group's own callback runs
         if not holds_index(configured_data_dir()):
             return None  # "No such command": never create an index to look a name up
@@ -86,20 +104,10 @@ def needs_app(command: click.Command) -> click.Command:
     return command
 
 
-def _register() -> None:
-    from .backup import backup_command, standalone_restore
-    from .certs import cert_command
-    from .cli import repositories, rotate_key_command, users
-    from .gc import gc_command
-    from .selfcheck import self_check_command
-    from .serving import serve_command
-    for command in (serve_command, cert_command, self_check_command, users, repositories, gc_command,
-                    rotate_key_command):
-        main.add_command(command)
-    main.add_command(needs_app(backup_command))
-    # Restoring must work when the data dir is too damaged for the app to start, and onto an
-    # empty one: the app is never loaded for it.
-    main.add_command(standalone_restore, "restore")
-
-
-_register()
+for _command in (serve_command, cert_command, self_check_command, users, repositories, gc_command,
+                 rotate_key_command):
+    main.add_command(_command)
+main.add_command(needs_app(backup_command))
+# Restoring must work when the data dir is too damaged for the app to start, and onto an empty
+# one: the app is never loaded for it.
+main.add_command(standalone_restore, "restore")

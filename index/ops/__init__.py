@@ -1,0 +1,7 @@
+"""Operator tools: code that runs from a command line, never on a request.
+
+:mod:`~index.ops.commands` registers every command; :mod:`~index.ops.cli` holds the account and
+repository commands, :mod:`~index.ops.backup` backup and restore, :mod:`~index.ops.selfcheck` the
+client-side check of a deployment, :mod:`~index.ops.certs` a self-signed certificate and
+:mod:`~index.ops.serving` ``serve`` (gunicorn).
+"""
