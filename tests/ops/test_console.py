@@ -134,3 +134,10 @@ def test_commands_other_parts_register_on_the_app_are_found(tmp_path, index_dir,
     monkeypatch.delenv("INDEX_DATA_DIR", raising=False)   # --data-dir wrote it for the process
     missing = CliRunner().invoke(main, ["--data-dir", str(tmp_path / "none"), "hello"])
     assert missing.exit_code == 2 and "No such command 'hello'" in missing.output
+
+
+def test_serve_takes_the_data_dir_option(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    finished = run(["--data-dir", str(tmp_path / "a-file" / "data"), "serve"], cwd=tmp_path)
+    assert finished.returncode == 2
+    assert finished.stderr == f"error: INDEX_DATA_DIR: cannot create {tmp_path}/a-file/data: Not a directory\n"
