@@ -97,6 +97,7 @@ def test_flask_cli_entry_point_and_bad_settings(tmp_path):
     helped = subprocess.run([flask, "--app", "wsgi", "users", "--help"], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=60)
     assert helped.returncode == 0 and "set-password" in helped.stdout
+    assert "effective settings" not in helped.stderr   # only serve logs them
     bad = subprocess.run([sys.executable, "-m", "index", "users", "list"], cwd=ROOT,
                          env={**env, "INDEX_LOG_FORMAT": "yaml"}, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2
