@@ -15,7 +15,6 @@ or a write in progress:
 from __future__ import annotations
 
 import contextlib
-import logging
 import shutil
 import time
 from datetime import datetime
@@ -28,8 +27,6 @@ from flask.cli import with_appcontext
 from ..names import RepoName
 from ..store import DELETING, RecordNotFound, Store
 from ..store.files import TEMP_MARK
-
-log = logging.getLogger(__name__)
 
 HOUR = 3600.0
 DAY = 24 * HOUR
