@@ -11,7 +11,8 @@ import pytest
 from tests.processes import ROOT
 
 CONTRIB = ROOT / "contrib"
-UNITS = ["docker-index.service", "docker-index-backup.service", "docker-index-backup.timer"]
+UNITS = ["docker-index.service", "docker-index-backup.service", "docker-index-backup.timer",
+         "docker-index-gc.service", "docker-index-gc.timer"]
 INSTALL_DIR = "/srv/docker-index"
 
 
@@ -35,6 +36,7 @@ def test_units_name_the_installed_command_and_its_data_dir():
     assert "RestartPreventExitStatus=2" in service   # a bad setting is not fixed by restarting
     backup = (CONTRIB / "docker-index-backup.service").read_text()
     assert "docker-index backup --keep 14 /var/backups/docker-index" in backup
+    assert f"ExecStart={INSTALL_DIR}/.venv/bin/docker-index gc\n" in (CONTRIB / "docker-index-gc.service").read_text()
 
 
 def test_systemd_analyze_verify_accepts_the_units(tmp_path):
