@@ -140,3 +140,20 @@ def test_cleanup_without_the_data_dir_says_what_to_run(tmp_path):
                                     env={"INDEX_DATA_DIR": str(tmp_path / "elsewhere")})
         assert index.app.extensions["docker_index"].store.find_user("remote1") is not None
     assert "run docker-index users delete remote1" in result.output
+
+
+def test_cleanup_removes_a_repository_whose_delete_step_failed(monkeypatch):
+    from index.ops.selfcheck import clean_up_locally
+    with running_index() as index:
+        store = index.app.extensions["docker_index"].store
+        session = new_session(index.url, "leftover", "left-pass-1")
+        namespace, _, repository = session.repository.partition("/")
+        store.create_user("leftover", "x", "leftover@example.com", active=True, admin=False)
+        store.announce_repository(namespace, repository, [{"id": "c" * 64}], owner="leftover")
+        session.facts["registered"] = True
+        monkeypatch.setenv("INDEX_DATA_DIR", str(index.app.config["DATA_DIR"]))
+        out: list[str] = []
+        assert clean_up_locally(session, out.append) is True
+        assert out == [f"cleanup: removed repository {session.repository}",
+                       "cleanup: removed account leftover (registered by this run)"]
+        assert store.get_repository(namespace, repository) is None and store.find_user("leftover") is None
