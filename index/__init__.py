@@ -6,8 +6,8 @@ from typing import Any, Mapping
 
 from flask import Flask, Response
 
-from . import (activation, health, logs, openapi, probes, proxies, registry, repositories, search,
-               transport, users)
+from . import (activation, api, health, logs, openapi, probes, proxies, registry, repositories,
+               search, transport, users)
 from .accounts import create_account
 from .config import load_config
 from .errors import register_error_handlers
@@ -58,6 +58,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     transport.init_app(app)
     for blueprint in (probes.bp, users.bp, repositories.bp, search.bp, health.bp, activation.bp, openapi.bp):
         app.register_blueprint(blueprint)
+    api.install(app, secret_key, settings["SECRET_KEY_FALLBACKS"])  # /api/v1 (access control)
     commands.register(app)
     if not settings["REGISTRY_ENDPOINTS"]:
         registry.install(app)  # built-in registry; otherwise external ones serve the layers

@@ -7,8 +7,8 @@ from typing import Any, Iterable
 
 from flask import Response, current_app, request
 
-from . import logs, passwords, permissions
-from .errors import BadRequest, Forbidden, Unauthorized
+from . import logs, passwords, permissions, principals
+from .errors import BadRequest, Forbidden, NotFound, Unauthorized
 from .names import RepoName
 from .services import services
 from .tokens import Grant, TokenError
@@ -41,6 +41,8 @@ def basic_user() -> dict[str, Any] | None:
     if not username and not password:
         return None
     found = services()
+    if "+" in username:
+        return _robot_login(username, password)
     user = found.store.find_user(username)
     stored_hash = user["password_hash"] if user else None
     if stored_hash and found.credentials.is_verified(username, password, stored_hash):
@@ -59,6 +61,40 @@ def basic_user() -> dict[str, Any] | None:
     return user
 
 
+def _robot_login(username: str, password: str) -> dict[str, Any]:
+    """A robot's Basic credentials: its name and current token (no web login, no password)."""
+    throttle = services().login_throttle
+    address = request.remote_addr or ""
+    throttle.check(address, username)
+    robot = principals.check_robot_token(username, password)
+    if robot is None:
+        throttle.record_failure(address, username)
+        raise Unauthorized("wrong username or password")
+    logs.set_user(username)
+    return robot
+
+
+def not_found(name: RepoName) -> NotFound:
+    """What a missing repository answers; a hidden one answers exactly the same."""
+    return NotFound(f"repository {name.display} not found")
+
+
+def anonymous_reads_refused() -> Unauthorized:
+    return Unauthorized("authentication required: this index needs an account for every read "
+                        "(INDEX_ANONYMOUS_PULL=false)")
+
+
+def reader() -> dict[str, Any] | None:
+    """The caller of a read route: an active account or robot, or None (anonymous, when allowed)."""
+    user = basic_user()
+    if user is None:
+        if not permissions.anonymous_reads_allowed():
+            raise anonymous_reads_refused()
+        return None
+    require_active(user)
+    return user
+
+
 def require_user() -> dict[str, Any]:
     """The logged-in, active account: 401 without valid credentials, 403 if inactive."""
     user = basic_user()
@@ -74,7 +110,7 @@ def require_active(user: dict[str, Any]) -> None:
 
 
 def may_write(user: dict[str, Any], namespace: str) -> bool:
-    """May ``user`` push to repositories of ``namespace``? (see :mod:`index.permissions`)"""
+    """May ``user`` create repositories in ``namespace``? (see :mod:`index.permissions`)"""
     return permissions.can_create(user, namespace)
 
 
@@ -83,7 +119,10 @@ def token_grant(name: RepoName | None = None) -> Grant:
     for routes whose URL names no repository, such as the registry's image routes).
 
     401 when the token is missing, malformed, tampered with or expired, or its user can no longer
-    act; 403 when it is valid but for another repository.
+    act; 403 when it is valid but for another repository. The holder's role is worked out again
+    on every use: a grant removed or a repository made private since the token was issued counts
+    at once (404 as for a missing repository when the holder may no longer read it, 403 when it
+    may read but no longer do what the token was issued for).
     """
     header = request.headers.get("Authorization", "")
     if scheme() != "token":
@@ -92,16 +131,22 @@ def token_grant(name: RepoName | None = None) -> Grant:
         grant = services().signer.verify(header)
     except TokenError as exc:
         raise Unauthorized(str(exc), challenge=TOKEN_CHALLENGE) from None
-    logs.set_user(grant.user)
+    logs.set_user(grant.user.partition("#")[0] if grant.user else None)  # robots: name#generation
     if name is not None and grant.repository != name.full:
         raise Forbidden(f"token is for repository {grant.repository}, not {name.full}")
+    user = None
     if grant.user is not None:
-        user = services().store.find_user(grant.user)
+        user = principals.find(grant.user)
         if user is None or not user.get("active"):
             raise Unauthorized("the token's account no longer exists or is not active",
                                challenge=TOKEN_CHALLENGE)
-        if grant.access != "read" and not may_write(user, grant.repository.partition("/")[0]):
-            raise Forbidden(f"the token's account may no longer change {grant.repository}")
+    namespace, _, repository = grant.repository.partition("/")
+    granted = RepoName(namespace, repository)
+    role = permissions.role_for(user, granted)
+    if role is None:
+        raise not_found(granted)
+    if role < permissions.TOKEN_NEEDS[grant.access]:
+        raise Forbidden(f"the token's holder may no longer {grant.access} {granted.display}")
     return grant
 
 

@@ -14,6 +14,7 @@ from .ops.preflight import PreflightError, check_tls_pair
 REGISTRATION_POLICIES = ("open", "confirm", "approval", "closed")
 LOG_FORMATS = ("plain", "json")
 SMTP_SECURITY_MODES = ("starttls", "ssl", "none")
+VISIBILITIES = ("private", "public")
 
 
 class ConfigError(ValueError):
@@ -157,6 +158,10 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "REQUIRE_TLS": (False, _parse_bool),
     # ... except from 127.0.0.0/8 and ::1, where nothing crosses a network.
     "TLS_EXEMPT_LOOPBACK": (True, _parse_bool),
+    # Access control (index.permissions): what a new repository is, and whether reading public
+    # repositories needs an account.
+    "DEFAULT_VISIBILITY": ("private", _choice(*VISIBILITIES)),
+    "ANONYMOUS_PULL": (True, _parse_bool),
 }
 
 SECRET_SETTINGS = ("SECRET_KEY", "ADMIN_PASSWORD", "SECRET_KEY_FALLBACKS", "SMTP_PASSWORD")

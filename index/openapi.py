@@ -15,6 +15,7 @@ from flask import Blueprint, Response
 from . import names
 from .payloads import json_response
 from .probes import API_VERSION
+from .api.openapi_paths import paths as api_paths
 
 bp = Blueprint("openapi", __name__)
 
@@ -390,7 +391,7 @@ def document() -> Json:
         "tags": [{"name": "index", "description": "accounts, repositories, tokens, search"},
                  {"name": "registry", "description": "the built-in v1 registry (protocol.md 10)"},
                  {"name": "operations", "description": "health probes and account activation"}],
-        "paths": {**_index_paths(), **_registry_paths(), **_operations_paths()},
+        "paths": {**_index_paths(), **_registry_paths(), **_operations_paths(), **api_paths()},
         "components": _components(),
     }
 

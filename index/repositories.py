@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
 
-from . import auth, names
+from . import auth, names, permissions, principals
 from .auth import add_endpoints, add_token, endpoints
 from .errors import Forbidden, NotFound, Unauthorized
 from .names import LIBRARY, RepoName
@@ -24,24 +24,60 @@ def route(suffix: str, methods: list[str], **options: Any) -> Callable:
     return repository_route(bp, suffix, methods, **options)
 
 
-def _writer_of(name: RepoName) -> dict[str, Any]:
-    user = auth.require_user()
-    if not auth.may_write(user, name.namespace):
-        if name.namespace == LIBRARY:
-            raise Forbidden("only administrators may change library repositories")
-        raise Forbidden(f"you may not change repositories in namespace {name.namespace}")
-    return user
+def _readable(name: RepoName, user: dict[str, Any] | None) -> dict[str, Any]:
+    if not permissions.can_read(user, name):
+        raise auth.not_found(name)  # a hidden repository answers exactly as a missing one
+    return visible_repository(name)
 
 
 @route("/", ["PUT"], strict_slashes=False)
 def put_repository(namespace: str, repository: str) -> Response:
     """Create or re-announce a repository before a push; hands out a write token."""
     name = names.repo_name(namespace, repository)
-    user = _writer_of(name)
+    user = auth.require_user()
+    new_fields = _may_announce(name, user)
     images = names.image_list(read_json())
     hosts = endpoints()  # the answer must name an endpoint: fail (400) before writing, not after
-    services().store.announce_repository(name.namespace, name.repository, images, owner=user["username"])
-    return add_token(json_response(""), name, "write", user["username"], hosts)
+    services().store.announce_repository(name.namespace, name.repository, images, owner=user["username"],
+                                         new_fields=new_fields)
+    return add_token(json_response(""), name, "write", principals.token_subject(user), hosts)
+
+
+def _may_announce(name: RepoName, user: dict[str, Any]) -> dict[str, Any] | None:
+    """Re-announcing needs write; creating needs the namespace (owner, organization creator or
+    admin team, site admin). Returns the fields a new repository starts with (None: it exists).
+
+    Whoever may not create in the namespace gets the same 403 for a missing and for a hidden
+    repository, so names do not leak.
+    """
+    record = services().store.get_repository(name.namespace, name.repository)
+    readable = record is not None and permissions.can_read(user, name)
+    if readable:
+        if not permissions.can_write(user, name):
+            raise Forbidden(f"you may not push to repository {name.display}")
+        return None
+    if not permissions.can_create(user, name.namespace):
+        if name.namespace == LIBRARY:
+            raise Forbidden("only administrators may change library repositories")
+        raise Forbidden(f"you may not create repositories in namespace {name.namespace}")
+    if record is not None:
+        raise Forbidden(f"you may not push to repository {name.display}")
+    return {"visibility": current_app.config["DEFAULT_VISIBILITY"],
+            "permissions": permissions.creator_grants(user, name.namespace)}
+
+
+def _writer_of(name: RepoName, role: permissions.Role = permissions.Role.WRITE) -> dict[str, Any]:
+    """The caller, if it may read the repository (else 404 as if missing) and has ``role``."""
+    user = auth.require_user()
+    found = permissions.role_for(user, name)
+    if found is None or (found < permissions.Role.READ):
+        raise auth.not_found(name)
+    if found < role:
+        if name.namespace == LIBRARY:
+            raise Forbidden("only administrators may change library repositories")
+        raise Forbidden(f"you may not {'delete' if role == permissions.Role.ADMIN else 'push to'} "
+                        f"repository {name.display}")
+    return user
 
 
 @route("/", ["DELETE"], strict_slashes=False)
@@ -51,7 +87,7 @@ def delete_repository(namespace: str, repository: str) -> Response:
     registry = services().registry
     if auth.scheme() == "token" and registry is not None:
         return registry.delete_repository(name)  # same URL, registry side (protocol.md 12.15)
-    user = _writer_of(name)
+    user = _writer_of(name, permissions.Role.ADMIN)
     store = services().store
     visible_repository(name, deleting_ok=True)
     if "X-Docker-Endpoints" in request.headers:
@@ -61,7 +97,7 @@ def delete_repository(namespace: str, repository: str) -> Response:
         return json_response("")
     hosts = endpoints()  # the 202 must name an endpoint: fail (400) before hiding the repository
     store.mark_deleting(name.namespace, name.repository)
-    return add_token(json_response("", 202), name, "delete", user["username"], hosts)
+    return add_token(json_response("", 202), name, "delete", principals.token_subject(user), hosts)
 
 
 @route("/images", ["PUT"])
@@ -85,13 +121,11 @@ def get_images(namespace: str, repository: str) -> Response:
         if record["state"] != ACTIVE and grant.access != "delete":
             raise NotFound(f"repository {name.display} not found")
         return json_response(record["images"])
-    user = auth.basic_user()
-    if user is not None:
-        auth.require_active(user)
-    record = visible_repository(name)
+    user = auth.reader()
+    record = _readable(name, user)
     response = json_response(record["images"])
     if request.headers.get("X-Docker-Token", "").lower() == "true":
-        return add_token(response, name, "read", user["username"] if user else None)
+        return add_token(response, name, "read", principals.token_subject(user))
     return add_endpoints(response)
 
 
@@ -109,12 +143,16 @@ def authorize_token(namespace: str, repository: str) -> Response:
 
 @route("/layer/<image_id>/access", ["GET"])
 def layer_access(namespace: str, repository: str, image_id: str) -> Response:
-    """docker-registry 0.9's parent check: may this token's holder read that layer?"""
+    """docker-registry 0.9's parent check: may this token's holder read a repository that holds
+    that image? (The token's own repository first, then any other the holder may read.)"""
     name = names.repo_name(namespace, repository)
     names.image_id(image_id)
     try:
-        auth.token_grant(name)
+        grant = auth.token_grant(name)
         record = visible_repository(name)
     except (Forbidden, NotFound):
         return json_response({"access": False})
-    return json_response({"access": any(image["id"] == image_id for image in record["images"])})
+    if any(image["id"] == image_id for image in record["images"]):
+        return json_response({"access": True})
+    holder = principals.find(grant.user) if grant.user is not None else None
+    return json_response({"access": permissions.readable_holder(holder, image_id) is not None})

@@ -6,8 +6,10 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
+from . import auth, permissions
 from .errors import BadRequest
 from .names import LIBRARY
+from .names import RepoName
 from .payloads import json_response
 from .services import services
 
@@ -54,7 +56,18 @@ def search() -> Response:
     # Matches the lower-cased query in "namespace/name" or the lower-cased description.
     needle = query.strip().lower()
     start = (page - 1) * page_size
-    total, found = services().search.search(needle, start, page_size)
+    # docker search sends Basic credentials when logged in: private repositories are found only
+    # by those who may read them, and nothing else is counted.
+    user = auth.reader()
+    public_readable = user is not None or permissions.anonymous_reads_allowed()
+
+    def visible(full: str, public: bool) -> bool:
+        if public and public_readable:
+            return True
+        namespace, _, repository = full.partition("/")
+        return permissions.can_read(user, RepoName(namespace, repository))
+
+    total, found = services().search.search(needle, start, page_size, visible)
     return json_response({
         "query": query,
         "num_results": total,

@@ -61,6 +61,7 @@ class _Entry:
 
     name: str               # what results show: ``ns/repo`` (``library/repo`` too)
     full: str               # ``ns/repo``, what the query is matched against (names are lower-case)
+    public: bool            # visibility when read; readers of private ones are asked at query time
     description: str        # as stored, for the result
     description_lower: str
 
@@ -97,15 +98,20 @@ class SearchIndex:
         self._vocabulary: str | None = None  # "\n"-joined distinct tokens, rebuilt when they change
 
     # -- queries -------------------------------------------------------------------------------
-    def search(self, needle: str, offset: int, limit: int) -> tuple[int, list[tuple[str, str]]]:
+    def search(self, needle: str, offset: int, limit: int,
+               visible: Callable[[str, bool], bool] | None = None) -> tuple[int, list[tuple[str, str]]]:
         """``needle`` (already stripped and lower-cased) -> (number of matches, the page).
 
         The page holds (name, description) of the matches ``offset`` to ``offset + limit`` in
-        name order, as the full scan sorted them.
+        name order, as the full scan sorted them. ``visible(full name, public)`` filters the
+        matches before they are counted (what the caller may not read is not even counted).
         """
         with self._lock:
             self._refresh()
             matches = self._matches(needle)
+            if visible is not None:
+                entries = self._entries
+                matches = [name for name in matches if visible(entries[name].full, entries[name].public)]
             return len(matches), self._page(matches, offset, limit)
 
     def _matches(self, needle: str) -> Iterable[str]:
@@ -225,4 +231,5 @@ def _entry(record: dict) -> _Entry:
     description = record.get("description") or ""
     lower = description.lower()
     # Results name library repositories "library/<name>" too, as docker-registry 0.9 did.
-    return _Entry(name=full, full=full, description=description, description_lower=lower)
+    return _Entry(name=full, full=full, public=record.get("visibility", "public") == "public",
+                  description=description, description_lower=lower)

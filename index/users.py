@@ -5,7 +5,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app
 
-from . import activation, auth, names
+from . import activation, auth, names, principals
 from .errors import BadRequest, Forbidden, Unauthorized
 from .accounts import create_account
 from .passwords import hash_password
@@ -39,6 +39,9 @@ def register() -> Response:
     # Before any other check: an existing user running `docker login` must fall through to GET.
     if isinstance(claimed, str) and names.USERNAME_RE.fullmatch(claimed) and found.store.find_user(claimed):
         return _already_exists()
+    # A robot's `docker login -u acme+ci -p <token>` too (it then logs in with Basic).
+    if isinstance(claimed, str) and "+" in claimed and principals.find(claimed) is not None:
+        return _already_exists()
     if current_app.config["REGISTRATION"] == "closed":
         raise Unauthorized("registration is closed: ask an administrator for an account")
     policy = current_app.config["REGISTRATION"]
@@ -64,6 +67,8 @@ def check_login() -> Response:
 @bp.put("/v1/users/<username>/", strict_slashes=False)
 def update_user(username: str) -> Response:
     caller = auth.require_user()
+    if caller.get("robot"):
+        raise Forbidden("a robot account has no password or e-mail to change; regenerate its token")
     if caller["username"] != username and not caller.get("admin"):
         raise Forbidden("you may only change your own account")
     data = _json_object("email and/or password")

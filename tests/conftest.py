@@ -39,8 +39,11 @@ def _no_index_environment():
 
 @pytest.fixture
 def settings(tmp_path) -> dict[str, Any]:
+    # The protocol tests describe public repositories (INDEX_DEFAULT_VISIBILITY=public, the model
+    # before access control); tests/access/ covers the private default.
     return {"TESTING": True, "DATA_DIR": tmp_path / "data", "SECRET_KEY": "test-secret",
-            "BCRYPT_ROUNDS": 4, "ADMIN_USERNAME": ADMIN[0], "ADMIN_PASSWORD": ADMIN[1]}
+            "BCRYPT_ROUNDS": 4, "ADMIN_USERNAME": ADMIN[0], "ADMIN_PASSWORD": ADMIN[1],
+            "DEFAULT_VISIBILITY": "public"}
 
 
 @pytest.fixture

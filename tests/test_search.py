@@ -13,7 +13,8 @@ RESULT_TYPES = {"name": str, "description": str, "star_count": int, "is_official
 
 def shared_index(tmp_path_factory, name: str) -> DockerActions:
     app = create_app({"TESTING": True, "DATA_DIR": tmp_path_factory.mktemp(name) / "data", "SECRET_KEY": "t",
-                      "BCRYPT_ROUNDS": 4, "ADMIN_USERNAME": ADMIN[0], "ADMIN_PASSWORD": ADMIN[1]})
+                      "BCRYPT_ROUNDS": 4, "ADMIN_USERNAME": ADMIN[0], "ADMIN_PASSWORD": ADMIN[1],
+                      "DEFAULT_VISIBILITY": "public"})
     docker = DockerActions(app.test_client())
     assert docker.register("alice", "secret1").status_code == 201
     return docker

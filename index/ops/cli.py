@@ -18,6 +18,7 @@ from ..accounts import create_account
 from ..names import LIBRARY, RepoName, ValidationError
 from ..passwords import hash_password
 from ..services import services
+from ..store.access import AccessStore
 from ..store import AlreadyExists, RecordNotFound
 from .repository_summary import RepositorySummary, human_size, summarize
 
@@ -169,6 +170,7 @@ def users_delete(username: str, yes: bool) -> None:
         services().store.delete_user(username)
     except RecordNotFound:
         _fail(f"no user {username!r}")
+    AccessStore(services().store).forget_principal(username)  # grants, teams, robots (issue 12)
     click.echo(f"deleted user {username}")
 
 

@@ -19,6 +19,7 @@ import click
 from flask import Flask
 from flask.cli import ScriptInfo, with_appcontext
 
+from ..api.cli import COMMANDS as ACCESS_COMMANDS
 from ..version import __version__
 from .backup import backup_command, restore_command, standalone_restore
 from .certs import cert_command
@@ -28,7 +29,7 @@ from .selfcheck import self_check_command
 from .serving import serve_command
 
 APP_COMMANDS = (users, repositories, self_check_command, cert_command, backup_command, restore_command,
-                gc_command, rotate_key_command)
+                gc_command, rotate_key_command, *ACCESS_COMMANDS)
 
 
 def register(app: Flask) -> None:
@@ -105,7 +106,7 @@ def needs_app(command: click.Command) -> click.Command:
 
 
 for _command in (serve_command, cert_command, self_check_command, users, repositories, gc_command,
-                 rotate_key_command):
+                 rotate_key_command, *ACCESS_COMMANDS):
     main.add_command(_command)
 main.add_command(needs_app(backup_command))
 # Restoring must work when the data dir is too damaged for the app to start, and onto an empty

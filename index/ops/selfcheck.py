@@ -270,7 +270,8 @@ def check_pull(session: Session) -> str:
 
 def check_search(session: Session) -> str:
     name = session.repository.split("/", 1)[1]
-    reply = session.request("GET", f"/v1/search?q={quote(name)}")
+    # Logged in, as docker search is: a new repository is private by default (issue 12).
+    reply = session.request("GET", f"/v1/search?q={quote(name)}", headers=session.basic())
     expect(reply, 200)
     result = reply.json()
     if not isinstance(result, dict) or not isinstance(result.get("num_results"), int):

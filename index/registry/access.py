@@ -4,20 +4,19 @@
   ``delete`` for DELETE. A write token also reads (a pushing client's ``GET images/<id>/json``
   then answers 200 for complete images and the client skips them). Image routes accept a token
   only for ids announced in the token's repository.
-* ``Authorization: Basic ...`` of an active account: reads of every (public) repository; writes
-  where the account may push (its namespace; admins everywhere).
-* Without credentials: 401. Anonymous pulls go through the read token the index hands out.
+* ``Authorization: Basic ...`` of an active account or robot, or no credentials at all: what
+  :mod:`index.permissions` gives the caller (anonymous callers read public repositories unless
+  ``INDEX_ANONYMOUS_PULL=false``). An image id resolves only through a repository the caller may
+  read; a repository or image the caller may not read answers as a missing one (404).
 """
 from __future__ import annotations
 
 from typing import Any
 
-from .. import auth
-from ..errors import Forbidden, Unauthorized
+from .. import auth, permissions
+from ..errors import Forbidden, NotFound, Unauthorized
 from ..names import RepoName
 from ..repository_urls import visible_repository
-from ..services import services
-from ..store import ACTIVE
 
 # What each access level of a token allows.
 _GRANTS = {"read": {"read", "write"}, "write": {"write"}, "delete": {"delete"}}
@@ -33,25 +32,40 @@ def _check_grant_level(granted: str, need: str) -> None:
         raise Forbidden(f"the token grants {granted} access; this request needs {need}")
 
 
+def _caller() -> dict[str, Any] | None:
+    """The Basic caller of a registry route: an active account or robot, or None (anonymous)."""
+    user = auth.basic_user()
+    if user is None:
+        if not permissions.anonymous_reads_allowed():
+            raise _anonymous()
+        return None
+    auth.require_active(user)
+    return user
+
+
 def repository(name: RepoName, need: str) -> dict[str, Any]:
     """Authorize ``need`` (read|write|delete) on a repository; returns its record."""
     if auth.scheme() == "token":
         grant = auth.token_grant(name)
         _check_grant_level(grant.access, need)
         return visible_repository(name, deleting_ok=grant.access == "delete")
-    user = auth.basic_user()
-    if user is None:
+    user = _caller()
+    if user is None and need != "read":
         raise _anonymous()
-    auth.require_active(user)
-    if need != "read" and not auth.may_write(user, name.namespace):
-        raise Forbidden(f"{user['username']} may not change repository {name.display}")
+    role = permissions.role_for(user, name)
+    if role is None:
+        raise auth.not_found(name)  # hidden answers exactly as missing
+    if role < permissions.TOKEN_NEEDS[need]:
+        raise Forbidden(f"{user['username'] if user else 'an anonymous caller'} may not {need} "
+                        f"repository {name.display}")
     return visible_repository(name, deleting_ok=need == "delete")
 
 
 def image(image_id: str, need: str) -> None:
-    """Authorize ``need`` (read|write) on one image, which a repository must have announced."""
+    """Authorize ``need`` (read|write) on one image: a repository the caller may read (write)
+    must hold it. Otherwise the answer is the one for a missing image."""
     if auth.scheme() == "token":
-        grant = auth.token_grant()  # verified once; the image's repository is the token's
+        grant = auth.token_grant()  # verified (and the holder's role re-checked) once
         namespace, _, repo = grant.repository.partition("/")
         name = RepoName(namespace, repo)
         _check_grant_level(grant.access, need)
@@ -60,16 +74,12 @@ def image(image_id: str, need: str) -> None:
             verb = "was not announced for" if need == "write" else "does not belong to"
             raise Forbidden(f"image {image_id} {verb} repository {name.display}")
         return
-    user = auth.basic_user()
+    user = _caller()
+    if need == "read":
+        if permissions.readable_holder(user, image_id) is None:
+            raise NotFound(f"image {image_id} not found")
+        return
     if user is None:
         raise _anonymous()
-    auth.require_active(user)
-    if need == "read":
-        return  # every repository is public to active accounts
-    store = services().store
-    namespaces = store.namespaces() if user.get("admin") else [user["username"]]
-    for namespace in namespaces:
-        for record in store.iter_repositories(namespace):
-            if record["state"] == ACTIVE and any(e["id"] == image_id for e in record["images"]):
-                return
-    raise Forbidden(f"image {image_id} was not announced for any repository {user['username']} may push to")
+    if permissions.writable_holder(user, image_id) is None:
+        raise Forbidden(f"image {image_id} was not announced for any repository {user['username']} may push to")

@@ -132,8 +132,9 @@ class Store:
         user = {"username": username, "password_hash": password_hash, "emails": [email],
                 "active": active, "admin": admin, "created": now()}
         with self._transaction(self._users_file(), "users") as users:
-            if users.contains(doc_id=username):
-                raise AlreadyExists("username")
+            if users.contains(doc_id=username) or self._lookup(
+                    self.db_dir / "organizations.json", "organizations", username) is not None:
+                raise AlreadyExists("username")  # organizations share the name space (store.access)
             if _email_owner(users.all(), email) is not None:
                 raise AlreadyExists("email")
             users.insert(Document(user, doc_id=username))
@@ -215,8 +216,10 @@ class Store:
         return _repository_view(doc)
 
     def announce_repository(self, namespace: str, name: str, images: Iterable[dict[str, str]],
-                            owner: str) -> dict[str, Any]:
-        """Create the repository or re-open it for a push, and merge the announced images."""
+                            owner: str, new_fields: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Create the repository or re-open it for a push, and merge the announced images.
+
+        ``new_fields`` (visibility, grants: see store.access) are set only when it is created."""
         images = list(images)
         unchanged = self._unchanged_by(namespace, name, images)
         if unchanged is not None:
@@ -225,7 +228,8 @@ class Store:
             doc = repos.get(doc_id=name)
             if doc is None:
                 record = {"namespace": namespace, "name": name, "description": "",
-                          "owner": owner, "state": ACTIVE, "created": now(), "images": {}}
+                          "owner": owner, "state": ACTIVE, "created": now(), "images": {},
+                          **(new_fields or {})}
             else:
                 record = dict(doc)
                 record["state"] = ACTIVE

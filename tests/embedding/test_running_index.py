@@ -46,6 +46,9 @@ def test_fixture_push_and_pull_like_docker(index_server: IndexServer):
     assert status == 200 and json.loads(body)[0]["id"] == image["id"]
     assert call(index_server, "PUT", "/v1/repositories/busybox/images", [], admin,
                 {"X-Docker-Token": "true", "X-Docker-Endpoints": index_server.url + "/v1/"})[0] == 204
+    # New repositories are private (INDEX_DEFAULT_VISIBILITY): publish it for anonymous pulls.
+    assert call(index_server, "POST", "/api/v1/repository/library/busybox/changevisibility",
+                {"visibility": "public"}, admin)[0] == 200
     status, headers, _ = call(index_server, "GET", "/v1/repositories/busybox/images", headers={"X-Docker-Token": "true"})
     assert status == 200 and headers["X-Docker-Token"].endswith('repository="library/busybox",access=read')
 

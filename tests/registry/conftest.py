@@ -47,7 +47,9 @@ def running_server(data_dir: Path, log_path: Path, workers: int = 2, extra_env: 
     host = f"127.0.0.1:{port}"
     env = clean_env({"INDEX_DATA_DIR": str(data_dir), "INDEX_BCRYPT_ROUNDS": "4",
                      "INDEX_SECRET_KEY": "registry-test-secret-0123456789abcdef", "INDEX_ADMIN_USERNAME": ADMIN[0],
-                     "INDEX_ADMIN_PASSWORD": ADMIN[1], **(extra_env or {})})
+                     "INDEX_ADMIN_PASSWORD": ADMIN[1],
+                     # these flows describe public repositories; tests/access covers private ones
+                     "INDEX_DEFAULT_VISIBILITY": "public", **(extra_env or {})})
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--bind", host, "--workers", str(workers),

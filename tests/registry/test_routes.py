@@ -70,7 +70,19 @@ def read_token(client, remote: str) -> dict[str, str]:
 
 # -- authorization ----------------------------------------------------------------------------
 @pytest.mark.parametrize("headers", [{}, ANON_BASIC])
-def test_reads_without_a_token_or_account_are_401(client, pushed, headers):
+def test_anonymous_reads_of_a_public_repository_need_no_token(client, pushed, headers):
+    """Issue 12: anonymous callers read public repositories through the registry routes too."""
+    assert client.get(f"/v1/images/{image_id(2)}/json", headers=headers).status_code == 200
+    assert client.get("/v1/repositories/alice/app/tags", headers=headers).status_code == 200
+    refused = client.put(f"/v1/images/{image_id(2)}/json", data="{}", headers=headers,
+                         content_type="application/json")
+    assert refused.status_code == 401 and refused.headers["WWW-Authenticate"] == "Token"
+
+
+@pytest.mark.parametrize("headers", [{}, ANON_BASIC])
+def test_reads_without_a_token_or_account_are_401_when_anonymous_pull_is_off(settings, headers):
+    from index import create_app
+    client = create_app({**settings, "ANONYMOUS_PULL": "false"}).test_client()
     reply = client.get(f"/v1/images/{image_id(2)}/json", headers=headers)
     assert reply.status_code == 401
     assert reply.headers["WWW-Authenticate"] == "Token"
