@@ -15,7 +15,7 @@ from .names import ValidationError
 from .ops import commands
 from .passwords import VerifiedCredentials, warm_up
 from .probes import API_VERSION
-from .ratelimit import LoginThrottle
+from .ratelimit import LoginThrottle, RegistrationThrottle
 from .search_index import SearchIndex
 from .secrets import load_or_create_key, stored_fallbacks
 from .services import EXTENSION_KEY, Services
@@ -30,6 +30,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     settings = load_config(config)
     logs.configure(settings)
     app = Flask(__name__, static_folder=None)  # an API: no /static route
+    # "ns//images" is not "ns/images": an empty path segment is a 404, never merged and redirected.
+    app.url_map.merge_slashes = False
     app.config.update(settings)
     app.json.sort_keys = False
     logs.install(app)
@@ -48,6 +50,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         credentials=VerifiedCredentials(secret_key.encode(), settings["CREDENTIAL_CACHE_SECONDS"]),
         activation=ActivationLinks(secret_key, settings["ACTIVATION_TTL"], settings["SECRET_KEY_FALLBACKS"]),
         login_throttle=LoginThrottle(settings["LOGIN_FAILURES_PER_MINUTE"]),
+        registration_throttle=RegistrationThrottle(settings["REGISTRATIONS_PER_HOUR"]),
         search=SearchIndex(store),
     )
     _bootstrap_admin(store, settings)

@@ -1,7 +1,9 @@
 """Registration policies beyond ``open``: activation links (``confirm``) and admin approval.
 
-An activation link is ``<scheme>://<host>/account/activate?token=<signed>``: the username signed
-(:class:`index.tokens.ActivationLinks`) with the secret key (older keys from ``INDEX_SECRET_KEY_FALLBACKS`` still verify) and valid for
+An activation link is ``<scheme>://<INDEX_PUBLIC_HOST>/account/activate?token=<signed>`` (never the
+request's Host header, which the registering client chose; ``confirm`` does not start without
+that setting): the username signed (:class:`index.tokens.ActivationLinks`) with the secret key
+(older keys from ``INDEX_SECRET_KEY_FALLBACKS`` still verify) and valid for
 ``INDEX_ACTIVATION_TTL`` seconds. The token travels in the query string, which the request log
 never writes.
 """
@@ -34,15 +36,22 @@ def after_registration(username: str, email: str) -> None:
         _send_link(config, username, email, _link_for(services().activation.token_for(username)))
 
 
+def _public_host() -> str:
+    host = current_app.config["PUBLIC_HOST"]
+    if not host:  # config refuses confirm without it; never fall back to the Host header
+        raise RuntimeError("INDEX_PUBLIC_HOST is not set")
+    return host
+
+
 def _link_for(token: str) -> str:
-    host = current_app.config["PUBLIC_HOST"] or request.host
+    host = _public_host()
     # script_root: the prefix a proxy mounts the index under (X-Forwarded-Prefix), if any.
     return f"{request.scheme}://{host}{request.script_root}{ACTIVATE_PATH}?token={token}"
 
 
 def _send_link(config: Mapping[str, Any], username: str, email: str, link: str) -> None:
     body = (f"Hello {username},\n\nan account was registered with this e-mail address on the "
-            f"Docker index at {request.host}.\nOpen this link to activate it:\n\n{link}\n\n"
+            f"Docker index at {_public_host()}.\nOpen this link to activate it:\n\n{link}\n\n"
             f"The link stays valid for {config['ACTIVATION_TTL'] // 3600} hours. If you did not "
             f"register, ignore this message.\n")
     if not mail.smtp_configured(config):
@@ -68,6 +77,7 @@ def activate() -> Response:
         first_time = services().store.confirm_user(username)
     except RecordNotFound:  # the account was deleted after the link was sent
         raise NotFound(f"user {username} no longer exists") from None
-    text = (f"Account {username} is active. Log in with: docker login {request.host}\n" if first_time
+    host = current_app.config["PUBLIC_HOST"] or request.host  # an answer to this caller only
+    text = (f"Account {username} is active. Log in with: docker login {host}\n" if first_time
             else f"Account {username} was already confirmed; if it is inactive, an administrator deactivated it.\n")
     return Response(text, status=200, mimetype="text/plain")

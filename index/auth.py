@@ -3,7 +3,7 @@ the token and endpoint headers of the index's answers."""
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from flask import Response, current_app, request
 
@@ -11,6 +11,7 @@ from . import logs, passwords, permissions, principals
 from .errors import BadRequest, Forbidden, NotFound, Unauthorized
 from .names import RepoName
 from .services import services
+from .store import DELETING, generation_of
 from .tokens import Grant, TokenError
 
 TOKEN_CHALLENGE = "Token"
@@ -34,7 +35,10 @@ def basic_user() -> dict[str, Any] | None:
     """
     if scheme() != "basic":
         return None
-    credentials = request.authorization
+    try:
+        credentials = request.authorization
+    except ValueError:  # Werkzeug's base64 decoding of non-ASCII bytes (UnicodeError is one too)
+        credentials = None
     if credentials is None or credentials.type != "basic":
         raise Unauthorized("malformed Basic credentials")
     username, password = credentials.username or "", credentials.password or ""
@@ -48,13 +52,13 @@ def basic_user() -> dict[str, Any] | None:
     if stored_hash and found.credentials.is_verified(username, password, stored_hash):
         logs.set_user(username)
         return user  # remembered: a push in progress is never throttled
-    throttle = found.login_throttle
-    address = request.remote_addr or ""
-    throttle.check(address, username)
-    if not passwords.check_password(password, stored_hash, current_app.config["BCRYPT_ROUNDS"]):
-        throttle.record_failure(address, username)
-        logs.failed_login(username)
-        raise Unauthorized("wrong username or password")
+    # The attempt counts before bcrypt runs (429 when the limit is taken up by failures and
+    # attempts still being checked), so parallel guesses cannot all reach bcrypt.
+    with found.login_throttle.attempt(request.remote_addr or "", username) as attempt:
+        if not passwords.check_password(password, stored_hash, current_app.config["BCRYPT_ROUNDS"]):
+            attempt.failed()
+            logs.failed_login(username)
+            raise Unauthorized("wrong username or password")
     assert user is not None and stored_hash is not None
     found.credentials.remember(username, password, stored_hash)
     logs.set_user(username)
@@ -140,6 +144,7 @@ def token_grant(name: RepoName | None = None) -> Grant:
         if user is None or not user.get("active"):
             raise Unauthorized("the token's account no longer exists or is not active",
                                challenge=TOKEN_CHALLENGE)
+        _check_generation(grant, user)
     namespace, _, repository = grant.repository.partition("/")
     granted = RepoName(namespace, repository)
     role = permissions.role_for(user, granted)
@@ -148,6 +153,35 @@ def token_grant(name: RepoName | None = None) -> Grant:
     if role < permissions.TOKEN_NEEDS[grant.access]:
         raise Forbidden(f"the token's holder may no longer {grant.access} {granted.display}")
     return grant
+
+
+def _check_generation(grant: Grant, user: dict[str, Any]) -> None:
+    """A token lives only as long as the account generation it was issued to.
+
+    Tokens from before generations existed carry none: they may still read until they expire
+    (a pull in progress across the upgrade goes on), but never write or delete.
+    """
+    if grant.generation is None:
+        if grant.access != "read":
+            raise Unauthorized("this token was issued by an older version of the index; "
+                               "log in and push again for a new one", challenge=TOKEN_CHALLENGE)
+        return
+    if grant.generation != generation_of(user):
+        raise Unauthorized("this token was issued before the account's password changed, or to an "
+                           "account since deleted or deactivated; log in again", challenge=TOKEN_CHALLENGE)
+
+
+def check_delete_grant(grant: Grant, record: dict[str, Any] | None, name: RepoName) -> None:
+    """A delete token is good only for the delete it was issued for: while the repository is in
+    the deleting state with the delete id signed into the token. The id goes when the delete
+    completes (the record is removed) or a new push re-opens the repository, so a replay fails."""
+    if grant.access != "delete":
+        return
+    if record is None:
+        raise NotFound(f"repository {name.display} not found")
+    if record["state"] != DELETING or not grant.delete_id or record.get("delete_id") != grant.delete_id:
+        raise Unauthorized("this delete token was spent or is for another delete of "
+                           f"{name.display}; start the delete again", challenge=TOKEN_CHALLENGE)
 
 
 # -- the token headers of an index answer ----------------------------------------------------
@@ -177,11 +211,25 @@ def add_endpoints(response: Response, hosts: Iterable[str] | None = None) -> Res
     return response
 
 
-def add_token(response: Response, name: RepoName, access: str, user: str | None,
-              hosts: Iterable[str] | None = None) -> Response:
+def add_token(response: Response, name: RepoName, access: str,
+              user: Mapping[str, Any] | str | None, hosts: Iterable[str] | None = None, *,
+              delete_id: str | None = None) -> Response:
     """The token headers of protocol.md 4.1/5/8, plus the endpoints that accept the token
-    (``hosts``: what :func:`endpoints` returned earlier in this request)."""
-    token = services().signer.issue(name.full, access, user)
+    (``hosts``: what :func:`endpoints` returned earlier in this request).
+
+    ``user`` is the account record the request was authorized as (a username is looked up again),
+    None for an anonymous reader; the token carries that account's generation. A delete token
+    carries the repository's ``delete_id`` (see ``Store.mark_deleting``).
+    """
+    found = services()
+    if isinstance(user, str):
+        record = principals.find(user)
+        if record is None:
+            raise ValueError(f"no account {user!r} to issue a token to")
+        user = record
+    username = principals.token_subject(dict(user)) if user is not None else None
+    generation = generation_of(dict(user)) if user is not None else None
+    token = found.signer.issue(name.full, access, username, generation=generation, delete_id=delete_id)
     # add, not set: the response is new and has none of these yet (set scans for old values).
     response.headers.add("X-Docker-Token", token)
     response.headers.add("WWW-Authenticate", f"Token {token}")

@@ -154,6 +154,10 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     # Failed Basic logins allowed per client address and per username in any 60 s (0 = no limit).
     # Counted in each worker process: with N workers an attacker gets up to N times as many.
     "LOGIN_FAILURES_PER_MINUTE": (10, _parse_count),
+    # Accounts registered per client address in any hour (0 = no limit); per worker as above.
+    "REGISTRATIONS_PER_HOUR": (20, _parse_count),
+    # E-mail addresses one account may hold (PUT /v1/users/<name>/ adds one each time).
+    "MAX_EMAILS_PER_ACCOUNT": (10, _parse_positive_int),
     # Refuse credentials (Basic, or a password in a body) that arrive over plain HTTP.
     "REQUIRE_TLS": (False, _parse_bool),
     # ... except from 127.0.0.0/8 and ::1, where nothing crosses a network.
@@ -197,6 +201,10 @@ def load_config(overrides: Mapping[str, Any] | None = None,
         raise ConfigError("INDEX_ADMIN_USERNAME and INDEX_ADMIN_PASSWORD must be set together")
     if bool(config["SMTP_USERNAME"]) != bool(config["SMTP_PASSWORD"]):
         raise ConfigError("INDEX_SMTP_USERNAME and INDEX_SMTP_PASSWORD must be set together")
+    if config["REGISTRATION"] == "confirm" and not config["PUBLIC_HOST"]:
+        # Activation links must never be built from a Host header an attacker chose.
+        raise ConfigError("INDEX_REGISTRATION=confirm needs INDEX_PUBLIC_HOST (the host[:port] that "
+                          "activation links name)")
     if config["SMTP_PORT"] is None:
         config["SMTP_PORT"] = _DEFAULT_SMTP_PORTS[config["SMTP_SECURITY"]]
     _check_tls(config)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import logging
 
-from flask import Flask, Response
+from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RequestRedirect
 
 from .names import ValidationError
 from .store.errors import AlreadyExists, CorruptDataFile, ImageConflict, RecordNotFound, StorageFailure
@@ -99,6 +100,15 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Response:
         return error_response(exc.status, exc.message, exc.headers)
+
+    @app.before_request
+    def _no_redirects() -> Response | None:
+        # Werkzeug's router answers a path without its rule's trailing slash with a redirect whose
+        # Location is built from the Host header (and Flask hands such routing results past the
+        # error handlers). An API answers what it has and never sends a client elsewhere.
+        if isinstance(request.routing_exception, RequestRedirect):
+            return error_response(404, "not found: no resource has this exact path")
+        return None
 
     @app.errorhandler(ValidationError)
     @app.errorhandler(ActivationError)

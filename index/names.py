@@ -19,7 +19,13 @@ IMAGE_ID_RE = re.compile(r"[a-f0-9]{64}")
 TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 # "tarsum+sha256:" (docker 0.7), versioned "tarsum.v1+sha256:" / "tarsum.dev+sha256:", "sha256:".
 CHECKSUM_RE = re.compile(r"[a-z0-9]+(?:\.[a-z0-9]+)?(?:\+[a-z0-9]+)?:[a-f0-9]{32,128}")
-EMAIL_RE = re.compile(r"[^@\s\x00-\x1f]+@[^@\s\x00-\x1f.]+(?:\.[^@\s\x00-\x1f.]+)+")
+# An address as mail servers take it (RFC 5321/5322 dot-atom, with RFC 6531's non-ASCII letters):
+# the local part is atoms of letters, digits and !#$%&'*+/=?^_`{|}~- joined by single dots; the
+# domain is two or more labels of letters, digits and inner hyphens. No quoting, comments, <>,
+# ":" or IP literals: the address goes into SMTP commands and mails, where those could smuggle text.
+_EMAIL_ATOM = r"[\w!#$%&'*+/=?^`{|}~-]+"
+_EMAIL_LABEL = r"[^\W_](?:(?:[^\W_]|-){0,61}[^\W_])?"
+EMAIL_RE = re.compile(rf"{_EMAIL_ATOM}(?:\.{_EMAIL_ATOM})*@{_EMAIL_LABEL}(?:\.{_EMAIL_LABEL})+")
 
 LIBRARY = "library"
 MIN_PASSWORD_CHARS = 5

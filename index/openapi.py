@@ -144,7 +144,10 @@ def _index_paths() -> Json:
          "401": _error("registration is closed",
                        {"WWW-Authenticate": {"schema": {"type": "string"}, "required": True}}),
          "403": _error("password over plain HTTP while INDEX_REQUIRE_TLS is on"),
-         "413": COMMON_ERRORS["413"], "415": COMMON_ERRORS["415"]},
+         "413": COMMON_ERRORS["413"], "415": COMMON_ERRORS["415"],
+         "429": _error("too many registrations from this address (INDEX_REGISTRATIONS_PER_HOUR)",
+                       {"Retry-After": {"description": "seconds to wait", "required": True,
+                                        "schema": {"type": "integer", "minimum": 1}}})},
         body=_json_body({"$ref": "#/components/schemas/NewUser"}))
     login = _operation("check Basic credentials (docker login)",
                        {"200": _json({"type": "string", "enum": ["OK"]}, "valid and active"), **LOGIN_ERRORS},

@@ -16,7 +16,6 @@ from .names import LIBRARY, RepoName
 from .payloads import empty_response, json_response, read_json
 from .repository_urls import repository_route, visible_repository
 from .services import services
-from .store import ACTIVE
 
 bp = Blueprint("repositories", __name__)
 
@@ -40,7 +39,7 @@ def put_repository(namespace: str, repository: str) -> Response:
     hosts = endpoints()  # the answer must name an endpoint: fail (400) before writing, not after
     services().store.announce_repository(name.namespace, name.repository, images, owner=user["username"],
                                          new_fields=new_fields)
-    return add_token(json_response(""), name, "write", principals.token_subject(user), hosts)
+    return add_token(json_response(""), name, "write", user, hosts)
 
 
 def _may_announce(name: RepoName, user: dict[str, Any]) -> dict[str, Any] | None:
@@ -96,8 +95,8 @@ def delete_repository(namespace: str, repository: str) -> Response:
             registry.repository_removed(removed)
         return json_response("")
     hosts = endpoints()  # the 202 must name an endpoint: fail (400) before hiding the repository
-    store.mark_deleting(name.namespace, name.repository)
-    return add_token(json_response("", 202), name, "delete", principals.token_subject(user), hosts)
+    deleting = store.mark_deleting(name.namespace, name.repository)
+    return add_token(json_response("", 202), name, "delete", user, hosts, delete_id=deleting["delete_id"])
 
 
 @route("/images", ["PUT"])
@@ -118,14 +117,13 @@ def get_images(namespace: str, repository: str) -> Response:
     if auth.scheme() == "token":
         grant = auth.token_grant(name)
         record = visible_repository(name, deleting_ok=grant.access == "delete")
-        if record["state"] != ACTIVE and grant.access != "delete":
-            raise NotFound(f"repository {name.display} not found")
+        auth.check_delete_grant(grant, record, name)
         return json_response(record["images"])
     user = auth.reader()
     record = _readable(name, user)
     response = json_response(record["images"])
     if request.headers.get("X-Docker-Token", "").lower() == "true":
-        return add_token(response, name, "read", principals.token_subject(user))
+        return add_token(response, name, "read", user)
     return add_endpoints(response)
 
 
@@ -137,7 +135,11 @@ def authorize_token(namespace: str, repository: str) -> Response:
         grant = auth.token_grant(name)
     except (Unauthorized, Forbidden) as exc:
         raise Forbidden(f"permission denied: {exc.message}") from None
-    visible_repository(name, deleting_ok=grant.access == "delete")
+    record = visible_repository(name, deleting_ok=grant.access == "delete")
+    try:
+        auth.check_delete_grant(grant, record, name)
+    except Unauthorized as exc:
+        raise Forbidden(f"permission denied: {exc.message}") from None
     return json_response("OK")
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from flask import Blueprint, Response, request
@@ -18,6 +19,8 @@ bp = Blueprint("search", __name__)
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
 MAX_QUERY_CHARS = 256
+# ASCII digits only: int() would also take "١", "１", "1_0", "+5" and " 5".
+_DIGITS_RE = re.compile(r"[0-9]{1,9}")
 
 
 def _int_arg(name: str, default: int, low: int, high: int | None) -> int:
@@ -27,10 +30,9 @@ def _int_arg(name: str, default: int, low: int, high: int | None) -> int:
     raw = values[0] if values else None
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"{name} must be a whole number, got {raw[:40]!r}") from None
+    if not _DIGITS_RE.fullmatch(raw):
+        raise BadRequest(f"{name} must be a whole number written with the digits 0-9, got {raw[:40]!r}")
+    value = int(raw)
     if value < low or (high is not None and value > high):
         bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
         raise BadRequest(f"{name} must be {bounds}, got {value}")

@@ -11,7 +11,7 @@ from flask import Response, current_app
 
 from .names import RepoName
 from .passwords import VerifiedCredentials
-from .ratelimit import LoginThrottle
+from .ratelimit import LoginThrottle, RegistrationThrottle
 from .search_index import SearchIndex
 from .store import Store
 from .tokens import ActivationLinks, TokenSigner
@@ -36,6 +36,7 @@ class Services:
     credentials: VerifiedCredentials
     activation: ActivationLinks
     login_throttle: LoginThrottle
+    registration_throttle: RegistrationThrottle
     search: SearchIndex  # this worker's search index (built at the first query, then kept fresh)
     registry: RegistryHooks | None = None  # None when INDEX_REGISTRY_ENDPOINTS names external ones
 

@@ -65,6 +65,8 @@ def running_index(settings: dict[str, Any] | None = None, *,
             "DATA_DIR": data_dir,
             "SECRET_KEY": secrets.token_urlsafe(32),
             "BCRYPT_ROUNDS": 4,
+            # A test rig registers many accounts from 127.0.0.1: no per-address registration limit.
+            "REGISTRATIONS_PER_HOUR": 0,
             "ADMIN_USERNAME": admin_username,
             "ADMIN_PASSWORD": admin_password,
         }

@@ -3,6 +3,10 @@
 The signature is an itsdangerous timed dump of who was granted what. A token stays valid until it
 expires (a registry re-checks the same token on every request of a push), and the ``repository``
 and ``access`` written beside the signature must equal the signed ones.
+
+Signed beside them: the account's generation (``g``, see :func:`index.store.generation_of`), so a
+token dies with the account state it was issued to, and for a delete token the delete id of the
+repository (``d``), so it is good only for that one delete.
 """
 from __future__ import annotations
 
@@ -33,6 +37,10 @@ class Grant:
     repository: str
     access: str
     user: str | None
+    # The account generation the token was issued to (None: anonymous, or issued before tokens
+    # carried one) and, for a delete token, the delete it was issued for.
+    generation: str | None = None
+    delete_id: str | None = None
 
 
 class _TokenSerializer(URLSafeTimedSerializer):
@@ -60,11 +68,17 @@ class TokenSigner:
         # signatures (never failures), and still check the age on each use.
         self._unsign = functools.lru_cache(maxsize=VERIFIED_TOKENS_KEPT)(self._unsign_uncached)
 
-    def issue(self, repository: str, access: str, user: str | None) -> str:
+    def issue(self, repository: str, access: str, user: str | None, *,
+              generation: str | None = None, delete_id: str | None = None) -> str:
         """The header value for ``X-Docker-Token`` (no ``Token `` prefix: the client adds it)."""
         if access not in ACCESS_LEVELS:
             raise ValueError(f"unknown access {access!r}")
-        signature = self._serializer.dumps({"r": repository, "a": access, "u": user})
+        payload: dict[str, Any] = {"r": repository, "a": access, "u": user}
+        if generation is not None:
+            payload["g"] = generation
+        if delete_id is not None:
+            payload["d"] = delete_id
+        signature = self._serializer.dumps(payload)
         return f'signature={signature},repository="{repository}",access={access}'
 
     def verify(self, value: str) -> Grant:
@@ -84,7 +98,11 @@ class TokenSigner:
             raise TokenError("token signature is not valid")
         if fields.get("repository") != signed["r"] or fields.get("access") != signed["a"]:
             raise TokenError("token repository or access does not match its signature")
-        return Grant(repository=signed["r"], access=signed["a"], user=signed["u"])
+        generation, delete_id = signed.get("g"), signed.get("d")
+        if not all(value is None or isinstance(value, str) for value in (generation, delete_id)):
+            raise TokenError("token signature is not valid")
+        return Grant(repository=signed["r"], access=signed["a"], user=signed["u"],
+                     generation=generation, delete_id=delete_id)
 
     def _unsign_uncached(self, signature: str) -> tuple[Any, int]:
         """The signed value and its time stamp (seconds); BadSignature when not ours or tampered."""

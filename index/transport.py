@@ -49,7 +49,10 @@ def carries_credentials() -> bool:
     header = request.headers.get("Authorization", "").strip()
     if header[:6].lower() != "basic ":
         return False
-    credentials = request.authorization
+    try:
+        credentials = request.authorization
+    except ValueError:  # bytes that are not base64 at all (Werkzeug raises on non-ASCII)
+        credentials = None
     # Malformed Basic is refused too: it may still hold a password.
     return credentials is None or bool(credentials.username or credentials.password)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response, current_app, request
 
 from . import activation, auth, names, principals
 from .errors import BadRequest, Forbidden, Unauthorized
@@ -11,7 +11,7 @@ from .accounts import create_account
 from .passwords import hash_password
 from .payloads import JSON, empty_response, json_response, read_json
 from .services import services
-from .store import AlreadyExists
+from .store import AlreadyExists, LimitReached
 
 bp = Blueprint("users", __name__)
 
@@ -45,6 +45,10 @@ def register() -> Response:
     if current_app.config["REGISTRATION"] == "closed":
         raise Unauthorized("registration is closed: ask an administrator for an account")
     policy = current_app.config["REGISTRATION"]
+    # Valid requests count before bcrypt and the write: a flood of registrations is refused (429)
+    # cheaply. (create_account checks the values again; an invalid one is a 400 and not counted.)
+    names.username(claimed), names.password(data.get("password")), names.email(data.get("email"))
+    found.registration_throttle.count(request.remote_addr or "")
     try:
         # confirm/approval: inactive (403 on every call) until the link or an admin activates it.
         user = create_account(found.store, claimed, data.get("password"), data.get("email"),
@@ -82,7 +86,11 @@ def update_user(username: str) -> Response:
     found = services()
     password_hash = hash_password(password, current_app.config["BCRYPT_ROUNDS"]) if password is not None else None
     try:
-        found.store.update_user(username, password_hash=password_hash, add_email=email)
+        found.store.update_user(username, password_hash=password_hash, add_email=email,
+                                max_emails=current_app.config["MAX_EMAILS_PER_ACCOUNT"])
+    except LimitReached as exc:
+        raise BadRequest(f"account {username} already has {exc.limit} e-mail addresses, the most "
+                         "one account may hold (INDEX_MAX_EMAILS_PER_ACCOUNT); nothing was changed") from None
     except AlreadyExists:  # answered 400 with its own message, not the generic 409
         raise BadRequest("email is already used by another account") from None
     return empty_response(204)

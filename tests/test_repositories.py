@@ -520,7 +520,9 @@ def test_auth_with_a_token_of_another_repository_is_403(pushed, alice, client):
 
 
 def test_auth_of_an_unknown_repository_is_404(alice, client):
-    token = signer(client).issue("alice/ghost", "write", "alice")
+    from index.store import generation_of
+    alice_record = client.application.extensions["docker_index"].store.find_user("alice")
+    token = signer(client).issue("alice/ghost", "write", "alice", generation=generation_of(alice_record))
     response = client.put("/v1/repositories/alice/ghost/auth", headers={"Authorization": f"Token {token}"})
     assert response.status_code == 404
 

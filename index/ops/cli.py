@@ -13,16 +13,15 @@ import click
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
-from .. import names
+from .. import accounts, names
 from ..accounts import create_account
 from ..names import LIBRARY, RepoName, ValidationError
 from ..passwords import hash_password
 from ..services import services
-from ..store.access import AccessStore
 from ..store import AlreadyExists, RecordNotFound
 from .repository_summary import RepositorySummary, human_size, summarize
 
-users = AppGroup("users", help="Manage accounts: create, list, show, activate, promote, delete ...")
+users = AppGroup("users", help="Manage accounts: create, list, show, activate, promote, delete, release ...")
 repositories = AppGroup("repositories", help="Manage repositories: list, show, describe, delete.")
 
 
@@ -43,8 +42,12 @@ def _read_password(from_stdin: bool) -> str:
 
 
 def _user_or_fail(username: str) -> dict[str, Any]:
-    user = services().store.find_user(username)
+    store = services().store
+    user = store.find_user(username)
     if user is None:
+        if store.is_reserved(username):
+            _fail(f"no user {username!r}: the name of a deleted account, reserved "
+                  f"(users release {username} lets it be registered again)")
         _fail(f"no user {username!r}")
     return user
 
@@ -160,18 +163,48 @@ def users_set_password(username: str, password_stdin: bool) -> None:
 
 @users.command("delete")
 @click.argument("username")
+@click.option("--repositories", "repositories_action", type=click.Choice(accounts.REPOSITORY_CHOICES),
+              help="What happens to the repositories of the account's namespace: 'delete' them, or "
+                   "'transfer' them to the account named by --to. Required when it has any.")
+@click.option("--to", "to", metavar="OTHER_USER", help="With --repositories transfer: the new owner.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def users_delete(username: str, yes: bool) -> None:
-    """Delete account USERNAME; its repositories stay (delete them with 'repositories delete')."""
-    _user_or_fail(username)
-    if not yes:
-        click.confirm(f"delete user {username}?", abort=True)
+def users_delete(username: str, repositories_action: str | None, to: str | None, yes: bool) -> None:
+    """Delete account USERNAME: its tokens stop working, its repositories are deleted or
+    transferred (as you say), and the name stays reserved until 'users release'."""
+    found = services()
     try:
-        services().store.delete_user(username)
-    except RecordNotFound:
-        _fail(f"no user {username!r}")
-    AccessStore(services().store).forget_principal(username)  # grants, teams, robots (issue 12)
-    click.echo(f"deleted user {username}")
+        plan = accounts.plan_deletion(found.store, username, repositories_action, to)
+    except accounts.AccountError as exc:
+        _fail(str(exc))
+    if not yes:
+        click.confirm(f"{plan.describe()}?", abort=True)
+    try:
+        accounts.delete_account(found.store, found.registry, plan)
+    except accounts.AccountError as exc:
+        _fail(str(exc))
+    for name in plan.deleted:
+        click.echo(f"deleted repository {name}")
+    for name in plan.moved:
+        click.echo(f"moved repository {name} to {plan.to}/{name.partition('/')[2]}")
+    click.echo(f"deleted user {username}; the name stays reserved (release it with: users release {username})")
+
+
+@users.command("release")
+@click.argument("username")
+def users_release(username: str) -> None:
+    """Let the name of deleted account USERNAME be registered again."""
+    try:
+        accounts.release_name(services().store, username)
+    except accounts.AccountError as exc:
+        _fail(str(exc))
+    click.echo(f"released {username}: it can be registered again")
+
+
+@users.command("reserved")
+def users_reserved() -> None:
+    """List the names of deleted accounts that nobody may register yet."""
+    for entry in sorted(services().store.reserved_names(), key=lambda entry: entry["username"]):
+        click.echo(f"{entry['username']:<30} deleted {entry.get('deleted', '-')}")
 
 
 def _repo_name(text: str) -> RepoName:

@@ -48,7 +48,9 @@ def repository(name: RepoName, need: str) -> dict[str, Any]:
     if auth.scheme() == "token":
         grant = auth.token_grant(name)
         _check_grant_level(grant.access, need)
-        return visible_repository(name, deleting_ok=grant.access == "delete")
+        record = visible_repository(name, deleting_ok=grant.access == "delete")
+        auth.check_delete_grant(grant, record, name)  # a delete token: only for its own delete
+        return record
     user = _caller()
     if user is None and need != "read":
         raise _anonymous()
@@ -70,6 +72,7 @@ def image(image_id: str, need: str) -> None:
         name = RepoName(namespace, repo)
         _check_grant_level(grant.access, need)
         record = visible_repository(name, deleting_ok=grant.access == "delete")
+        auth.check_delete_grant(grant, record, name)
         if not any(entry["id"] == image_id for entry in record["images"]):
             verb = "was not announced for" if need == "write" else "does not belong to"
             raise Forbidden(f"image {image_id} {verb} repository {name.display}")

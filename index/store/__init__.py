@@ -4,7 +4,8 @@ TinyDB is the query layer (:mod:`index.store.tables`); :mod:`index.store.files` 
 and safe across threads and processes. Data is split so that a write costs what the touched part
 holds:
 
-    <data dir>/db/users.json                 every account, keyed by username
+    <data dir>/db/users.json                 every account, keyed by username (table "users"), and
+                                             the names of deleted accounts, reserved (table "reserved")
     <data dir>/db/namespaces/<namespace>.json that namespace's repositories and their image lists
 
 Methods return plain dicts (copies) or raise the errors of :mod:`index.store.errors`.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -21,18 +23,32 @@ from tinydb.table import Document, Table
 
 from .changes import CHANGES_NAME, ChangeLog
 from ..names import LIBRARY
-from .errors import AlreadyExists, CorruptDataFile, RecordNotFound, StorageFailure, StoreError
+from .errors import AlreadyExists, CorruptDataFile, LimitReached, RecordNotFound, StorageFailure, StoreError
 from .files import LOCK_TIMEOUT_SECONDS, DataFile, InUseMark, ensure_dir, remove_stale_temp_files, stat_or_none
 from .records import json_copy, now
 from .tables import Tables
 
 __all__ = ["Store", "CHANGES_NAME", "StoreError", "StorageFailure", "CorruptDataFile", "RecordNotFound", "AlreadyExists",
-           "ACTIVE", "DELETING", "json_copy"]
+           "LimitReached", "ACTIVE", "DELETING", "json_copy", "generation_of"]
 
 log = logging.getLogger(__name__)
 
 ACTIVE = "active"
 DELETING = "deleting"
+
+
+def generation_of(user: dict[str, Any]) -> str:
+    """The account generation that tokens are bound to: ``<account id>.<serial>``.
+
+    The serial goes up on every event that must end the account's tokens (password change,
+    deactivation, :meth:`Store.bump_generation`); the random account id, fixed when the account is
+    created, keeps a later account that registers a released name from matching an old token.
+    Records written before generations existed count as id "" and serial 0. A robot's generation
+    is the start of its token's nonce (see ``index.principals``): regenerating it ends its tokens.
+    """
+    if user.get("robot"):
+        return f"robot.{user.get('generation', '')}"
+    return f"{user.get('account_id', '')}.{int(user.get('generation', 0))}"
 
 
 class Store:
@@ -66,6 +82,12 @@ class Store:
 
     def _transaction(self, datafile: DataFile, table: str) -> contextlib.AbstractContextManager[Table]:
         return self.tables.transaction(datafile, table)
+
+    @contextlib.contextmanager
+    def _accounts_transaction(self) -> Iterator[tuple[Table, Table]]:
+        """The users and the reserved names, changed together."""
+        with self.tables.database_transaction(self._users_file()) as database:
+            yield database.table("users", cache_size=0), database.table("reserved", cache_size=0)
 
     def _reader(self, datafile: DataFile, table: str) -> Table:
         return self.tables.reader(datafile, table)
@@ -130,11 +152,14 @@ class Store:
                     active: bool = True, admin: bool = False) -> dict[str, Any]:
         """Add an account; AlreadyExists("username"|"email") when either is taken."""
         user = {"username": username, "password_hash": password_hash, "emails": [email],
-                "active": active, "admin": admin, "created": now()}
-        with self._transaction(self._users_file(), "users") as users:
-            if users.contains(doc_id=username) or self._lookup(
+                "active": active, "admin": admin, "created": now(),
+                "account_id": secrets.token_hex(8), "generation": 1}
+        with self._accounts_transaction() as (users, reserved):
+            # A deleted account's name stays taken until an administrator releases it;
+            # organizations share the name space (store.access).
+            if users.contains(doc_id=username) or reserved.contains(doc_id=username) or self._lookup(
                     self.db_dir / "organizations.json", "organizations", username) is not None:
-                raise AlreadyExists("username")  # organizations share the name space (store.access)
+                raise AlreadyExists("username")
             if _email_owner(users.all(), email) is not None:
                 raise AlreadyExists("email")
             users.insert(Document(user, doc_id=username))
@@ -142,8 +167,10 @@ class Store:
 
     def update_user(self, username: str, *, password_hash: str | None = None,
                     add_email: str | None = None, active: bool | None = None,
-                    admin: bool | None = None) -> dict[str, Any]:
-        """Change an account; a new e-mail is added beside the old ones."""
+                    admin: bool | None = None, max_emails: int | None = None) -> dict[str, Any]:
+        """Change an account; a new e-mail is added beside the old ones (LimitReached past
+        ``max_emails``). A new password or a deactivation starts a new generation: every token
+        issued before stops working."""
         with self._transaction(self._users_file(), "users") as users:
             user = users.get(doc_id=username)
             if user is None:
@@ -151,6 +178,8 @@ class Store:
             changes: dict[str, Any] = {}
             known = {email.lower() for email in user["emails"]}
             if add_email is not None and add_email.lower() not in known:
+                if max_emails is not None and len(user["emails"]) >= max_emails:
+                    raise LimitReached("e-mail addresses", max_emails)
                 owner = _email_owner(users.all(), add_email)
                 if owner is not None and owner != username:
                     raise AlreadyExists("email")
@@ -161,18 +190,50 @@ class Store:
                 changes["active"] = active
             if admin is not None:
                 changes["admin"] = admin
+            if password_hash is not None or active is False:
+                changes["generation"] = int(user.get("generation", 0)) + 1
             if changes:
                 users.update(changes, doc_ids=[username])
             return json_copy({**user, **changes})
 
-    def delete_user(self, username: str) -> dict[str, Any]:
-        """Remove an account (its repositories stay); returns what was removed."""
+    def bump_generation(self, username: str) -> dict[str, Any]:
+        """Start a new generation of the account: every token issued to it before stops working
+        (for callers that replace an account's secret, e.g. a robot token regeneration)."""
         with self._transaction(self._users_file(), "users") as users:
             user = users.get(doc_id=username)
             if user is None:
                 raise RecordNotFound(f"user {username} not found")
+            generation = int(user.get("generation", 0)) + 1
+            users.update({"generation": generation}, doc_ids=[username])
+            return json_copy({**user, "generation": generation})
+
+    def delete_user(self, username: str) -> dict[str, Any]:
+        """Remove an account and reserve its name (see :meth:`release_name`); returns what was
+        removed. Its repositories are the caller's business (index.accounts decides)."""
+        with self._accounts_transaction() as (users, reserved):
+            user = users.get(doc_id=username)
+            if user is None:
+                raise RecordNotFound(f"user {username} not found")
             users.remove(doc_ids=[username])
+            reserved.upsert(Document({"username": username, "deleted": now()}, doc_id=username))
         return json_copy(dict(user))
+
+    def reserved_names(self) -> list[dict[str, Any]]:
+        """The names of deleted accounts that nobody may register yet."""
+        datafile = self._existing(self._users_path())
+        if datafile is None:
+            return []
+        return [json_copy(dict(doc)) for doc in self._reader(datafile, "reserved").all()]
+
+    def is_reserved(self, name: str) -> bool:
+        return self._lookup(self._users_path(), "reserved", name) is not None
+
+    def release_name(self, username: str) -> None:
+        """Let ``username`` be registered again; RecordNotFound when it is not reserved."""
+        with self._transaction(self._users_file(), "reserved") as reserved:
+            if not reserved.contains(doc_id=username):
+                raise RecordNotFound(f"name {username} is not reserved")
+            reserved.remove(doc_ids=[username])
 
     def confirm_user(self, username: str) -> bool:
         """Activate an account whose e-mail was just confirmed, once.
@@ -233,9 +294,11 @@ class Store:
             else:
                 record = dict(doc)
                 record["state"] = ACTIVE
+                # A new push ends any delete under way: its delete token is spent.
+                record.pop("delete_id", None)
             record["images"] = _merge(record["images"], images)
             # A re-push that announces nothing new changes nothing: no rewrite, no fsync.
-            if doc is None or record["images"] != doc["images"] or doc["state"] != ACTIVE:
+            if doc is None or record != doc:
                 record["updated"] = now()
                 repos.upsert(Document(record, doc_id=name))
         return _repository_view(record)
@@ -259,8 +322,21 @@ class Store:
         return _repository_view(record)
 
     def mark_deleting(self, namespace: str, name: str) -> dict[str, Any]:
-        """Hide the repository from pulls and search until its deletion is confirmed."""
-        return self._set_fields(namespace, name, {"state": DELETING})
+        """Hide the repository from pulls and search until its deletion is confirmed.
+
+        The record gets a random ``delete_id`` (kept if a delete is already under way), which the
+        delete token carries: the token is good for this delete only, and is spent when the
+        record goes (or a new push makes the repository active again).
+        """
+        with self._transaction(self._namespace_file(namespace), "repositories") as repos:
+            doc = repos.get(doc_id=name)
+            if doc is None:
+                raise _missing_repository(namespace, name)
+            delete_id = doc.get("delete_id") if doc["state"] == DELETING else None
+            record = {**doc, "state": DELETING, "delete_id": delete_id or secrets.token_urlsafe(16),
+                      "updated": now()}
+            repos.upsert(Document(record, doc_id=name))
+        return _repository_view(record)
 
     def mark_active(self, namespace: str, name: str) -> dict[str, Any]:
         """Undo :meth:`mark_deleting` (garbage collection of a deletion never confirmed)."""
@@ -299,6 +375,32 @@ class Store:
             if tags != doc.get("tags"):
                 repos.upsert(Document({**doc, "tags": tags, "updated": now()}, doc_id=name))
         return tags
+
+    def move_repository(self, namespace: str, name: str, to_namespace: str, owner: str) -> dict[str, Any]:
+        """Move a repository (images, tags, description) into another namespace, for ``owner``.
+
+        Two files change: the copy is written first, then the original removed. A move cut short
+        in between leaves the copy marked ``moved_from``; running the move again finishes it.
+        AlreadyExists("repository") when the target namespace already holds another one so named.
+        """
+        source = f"{namespace}/{name}"
+        doc = self._lookup(self._namespace_path(namespace), "repositories", name)
+        if doc is None:
+            raise _missing_repository(namespace, name)
+        with self._transaction(self._namespace_file(to_namespace), "repositories") as repos:
+            existing = repos.get(doc_id=name)
+            if existing is not None and existing.get("moved_from") != source:
+                raise AlreadyExists("repository")
+            record = {**json_copy(doc), "namespace": to_namespace, "owner": owner,
+                      "moved_from": source, "updated": now()}
+            record.pop("delete_id", None)
+            if record.get("state") == DELETING:
+                record["state"] = ACTIVE  # the delete under way was the old owner's, not the new one's
+            repos.upsert(Document(record, doc_id=name))
+        with self._transaction(self._namespace_file(namespace), "repositories") as repos:
+            if repos.contains(doc_id=name):
+                repos.remove(doc_ids=[name])
+        return _repository_view(record)
 
     def delete_tags(self, namespace: str, name: str, tags: Iterable[str] | None = None) -> list[str]:
         """Remove the given tags (all with None) of a repository in any state; returns those removed."""

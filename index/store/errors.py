@@ -45,6 +45,15 @@ class AlreadyExists(StoreError):
         self.field = field
 
 
+class LimitReached(StoreError):
+    """A per-account limit (``what``, e.g. e-mail addresses) would be exceeded; nothing changed."""
+
+    def __init__(self, what: str, limit: int) -> None:
+        super().__init__(f"at most {limit} {what} per account")
+        self.what = what
+        self.limit = limit
+
+
 class ImageConflict(StoreError):
     """The image is already complete, or changed underneath an upload."""
 

@@ -127,9 +127,15 @@ class Tables(ForkSafe):
         The gate is held shared so that a backup (exclusive) sees no write half-way through; a
         fresh TinyDB and table each time, since TinyDB caches query results per table object.
         """
+        with self.database_transaction(datafile) as database:
+            yield database.table(table, cache_size=0)
+
+    @contextlib.contextmanager
+    def database_transaction(self, datafile: DataFile) -> Iterator[TinyDB]:
+        """As :meth:`transaction`, for a change that spans several tables of one file."""
         with self.writing(), datafile.locked():
             storage = _TransactionStorage(datafile)
-            yield _Database(storage=_StorageFactory(storage)).table(table, cache_size=0)
+            yield _Database(storage=_StorageFactory(storage))
             if storage.commit():
                 self._on_commit(datafile.path)
 

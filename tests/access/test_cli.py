@@ -59,6 +59,7 @@ def test_deleting_a_user_takes_its_grants_teams_and_robots(world: World):
     assert world.api("PUT", "/user/robots/bot", "rita").status_code == 201
     assert world.api("PUT", "/organization/acme/team/ops/members/rita", "olga").status_code == 200
     assert run(world, "users", "delete", "rita", "--yes").exit_code == 0
+    assert run(world, "users", "release", "rita").exit_code == 0  # the name was reserved
     # A new account of the same name starts with nothing.
     assert world.client.post("/v1/users/", data='{"username": "rita", "password": "secret9", "email": "r2@example.com"}',
                              content_type="application/json").status_code == 201

@@ -113,9 +113,12 @@ def test_not_ready_while_the_store_lock_is_held(app, client, monkeypatch):
 
 def test_activation_links_name_the_public_scheme_and_host(settings, caplog):
     caplog.set_level("INFO", logger="index")
-    client = create_app({**settings, "PROXY_COUNT": 1, "REGISTRATION": "confirm"}).test_client()
+    client = create_app({**settings, "PROXY_COUNT": 1, "REGISTRATION": "confirm",
+                         "PUBLIC_HOST": "index.example.com"}).test_client()
     answer = client.post("/v1/users/", json={"username": "alice", "password": "secret1", "email": "a@example.com"},
-                         headers={**FORWARDED, "X-Forwarded-Prefix": "/hub"})
+                         headers={**FORWARDED, "X-Forwarded-Host": "attacker.example", "X-Forwarded-Prefix": "/hub"})
     assert answer.status_code == 201
+    # The host is INDEX_PUBLIC_HOST whatever the (even trusted) forwarded host says.
     assert "activation link for alice <a@example.com>: https://index.example.com/hub/account/activate?token=" \
         in caplog.text
+    assert "attacker.example" not in caplog.text

@@ -21,6 +21,8 @@ LINK_RE = re.compile(r"https?://\S+/account/activate\?token=[A-Za-z0-9_.\-]+")
 
 
 def _docker(settings, **extra):
+    if extra.get("REGISTRATION") == "confirm":
+        extra.setdefault("PUBLIC_HOST", "index.example.test")
     app = create_app({**settings, **extra})
     return app, DockerActions(app.test_client())
 
@@ -64,7 +66,7 @@ def test_confirm_without_smtp_writes_the_link_to_the_log(settings, caplog):
     assert docker.register().status_code == 201
     assert docker.login().status_code == 403
     link = LINK_RE.search(caplog.text).group(0)
-    assert link.startswith("http://localhost/account/activate?token=")
+    assert link.startswith("http://index.example.test/account/activate?token=")
     followed = docker.client.get(_activation_path(link))
     assert followed.status_code == 200
     assert followed.mimetype == "text/plain" and b"Account alice is active" in followed.data

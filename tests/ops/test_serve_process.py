@@ -132,7 +132,8 @@ def test_sigterm_lets_a_request_in_flight_finish(tmp_path):
 
 def test_without_proxy_count_no_forwarded_header_is_believed(tmp_path):
     # gunicorn by itself would take X-Forwarded-Proto from 127.0.0.1; only INDEX_PROXY_COUNT may.
-    settings = {"INDEX_DATA_DIR": str(tmp_path / "data"), "INDEX_REGISTRATION": "confirm"}
+    settings = {"INDEX_DATA_DIR": str(tmp_path / "data"), "INDEX_REGISTRATION": "confirm",
+                "INDEX_PUBLIC_HOST": "index.example.com"}
     with serving(settings, tmp_path / "serve.log") as served:
         body = json.dumps({"username": "alice", "password": "secret1", "email": "alice@example.com"}).encode()
         request = urllib.request.Request(
@@ -142,6 +143,7 @@ def test_without_proxy_count_no_forwarded_header_is_believed(tmp_path):
         with urllib.request.urlopen(request, timeout=5) as answer:
             assert answer.status == 201
     log = served.log()
-    assert f"activation link for alice <alice@example.com>: {served.url}/account/activate?token=" in log
+    # The scheme is the connection's own (http): X-Forwarded-Proto was not believed.
+    assert "activation link for alice <alice@example.com>: http://index.example.com/account/activate?token=" in log
     assert "127.0.0.1 - POST /v1/users/ 201" in log
     assert "203.0.113.9" not in log and "evil.example" not in log
