@@ -422,11 +422,14 @@ def clean_up_locally(session: Session, echo: Callable[[str], None]) -> bool:
     except RecordNotFound:
         pass  # the delete step removed it already
     if registered:
+        from ..accounts import AccountError, delete_account, plan_deletion, release_name
         try:
-            found.store.delete_user(session.username)
+            plan = plan_deletion(found.store, session.username, "delete", None)
+            delete_account(found.store, found.registry, plan)
+            release_name(found.store, session.username)  # only this run had taken the name
             echo(f"cleanup: removed account {session.username} (registered by this run)")
-        except RecordNotFound:
-            pass
+        except AccountError as exc:
+            echo(f"cleanup: could not remove account {session.username}: {exc}")
     else:
         echo(f"cleanup: kept account {session.username} (it existed before this run)")
     found.store.close()

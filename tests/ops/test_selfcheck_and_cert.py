@@ -124,6 +124,9 @@ def test_cleanup_removes_the_account_it_registered_and_keeps_an_existing_one():
         assert result.exit_code == 0, result.output
         assert "cleanup: removed account tempcheck (registered by this run)" in result.output
         assert store.find_user("tempcheck") is None
+        again = CliRunner().invoke(self_check_command, [index.url, "--username", "tempcheck", "--password-stdin",
+                                                        "--cleanup"], input="check-pass-1\n", env=env)
+        assert again.exit_code == 0, again.output   # the name was released: the next run registers it
         kept = CliRunner().invoke(self_check_command, [index.url, "--username", index.admin_username,
                                                        "--password-stdin", "--cleanup"],
                                   input=index.admin_password + "\n", env=env)
