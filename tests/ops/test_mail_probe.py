@@ -27,7 +27,7 @@ def relay():
 
 
 def _config(tmp_path, **settings):
-    env = {"INDEX_DATA_DIR": str(tmp_path / "data"), "INDEX_REGISTRATION": "confirm",
+    env = {"INDEX_DATA_DIR": str(tmp_path / "data"), "INDEX_REGISTRATION": "confirm", "INDEX_PUBLIC_HOST": "index.lan",
            **{f"INDEX_{key}": str(value) for key, value in settings.items()}}
     return load_config(environ=env)
 
@@ -56,7 +56,7 @@ def test_no_server_and_no_host_are_said_too(tmp_path):
 
 
 def test_serve_logs_the_probe_at_start(tmp_path, relay):
-    settings = {"INDEX_DATA_DIR": str(tmp_path / "data"), "INDEX_REGISTRATION": "confirm",
+    settings = {"INDEX_DATA_DIR": str(tmp_path / "data"), "INDEX_REGISTRATION": "confirm", "INDEX_PUBLIC_HOST": "index.lan",
                 "INDEX_SMTP_HOST": "127.0.0.1", "INDEX_SMTP_PORT": str(relay.port), "INDEX_WORKERS": "1"}
     with serving(settings, tmp_path / "serve.log") as served:
         pass
