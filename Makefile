@@ -9,10 +9,17 @@ SERVE_ENV := $(foreach var,HOST PORT WORKERS THREADS,$(if $(filter command line,
 
 .PHONY: run dev cert self-check test test-fast lint fuzz venv clean-venv
 
-venv: $(VENV)/.installed
+# Two stages: `make run` needs only the runtime requirements (and the `docker-index` command,
+# installed editable from this checkout); `make test` adds the test tools on top.
+venv: $(VENV)/.dev-installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.runtime-installed: requirements.txt pyproject.toml index/version.py
 	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.runtime-installed requirements-dev.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
@@ -20,22 +27,22 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 # app once, then granian with several workers (the store is safe across processes): slow clients
 # cut off by INDEX_HEADER_TIMEOUT / INDEX_MIN_BODY_RATE, TLS when INDEX_TLS_CERT/INDEX_TLS_KEY are
 # set, graceful stop on SIGTERM.
-run: venv
-	$(SERVE_ENV) exec $(BIN)/python -m index serve
+run: $(VENV)/.runtime-installed
+	$(SERVE_ENV) exec $(BIN)/docker-index serve
 
 # Flask's development server with the reloader.
-dev: venv
+dev: $(VENV)/.runtime-installed
 	$(SERVE_ENV) $(BIN)/python app.py --debug
 
 # A self-signed certificate in ./certs for a test rig; prints how to make docker trust it.
-cert: venv
-	$(BIN)/python -m index cert $(CERT_ARGS)
+cert: $(VENV)/.runtime-installed
+	$(BIN)/docker-index cert $(CERT_ARGS)
 
 # Runs the docker client's index flows against a running index: make self-check URL=... USER_NAME=...
-self-check: venv
-	$(BIN)/python -m index self-check $(or $(URL),http://127.0.0.1:5000) --username $(or $(USER_NAME),selfcheck)
+self-check: $(VENV)/.runtime-installed
+	$(BIN)/docker-index self-check $(or $(URL),http://127.0.0.1:5000) --username $(or $(USER_NAME),selfcheck)
 
-test: venv
+test: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # The pure and in-process tests only (no started processes, no long fuzzing), spread over the
@@ -52,7 +59,7 @@ lint: venv
 # Longer schemathesis and hypothesis runs than `make test` does (CI runs this after the tests).
 FUZZ_EXAMPLES ?= 100
 PROPERTY_EXAMPLES ?= 1000
-fuzz: venv
+fuzz: $(VENV)/.dev-installed
 	INDEX_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) INDEX_PROPERTY_EXAMPLES=$(PROPERTY_EXAMPLES) \
 		$(BIN)/python -m pytest -q -p no:cacheprovider tests/security/test_fuzz.py tests/security/test_properties.py
 
@@ -63,6 +70,6 @@ clean-venv:
 # handshakes, login, search) beside the /v1/_ping ceiling, against a server started as `make run`
 # starts it; see bench/README.md. Shorter: CEILING_ARGS="--rounds 1" BENCH_ARGS="--duration 3".
 .PHONY: bench
-bench: venv
+bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/server_ceiling.py $(CEILING_ARGS)
 	$(BIN)/python bench/http_bench.py $(BENCH_ARGS)

@@ -124,7 +124,8 @@ def basic(user: str) -> dict:
 
 def start_server(data_dir: Path, port: int) -> tuple[subprocess.Popen, float]:
     env = {**os.environ, "INDEX_DATA_DIR": str(data_dir), "INDEX_BCRYPT_ROUNDS": "4",
-           "INDEX_SECRET_KEY": "bench", "INDEX_HOST": "127.0.0.1", "INDEX_PORT": str(port),
+           "INDEX_SECRET_KEY": "bench-secret-key-0123456789abcdefgh", "INDEX_HOST": "127.0.0.1",
+           "INDEX_PORT": str(port),
            "INDEX_WORKERS": "2", "INDEX_THREADS": "4"}
     started = time.perf_counter()
     process = subprocess.Popen([sys.executable, "-m", "index", "serve"], cwd=ROOT, env=env,

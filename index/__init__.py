@@ -1,7 +1,6 @@
 """A self-hostable Docker Index (API v1): accounts, repositories, tokens, search, built-in registry."""
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -26,7 +25,7 @@ from . import (
 )
 from .accounts import create_account
 from .activity import Activity
-from .config import describe, load_config
+from .config import load_config
 from .errors import register_error_handlers
 from .names import ValidationError
 from .ops import commands
@@ -34,7 +33,7 @@ from .passwords import VerifiedCredentials, warm_up
 from .probes import API_VERSION
 from .ratelimit import LoginThrottle, RegistrationThrottle
 from .search_index import SearchIndex
-from .secrets import load_or_create_key
+from .secrets import load_or_create_key, stored_fallbacks
 from .services import EXTENSION_KEY, Services
 from .store import AlreadyExists, Store
 from .tokens import ActivationLinks, TokenSigner
@@ -57,6 +56,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     store = Store(settings["DATA_DIR"])
     store.open()
     secret_key = settings["SECRET_KEY"] or load_or_create_key(settings["DATA_DIR"])
+    if not settings["SECRET_KEY"]:  # keys retired by `docker-index rotate-key` still verify
+        settings["SECRET_KEY_FALLBACKS"] = [*settings["SECRET_KEY_FALLBACKS"],
+                                            *stored_fallbacks(settings["DATA_DIR"])]
+        app.config["SECRET_KEY_FALLBACKS"] = settings["SECRET_KEY_FALLBACKS"]
     app.extensions[EXTENSION_KEY] = Services(
         store=store,
         signer=TokenSigner(secret_key, settings["TOKEN_TTL"], settings["SECRET_KEY_FALLBACKS"]),
@@ -81,8 +84,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     events.install(app)  # audit trail, webhooks, /metrics and their /api/v1 routes
     if not settings["REGISTRY_ENDPOINTS"]:
         registry.install(app)  # built-in registry; otherwise external ones serve the layers
-    log.info("docker index ready; effective settings: %s",
-             json.dumps(describe(settings), default=str))
     return app
 
 

@@ -1,7 +1,7 @@
-"""``python -m index``: serve, make a certificate, check a deployment, and the admin commands."""
+"""``python -m index``: the same command as the installed ``docker-index``."""
 from __future__ import annotations
 
-from .ops.commands import main
+from .ops.commands import PROG_NAME, main
 
 if __name__ == "__main__":
-    main()
+    main(prog_name=PROG_NAME)

@@ -32,7 +32,7 @@ def after_registration(username: str, email: str) -> None:
     config = current_app.config
     policy = config["REGISTRATION"]
     if policy == "approval":
-        log.info("account %s awaits approval: flask --app wsgi users activate %s", username, username)
+        log.info("account %s awaits approval: docker-index users activate %s", username, username)
     elif policy == "confirm":
         _send_link(config, username, email, _link_for(services().activation.token_for(username)))
 

@@ -74,6 +74,7 @@ def login(username: str, password: str) -> dict[str, Any]:
             if not passwords.check_password(password, stored_hash, current_app.config["BCRYPT_ROUNDS"]):
                 attempt.failed()
                 events.login_failed(username, address)
+                logs.failed_login(username)
                 raise Unauthorized("wrong username or password")
     except TooManyRequests:
         events.locked_out(username, address)

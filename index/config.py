@@ -6,10 +6,11 @@ bad setting stops the start with one line that names it.
 from __future__ import annotations
 
 import os
-import ssl
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+from .ops.preflight import PreflightError, check_tls_pair
 
 REGISTRATION_POLICIES = ("open", "confirm", "approval", "closed")
 LOG_FORMATS = ("plain", "json")
@@ -208,6 +209,8 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
 
 SECRET_SETTINGS = ("SECRET_KEY", "ADMIN_PASSWORD", "SECRET_KEY_FALLBACKS", "SMTP_PASSWORD", "METRICS_TOKEN")
 _DEFAULT_SMTP_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
+# HMAC keys shorter than this are guessable offline from one signed token.
+MIN_SECRET_KEY_BYTES = 32
 
 
 def load_config(overrides: Mapping[str, Any] | None = None,
@@ -224,6 +227,8 @@ def load_config(overrides: Mapping[str, Any] | None = None,
                 value = _parse_or_fail(name, value, parse)
         elif env_name in environ:
             value = _parse_or_fail(env_name, environ[env_name], parse)
+            if name == "SECRET_KEY":
+                _check_secret_key(value)
         else:
             value = default
         config[name] = value
@@ -248,6 +253,23 @@ def load_config(overrides: Mapping[str, Any] | None = None,
     return config
 
 
+def configured_data_dir(overrides: Mapping[str, Any] | None = None,
+                        environ: Mapping[str, str] | None = None) -> Path:
+    """The data dir the settings name, without creating it (the admin commands check it first)."""
+    environ = os.environ if environ is None else environ
+    if overrides and overrides.get("DATA_DIR") is not None:
+        return Path(overrides["DATA_DIR"]).resolve()
+    return Path(environ.get("INDEX_DATA_DIR", SETTINGS["DATA_DIR"][0])).resolve()
+
+
+def _check_secret_key(key: str) -> None:
+    """An operator's key (INDEX_SECRET_KEY) must be long enough to resist guessing."""
+    if len(key.encode()) < MIN_SECRET_KEY_BYTES:
+        raise ConfigError(f"INDEX_SECRET_KEY: must be at least {MIN_SECRET_KEY_BYTES} bytes, got "
+                          f"{len(key.encode())} (make one with: python3 -c 'import secrets; "
+                          f"print(secrets.token_urlsafe(48))'), or unset it to have one generated")
+
+
 def _parse_or_fail(name: str, raw: str, parse: Callable[[str], Any]) -> Any:
     try:
         return parse(raw)
@@ -266,17 +288,10 @@ def _check_tls(config: Mapping[str, Any]) -> None:
         return
     if not cert or not key:
         raise ConfigError("INDEX_TLS_CERT and INDEX_TLS_KEY must be set together")
-    for name, path in (("INDEX_TLS_CERT", cert), ("INDEX_TLS_KEY", key)):
-        try:
-            with open(path, "rb"):
-                pass
-        except OSError as exc:
-            raise ConfigError(f"{name}: cannot read {path}: {exc.strerror}") from None
     try:
-        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
-    except ssl.SSLError as exc:
-        raise ConfigError(f"INDEX_TLS_CERT/INDEX_TLS_KEY: not a usable PEM certificate and matching "
-                          f"key ({exc.reason or exc})") from None
+        check_tls_pair(cert, key)
+    except PreflightError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _check_data_dir(path: Path) -> None:

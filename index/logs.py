@@ -87,6 +87,18 @@ def configure(config: Mapping[str, Any]) -> None:
         logger.setLevel(logging.INFO)
 
 
+def escaped(text: str, limit: int = 64) -> str:
+    """Attacker-chosen text (a username tried at login) made safe for one log line."""
+    shown = quote(text[:limit], safe="@.-_+~!$&'()*,;=:")
+    return shown + ("..." if len(text) > limit else "")
+
+
+def failed_login(username: str) -> None:
+    """One line per refused Basic login: who was tried, from where (the request line says 401)."""
+    logging.getLogger(LOGGER_NAME).info("failed login for user %s from %s", escaped(username),
+                                        request.remote_addr or "-")
+
+
 def set_user(username: str | None) -> None:
     """Record who the request acts for, for its log line."""
     if username:

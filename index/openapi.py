@@ -304,6 +304,17 @@ def _registry_paths() -> Json:
         "delete": _operation("remove a tag", {"200": anything, **registry_errors},
                              tag="registry", security=TOKEN_AUTH),
     }, extra=[TAG]))
+    nullable_text = {"type": "string", "nullable": True}
+    paths.update(_repository_paths("/tags/{tag}/json", {
+        "get": _operation("docker-registry 0.9's tag metadata (for third-party v1 tools)", {
+            "200": _json({"type": "object", "required": ["last_update", "docker_version", "docker_go_version",
+                                                          "arch", "os", "kernel"],
+                          "properties": {"last_update": {"type": "integer", "nullable": True},
+                                         "docker_version": nullable_text, "docker_go_version": nullable_text,
+                                         "arch": {"type": "string"}, "os": {"type": "string"},
+                                         "kernel": nullable_text}}, "tag metadata"),
+            **registry_errors}, tag="registry", security=TOKEN_AUTH),
+    }, extra=[TAG]))
     return paths
 
 

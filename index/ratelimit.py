@@ -16,6 +16,7 @@ workers a client can make up to N times the configured number per window.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import threading
 import time
@@ -26,6 +27,9 @@ from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
 from .errors import TooManyRequests
+from .logs import escaped
+
+log = logging.getLogger("index.ratelimit")
 
 _MAX_USERNAME_KEY_CHARS = 64  # bounds the memory one attacker-chosen username can occupy
 
@@ -104,14 +108,24 @@ class LoginThrottle:
                     else:
                         self._in_flight.pop(key, None)
                     if attempt.failure:
-                        self._limiter.hit(self._item, *key)
+                        self._hit(key)
 
     def record_failure(self, address: str, username: str) -> None:
         if self._limiter is None or self._item is None:
             return
         with self._lock:
             for key in self._keys(address, username):
-                self._limiter.hit(self._item, *key)
+                self._hit(key)
+
+    def _hit(self, key: tuple[str, str]) -> None:
+        """Count one failure (lock held); the one that uses up the allowance logs a WARNING,
+        once per lockout rather than once per 429."""
+        assert self._limiter is not None and self._item is not None
+        self._limiter.hit(self._item, *key)
+        if not self._limiter.test(self._item, *key):
+            what = "address" if key[0] == "login-address" else "username"
+            log.warning("login locked out for %s %s after %d failed logins in 60 s (this worker)",
+                        what, escaped(key[1]), self._item.amount)
 
 
 class RegistrationThrottle:

@@ -9,7 +9,7 @@ from flask import Blueprint, Response, request
 
 from . import auth, permissions
 from .errors import BadRequest
-from .names import RepoName
+from .names import LIBRARY, RepoName
 from .payloads import json_response
 from .services import services
 
@@ -40,10 +40,11 @@ def _int_arg(name: str, default: int, low: int, high: int | None) -> int:
 
 def _result(name: str, description: str) -> dict[str, Any]:
     # The types docker decodes strictly: ints as ints, bools as bools. As on the hub, the
-    # admin-curated library namespace holds the official repositories (docker search: [OK]);
-    # their names are shown without "library/".
+    # admin-curated library namespace holds the official repositories (docker search: [OK]).
+    # Library names are listed as "library/<name>", as docker-registry 0.9 did: third-party
+    # tools split every result name on "/" (the docker client shows either form).
     return {"name": name, "description": description, "star_count": 0,
-            "is_official": "/" not in name, "is_trusted": False, "is_automated": False}
+            "is_official": name.startswith(f"{LIBRARY}/"), "is_trusted": False, "is_automated": False}
 
 
 def find(query: str, offset: int, limit: int, viewer: dict[str, Any] | None) -> tuple[int, list[tuple[str, str]]]:

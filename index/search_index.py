@@ -32,7 +32,6 @@ import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from .names import LIBRARY
 from .store import ACTIVE, Store
 from .store.records import RepositoryRecord
 
@@ -80,7 +79,7 @@ def _racy(mtime_ns: int, now_ns: int) -> bool:
 class _Entry:
     """One active repository as search sees it."""
 
-    name: str               # what results show: ``ns/repo``, or ``repo`` in library
+    name: str               # what results show: ``ns/repo`` (``library/repo`` too)
     full: str               # ``ns/repo``, what the query is matched against (names are lower-case)
     public: bool            # visibility when read; readers of private ones are asked at query time
     description: str        # as stored, for the result
@@ -263,6 +262,6 @@ def _entry(record: RepositoryRecord) -> _Entry:
     lower = description.lower()
     if lower == description:
         lower = description  # one string, not two equal ones: memory at 100,000 repositories
-    return _Entry(name=name if namespace == LIBRARY else full, full=full,
-                  public=record.get("visibility", "public") == "public", description=description,
-                  description_lower=lower)
+    # Results name library repositories "library/<name>" too, as docker-registry 0.9 did.
+    return _Entry(name=full, full=full, public=record.get("visibility", "public") == "public",
+                  description=description, description_lower=lower)

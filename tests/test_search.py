@@ -86,9 +86,10 @@ def test_library_repositories_are_the_official_ones(shared, query, official):
     ("alice/web", ["alice/web"]),
     ("web server", ["alice/web"]),                          # description, "web+server" on the wire
     ("testing", ["alice/web"]),
-    ("busybox", ["busybox"]),                               # library repos without "library/"
+    ("busybox", ["library/busybox"]),                       # library repos as docker-registry 0.9 lists them
+    ("library/", ["library/busybox"]),
     ("nothing-like-this", []),
-    ("", ["alice/app", "alice/web", "busybox", "tools/app-builder"]),
+    ("", ["alice/app", "alice/web", "library/busybox", "tools/app-builder"]),
 ])
 def test_matches_name_and_description(shared, query, expected):
     response = shared.client.get("/v1/search", query_string={"q": query})

@@ -33,7 +33,7 @@ def scan(store: Store, query: str, page: int = 1, page_size: int = 25) -> dict:
     for record in store.iter_repositories():
         if record["state"] != ACTIVE:
             continue
-        name = record["name"] if record["namespace"] == "library" else f"{record['namespace']}/{record['name']}"
+        name = f"{record['namespace']}/{record['name']}"   # library ones as library/<name> too
         description = record.get("description") or ""
         full = f"{record['namespace']}/{record['name']}"
         if needle in full or needle in description.lower():

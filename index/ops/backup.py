@@ -11,8 +11,8 @@ unless ``--force`` (then the old content is moved aside, not deleted), checks th
 member is a plain file or folder that stays inside the data dir, and checks that every data file
 parses before anything is swapped in.
 
-Both are ``flask --app wsgi backup|restore`` commands; ``python -m index restore`` also works when
-the data dir is too damaged for the app to start.
+Both are ``docker-index backup|restore`` commands; restore also works when the data dir is too
+damaged for the app to start. ``backup --keep N DIR`` keeps the newest N archives in DIR.
 """
 from __future__ import annotations
 
@@ -188,7 +188,7 @@ def _holds_data(data_dir: Path, admin_username: str | None) -> bool:
     if not data_dir.exists():
         return False
     for path, relative in _walk(data_dir):
-        if str(relative) == "secret_key":
+        if str(relative) in ("secret_key", "secret_key_fallbacks.json"):
             continue
         if relative.parts[0] == "db" and relative.suffix == ".json":
             try:
@@ -278,16 +278,53 @@ def _swap_in(staging: Path, data_dir: Path, keep_aside: bool) -> None:
 
 
 # -- command line ----------------------------------------------------------------------------
+ROTATED_PREFIX = "index-backup-"
+ROTATED_SUFFIX = ".tar.gz"
+
+
+def rotated_backup(store: Store, folder: Path, keep: int, now: datetime | None = None) -> tuple[Summary, list[Path]]:
+    """A new ``index-backup-<UTC time>.tar.gz`` in ``folder``, then the oldest beyond ``keep``
+    removed (only files of that name pattern: nothing else in the folder is touched)."""
+    if keep < 1:
+        raise BackupError("--keep must be at least 1")
+    moment = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    folder.mkdir(parents=True, exist_ok=True)
+    dest = folder / f"{ROTATED_PREFIX}{moment}{ROTATED_SUFFIX}"
+    counter = 1
+    while dest.exists():  # two backups in one second: keep both
+        dest = folder / f"{ROTATED_PREFIX}{moment}-{counter}{ROTATED_SUFFIX}"
+        counter += 1
+    summary = create_backup(store, dest)
+    # The time stamp sorts as text; the archive just written is always among those kept.
+    existing = sorted(path for path in folder.glob(f"{ROTATED_PREFIX}*{ROTATED_SUFFIX}") if path.is_file())
+    removed = [path for path in existing[:-keep] if path != summary.path]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return summary, removed
+
+
 @click.command("backup")
-@click.argument("dest", type=click.Path(dir_okay=False, path_type=Path))
-def backup_command(dest: Path) -> None:
+@click.argument("dest", type=click.Path(path_type=Path))
+@click.option("--keep", type=click.IntRange(min=1),
+              help="DEST is a directory: write index-backup-<time>.tar.gz into it and keep only "
+                   "the newest KEEP backups there.")
+def backup_command(dest: Path, keep: int | None) -> None:
     """Write a consistent .tar.gz of the data dir to DEST while the index keeps running."""
     from ..services import services
     try:
-        summary = create_backup(services().store, dest)
+        if keep is not None:
+            if dest.exists() and not dest.is_dir():
+                raise BackupError(f"{dest} is not a directory (--keep writes into a directory)")
+            summary, removed = rotated_backup(services().store, dest, keep)
+        else:
+            if dest.is_dir():
+                raise BackupError(f"{dest} is a directory: name the archive file, or pass --keep N")
+            summary, removed = create_backup(services().store, dest), []
     except (BackupError, StoreError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"backup written to {summary.path}: {summary.files} files, {summary.bytes} bytes")
+    for path in removed:
+        click.echo(f"removed old backup {path}")
 
 
 @click.command("restore")

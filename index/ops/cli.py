@@ -1,17 +1,18 @@
-"""The admin commands: ``flask --app wsgi users ...`` / ``repositories ...`` (or ``python -m index ...``).
+"""The admin commands: ``docker-index users ...`` / ``repositories ...`` / ``rotate-key``.
 
-Commands work on the data dir of the settings (``INDEX_DATA_DIR``), safely beside a running
-server: every change goes through the store's locks. Passwords are read from a prompt or from
+Commands work on the data dir of the settings (``--data-dir`` / ``INDEX_DATA_DIR``), safely
+beside a running server: every change goes through the store's locks. Passwords are read from a prompt or from
 stdin, never from the command line (argv is visible to every user of the machine).
 """
 from __future__ import annotations
 
 import sys
+from datetime import UTC
 from typing import NoReturn
 
 import click
 from flask import current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from .. import accounts, events, names
 from ..accounts import create_account
@@ -20,6 +21,7 @@ from ..passwords import hash_password
 from ..services import services
 from ..store import AlreadyExists, RecordNotFound
 from ..store.records import RepositoryRecord, UserRecord
+from .repository_summary import RepositorySummary, human_size, summarize
 
 users = AppGroup("users", help="Manage accounts: create, list, show, activate, promote, delete, release ...")
 repositories = AppGroup("repositories", help="Manage repositories: list, show, describe, delete.")
@@ -231,32 +233,48 @@ def _repository_or_fail(name: RepoName) -> RepositoryRecord:
     return record
 
 
+def _summary(record: RepositoryRecord) -> RepositorySummary:
+    return summarize(record, services().registry)
+
+
 @repositories.command("list")
 @click.option("--namespace", help="Only this namespace (a user name, or 'library').")
 def repositories_list(namespace: str | None) -> None:
-    """List repositories: name, state, number of images, description."""
+    """List repositories: name, state, images, stored size, tags, last push."""
     if namespace is not None and not names.NAMESPACE_RE.fullmatch(namespace):
         _fail(f"invalid namespace {namespace!r}")
+    click.echo(f"{'NAME':<40} {'STATE':<22} {'IMAGES':>6} {'SIZE':>9}  {'LAST PUSH':<20}  TAGS")
     for record in services().store.iter_repositories(namespace):
-        name = RepoName(record["namespace"], record["name"])
-        click.echo(f"{name.display:<50} {record['state']:<8} {len(record['images']):>6} images  "
-                   f"{record.get('description') or ''}")
+        summary = _summary(record)
+        state = record["state"] + (f" ({summary.incomplete} incomplete)" if summary.incomplete else "")
+        click.echo(f"{summary.name.display:<40} {state:<22} {len(summary.images):>6} "
+                   f"{human_size(summary.stored_bytes):>9}  {summary.last_push or '-':<20}  "
+                   f"{', '.join(sorted(summary.tags)) or '-'}")
 
 
 @repositories.command("show")
 @click.argument("name")
 def repositories_show(name: str) -> None:
     """Show repository NAME ('alice/app', or 'busybox' for library/busybox) with its images."""
-    record = _repository_or_fail(_repo_name(name))
-    click.echo(f"name:        {_repo_name(name).display}")
+    summary = _summary(_repository_or_fail(_repo_name(name)))
+    record = summary.record
+    click.echo(f"name:        {summary.name.display}")
     click.echo(f"owner:       {record.get('owner', '-')}")
     click.echo(f"state:       {record['state']}")
     click.echo(f"description: {record.get('description') or ''}")
     click.echo(f"created:     {record.get('created', '-')}")
     click.echo(f"updated:     {record.get('updated', '-')}")
-    click.echo(f"images:      {len(record['images'])}")
-    for image in record["images"]:
-        click.echo(f"  {image['id']} {image.get('checksum', '')}".rstrip())
+    click.echo(f"last push:   {summary.last_push or '-'}")
+    click.echo(f"stored size: {human_size(summary.stored_bytes)} ({summary.stored_bytes} bytes)")
+    click.echo(f"tags:        {len(summary.tags)}")
+    for tag, image_id in sorted(summary.tags.items()):
+        click.echo(f"  {tag:<24} {image_id}")
+    click.echo(f"images:      {len(summary.images)}"
+               + (f" ({summary.incomplete} incomplete)" if summary.incomplete else ""))
+    for image in summary.images:
+        size = human_size(image.size) if image.size is not None else "-"
+        marker = "" if image.state == "complete" else f"  [{image.state.upper()}]"
+        click.echo(f"  {image.id} {size:>9}{marker}")
 
 
 @repositories.command("describe")
@@ -292,3 +310,31 @@ def repositories_delete(name: str, yes: bool) -> None:
     if found.registry is not None:
         found.registry.repository_removed(removed)
     click.echo(f"deleted repository {repo.display}")
+
+
+@click.command("rotate-key")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@with_appcontext
+def rotate_key_command(yes: bool) -> None:
+    """Replace the generated signing key; the old one keeps verifying until its tokens expire.
+
+    Restart the server afterwards: it signs with the key it read at start.
+    """
+    from datetime import datetime
+
+    from ..secrets import rotate_key
+    config = current_app.config
+    if config["SECRET_KEY"]:
+        _fail("the key comes from INDEX_SECRET_KEY: put a new one there and the old one in "
+              "INDEX_SECRET_KEY_FALLBACKS until INDEX_TOKEN_TTL and INDEX_ACTIVATION_TTL have passed")
+    if not yes:
+        click.confirm("replace the signing key (tokens keep working until they expire)?", abort=True)
+    keep = max(config["TOKEN_TTL"], config["ACTIVATION_TTL"])
+    try:
+        until = rotate_key(config["DATA_DIR"], keep)
+    except (OSError, ValueError) as exc:
+        _fail(f"cannot rotate the key: {exc}")
+    moment = datetime.fromtimestamp(until, UTC).isoformat(timespec="seconds")
+    click.echo(f"new signing key written to {config['DATA_DIR'] / 'secret_key'}; the old key "
+               f"verifies tokens and activation links until {moment}. Restart the server to sign "
+               f"with the new key.")

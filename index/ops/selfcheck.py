@@ -65,7 +65,8 @@ class Session:
         try:
             return self.client.request(method, path, data, all_headers, host=base_url)
         except (OSError, http.client.HTTPException) as exc:
-            raise CheckFailed(f"cannot reach {self.base_url}: {exc}") from None
+            # The URL actually tried: a registry endpoint the index advertised may differ from it.
+            raise CheckFailed(f"cannot reach {base_url or self.base_url}: {exc}") from None
 
 
 def header(reply: Reply, name: str) -> str:
@@ -110,6 +111,7 @@ def check_login(session: Session) -> str:
     if login.status == 401:
         raise CheckFailed("wrong username or password")
     expect(login, 200)
+    session.facts["registered"] = registered.status == 201
     return "account created and logged in" if registered.status == 201 else "logged in"
 
 
@@ -344,8 +346,12 @@ def new_session(url: str, username: str, password: str, email: str | None = None
               help="Trust this certificate (for a self-signed https index).")
 @click.option("--insecure", is_flag=True, help="Do not verify the https certificate.")
 @click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for each answer.")
+@click.option("--cleanup", is_flag=True,
+              help="Afterwards also remove the account if this run registered it (and the throwaway "
+                   "repository if its deletion failed). Needs the index's data dir on this machine "
+                   "(--data-dir / INDEX_DATA_DIR): the v1 API cannot delete accounts.")
 def self_check_command(url: str, username: str, password_stdin: bool, email: str | None,
-                       ca_file: str | None, insecure: bool, timeout: float) -> None:
+                       ca_file: str | None, insecure: bool, timeout: float, cleanup: bool) -> None:
     """Run the docker client's index flows against the index at URL and print PASS/FAIL per step.
 
     Steps: ping, login (register if needed), push (announce, registry token check, upload of a
@@ -360,5 +366,46 @@ def self_check_command(url: str, username: str, password_stdin: bool, email: str
         session = new_session(url, username, password, email, ca_file, insecure, timeout)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="URL") from None
-    if not run_checks(session, echo=click.echo):
+    passed = run_checks(session, echo=click.echo)
+    if cleanup:
+        clean_up_locally(session, click.echo)
+    if not passed:
         sys.exit(1)
+
+
+def clean_up_locally(session: Session, echo: Callable[[str], None]) -> bool:
+    """Remove what the run left behind, through the data dir of the index on this machine."""
+    from ..config import configured_data_dir
+    from .commands import holds_index
+    data_dir = configured_data_dir()
+    registered = session.facts.get("registered", False)
+    if not holds_index(data_dir):
+        echo(f"cleanup: no index data in {data_dir}: pass --data-dir, or on the index's machine run "
+             f"docker-index users delete {session.username}" if registered else
+             f"cleanup: no index data in {data_dir}; nothing removed")
+        return False
+    from ..store import RecordNotFound
+    from .serving import create_app_or_exit
+    app = create_app_or_exit({"DATA_DIR": data_dir})
+    found = app.extensions["docker_index"]
+    namespace, _, repository = session.repository.partition("/")
+    try:
+        removed = found.store.delete_repository(namespace, repository)
+        if found.registry is not None:
+            found.registry.repository_removed(removed)
+        echo(f"cleanup: removed repository {session.repository}")
+    except RecordNotFound:
+        pass  # the delete step removed it already
+    if registered:
+        from ..accounts import AccountError, delete_account, plan_deletion, release_name
+        try:
+            plan = plan_deletion(found.store, session.username, "delete", None)
+            delete_account(found.store, found.registry, plan)
+            release_name(found.store, session.username)  # only this run had taken the name
+            echo(f"cleanup: removed account {session.username} (registered by this run)")
+        except AccountError as exc:
+            echo(f"cleanup: could not remove account {session.username}: {exc}")
+    else:
+        echo(f"cleanup: kept account {session.username} (it existed before this run)")
+    found.store.close()
+    return True

@@ -9,6 +9,8 @@ minimum body rate, so slow clients hold no Python thread (bench/README.md: "Serv
 """
 from __future__ import annotations
 
+import json
+import logging
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,10 +19,14 @@ from typing import Any, NoReturn
 import click
 from flask import Flask
 
-from ..config import ConfigError, load_config
+from .. import mail
+from ..config import ConfigError, describe, load_config
 from ..events.metrics import prepare_multiprocess_dir
 from ..store import CorruptDataFile, StorageFailure
+from .preflight import PreflightError, check_port_free
 from .wsgi_on_rsgi import WsgiOnRsgi
+
+log = logging.getLogger("index")
 
 # On SIGTERM, requests in flight (a layer upload, say) get this long to finish; then the worker
 # is killed.
@@ -46,6 +52,12 @@ def create_app_or_exit(config: Mapping[str, Any] | None = None) -> Flask:
         fail(str(exc))
     except ValueError as exc:  # bootstrap admin with an invalid name or password, empty key file
         fail(str(exc))
+
+
+def log_effective_settings(app: Flask) -> None:
+    """The one start-up line with every setting (secrets masked): only a serving process logs it."""
+    log.info("docker index ready; effective settings: %s",
+             json.dumps(describe(app.config), default=str))
 
 
 def rsgi_app(app: Flask, settings: Mapping[str, Any]) -> WsgiOnRsgi:
@@ -95,10 +107,13 @@ def serve() -> None:
 
     try:
         settings = load_config()
-    except ConfigError as exc:
+        check_port_free(settings["HOST"], settings["PORT"])  # before anything says "ready"
+    except (ConfigError, PreflightError) as exc:
         fail(str(exc))
     prepare_multiprocess_dir()  # before any worker exists: /metrics then adds up every worker
     app = create_app_or_exit()
+    log_effective_settings(app)
+    mail.log_probe(app.config)  # confirm mode: say now whether activation mail will go out
     served = rsgi_app(app, settings)
     server = Server("index", **granian_options(settings))
     # Workers are forked from this process and use the app built above.

@@ -4,7 +4,9 @@ Each route exists in both URL forms of a repository (:mod:`index.repository_urls
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, g
@@ -40,6 +42,46 @@ def get_tag(namespace: str, repository: str, tag: str) -> Response:
     if image_id is None:
         raise NotFound(f"tag {tag} not found in repository {name.display}")
     return json_response(image_id)
+
+
+@route("/tags/<tag>/json", ["GET"])
+def get_tag_json(namespace: str, repository: str, tag: str) -> Response:
+    """docker-registry 0.9's tag metadata (third-party v1 tools read it, e.g.
+    docker-registry-client's ``Repository.data()``): taken from the tagged image's json."""
+    name = names.repo_name(namespace, repository)
+    names.tag(tag)
+    record = access.repository(name, "read")
+    image_id = record.get("tags", {}).get(tag)
+    if image_id is None:
+        raise NotFound(f"tag {tag} not found in repository {name.display}")
+    image = registry().images.find(image_id, scope.for_repository(name, None).satisfies)
+    try:
+        image_json = json.loads(image["json"]) if image is not None else {}
+    except ValueError:
+        image_json = {}
+    if not isinstance(image_json, dict):
+        image_json = {}
+    return json_response({
+        "last_update": _epoch_seconds(record.get("updated")),
+        "docker_version": _text(image_json.get("docker_version")),
+        "docker_go_version": None,  # docker-registry took these from the pusher's User-Agent
+        "arch": _text(image_json.get("architecture")) or "amd64",
+        "os": _text(image_json.get("os")) or "linux",
+        "kernel": None,
+    })
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _epoch_seconds(timestamp: object) -> int | None:
+    if not isinstance(timestamp, str):
+        return None
+    try:
+        return int(datetime.fromisoformat(timestamp).timestamp())
+    except ValueError:
+        return None
 
 
 @route("/tags/<tag>", ["PUT"])

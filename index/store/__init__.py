@@ -357,6 +357,10 @@ class Store:
             repos.upsert(Document(record, doc_id=name))
         return _repository_view(record)
 
+    def mark_active(self, namespace: str, name: str) -> RepositoryRecord:
+        """Undo :meth:`mark_deleting` (garbage collection of a deletion never confirmed)."""
+        return self._set_fields(namespace, name, {"state": ACTIVE})
+
     def set_description(self, namespace: str, name: str, description: str) -> RepositoryRecord:
         return self._set_fields(namespace, name, {"description": description})
 

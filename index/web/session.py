@@ -17,6 +17,7 @@ from typing import Any
 
 from flask import Flask, current_app, request, session
 from flask.sessions import SecureCookieSessionInterface
+from itsdangerous import URLSafeTimedSerializer
 
 from ..errors import Forbidden
 from ..services import services
@@ -29,23 +30,35 @@ _SEEN_GRANULARITY = 60
 
 
 class _SessionInterface(SecureCookieSessionInterface):
-    """Flask's cookie session with ``Secure`` decided per request (TLS or not)."""
+    """Flask's cookie session, signed with the index's key, ``Secure`` decided per request.
+
+    The key is kept here rather than in ``app.secret_key``: that is ``app.config["SECRET_KEY"]``,
+    which is ``INDEX_SECRET_KEY`` (set or not) to the rest of the index.
+    """
+
+    def __init__(self, secret_key: str) -> None:
+        self.secret_key = secret_key
 
     def get_cookie_secure(self, app: Flask) -> bool:
         return bool(request and request.is_secure)
 
+    def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer:
+        return URLSafeTimedSerializer(self.secret_key, salt=self.salt, serializer=self.serializer,
+                                      signer_kwargs={"key_derivation": self.key_derivation,
+                                                     "digest_method": self.digest_method})
+
 
 def init_app(app: Flask, secret_key: str) -> None:
-    app.secret_key = secret_key
     app.config.update(SESSION_COOKIE_NAME=COOKIE_NAME, SESSION_COOKIE_HTTPONLY=True,
                       SESSION_COOKIE_SAMESITE="Lax")
-    app.session_interface = _SessionInterface()
+    app.session_interface = _SessionInterface(secret_key)
 
 
 def _fingerprint(user: Mapping[str, Any]) -> str:
     """Changes whenever the password (or the account's generation) changes."""
     material = f"{user['password_hash']}|{user.get('generation', 0)}".encode()
-    return hmac.new(current_app.secret_key.encode(), material, hashlib.sha256).hexdigest()[:32]  # type: ignore[union-attr]
+    key = current_app.session_interface.secret_key  # type: ignore[attr-defined]
+    return hmac.new(str(key).encode(), material, hashlib.sha256).hexdigest()[:32]
 
 
 def current_user() -> dict[str, Any] | None:

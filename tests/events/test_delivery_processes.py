@@ -22,7 +22,7 @@ PUSHES = 6
 
 def _start(data_dir, log_path, port):
     env = clean_env({"INDEX_DATA_DIR": str(data_dir), "INDEX_BCRYPT_ROUNDS": "4", "INDEX_PORT": str(port),
-                     "INDEX_SECRET_KEY": "events-process-test", "INDEX_WORKERS": "2", "INDEX_THREADS": "4",
+                     "INDEX_SECRET_KEY": "events-process-test-key-0123456789abcdef", "INDEX_WORKERS": "2", "INDEX_THREADS": "4",
                      "INDEX_WEBHOOK_ALLOW_PRIVATE": "true", "INDEX_WEBHOOK_RETRY_SECONDS": "1",
                      "INDEX_WEBHOOK_RETRY_MAX_SECONDS": "2"})
     with open(log_path, "ab") as log:

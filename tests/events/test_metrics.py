@@ -124,7 +124,7 @@ def test_two_worker_processes_add_up(tmp_path):
     metrics_dir.mkdir()
     port = free_port()
     env = clean_env({"INDEX_DATA_DIR": str(tmp_path / "data"), "INDEX_PORT": str(port), "INDEX_WORKERS": "2",
-                     "INDEX_THREADS": "2", "INDEX_BCRYPT_ROUNDS": "4", "INDEX_SECRET_KEY": "metrics-test",
+                     "INDEX_THREADS": "2", "INDEX_BCRYPT_ROUNDS": "4", "INDEX_SECRET_KEY": "metrics-test-key-0123456789abcdefghijk",
                      MULTIPROC_ENV: str(metrics_dir)})
     log_path = tmp_path / "serve.log"
     with open(log_path, "wb") as log:

@@ -44,12 +44,43 @@ def test_unreadable_certificate_is_named(base_env, tmp_path):
         load_config(environ=env)
 
 
-def test_certificate_that_is_not_pem_is_refused(base_env, tmp_path):
-    (tmp_path / "cert.pem").write_text("not a certificate")
-    (tmp_path / "key.pem").write_text("not a key")
-    env = {**base_env, "INDEX_TLS_CERT": str(tmp_path / "cert.pem"), "INDEX_TLS_KEY": str(tmp_path / "key.pem")}
-    with pytest.raises(ConfigError, match=r"^INDEX_TLS_CERT/INDEX_TLS_KEY: not a usable PEM"):
+@pytest.fixture(scope="module")
+def two_pairs(tmp_path_factory):
+    from index.ops.certs import write_self_signed
+    folder = tmp_path_factory.mktemp("pairs")
+    return (write_self_signed(folder / "a", ["127.0.0.1"]), write_self_signed(folder / "b", ["127.0.0.1"]))
+
+
+@pytest.mark.parametrize("cert, key, message", [
+    ("garbage", "garbage", r"^INDEX_TLS_CERT: \S+ is not a PEM certificate \(-----BEGIN CERTIFICATE-----\)$"),
+    ("a.cert", "garbage", r"^INDEX_TLS_KEY: \S+ is not a PEM private key$"),
+    ("a.key", "a.cert", r"^INDEX_TLS_CERT: \S+ is not a PEM certificate .*are INDEX_TLS_CERT and INDEX_TLS_KEY swapped\?\)$"),
+    ("a.cert", "b.key", r"^INDEX_TLS_KEY: \S+b/key.pem is not the key of the certificate INDEX_TLS_CERT \S+a/cert.pem \(they do not match\)$"),
+])
+def test_tls_files_that_cannot_work_are_one_readable_line(base_env, tmp_path, two_pairs, cert, key, message):
+    (tmp_path / "garbage").write_text("not a certificate")
+    files = {"garbage": tmp_path / "garbage", "a.cert": two_pairs[0][0], "a.key": two_pairs[0][1],
+             "b.key": two_pairs[1][1]}
+    env = {**base_env, "INDEX_TLS_CERT": str(files[cert]), "INDEX_TLS_KEY": str(files[key])}
+    with pytest.raises(ConfigError, match=message) as raised:
         load_config(environ=env)
+    assert "PEM lib" not in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_a_matching_pair_is_accepted(base_env, two_pairs):
+    cert, key = two_pairs[0]
+    assert load_config(environ={**base_env, "INDEX_TLS_CERT": str(cert), "INDEX_TLS_KEY": str(key)})["TLS_CERT"] == str(cert)
+
+
+@pytest.mark.parametrize("key, accepted", [("short", False), ("x" * 31, False), ("é" * 16, True),
+                                           ("x" * 32, True)])
+def test_a_secret_key_needs_32_bytes(base_env, key, accepted):
+    env = {**base_env, "INDEX_SECRET_KEY": key}
+    if accepted:
+        assert load_config(environ=env)["SECRET_KEY"] == key
+    else:
+        with pytest.raises(ConfigError, match=r"^INDEX_SECRET_KEY: must be at least 32 bytes, got \d+ "):
+            load_config(environ=env)
 
 
 def test_data_dir_that_cannot_be_created_is_named(tmp_path):
@@ -71,7 +102,7 @@ def test_defaults_and_parsed_values(base_env):
 
 
 def test_described_settings_mask_every_secret(base_env):
-    config = load_config(environ={**base_env, "INDEX_SECRET_KEY": "k-secret", "INDEX_ADMIN_USERNAME": "root",
+    config = load_config(environ={**base_env, "INDEX_SECRET_KEY": "k-secret" * 4, "INDEX_ADMIN_USERNAME": "root",
                                   "INDEX_ADMIN_PASSWORD": "a-secret", "INDEX_SECRET_KEY_FALLBACKS": "f-secret",
                                   "INDEX_SMTP_USERNAME": "mailer", "INDEX_SMTP_PASSWORD": "s-secret"})
     text = repr(describe(config))

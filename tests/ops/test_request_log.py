@@ -91,8 +91,10 @@ def test_json_lines(capsys):
     assert set(requests[3]) == {"time", "client", "user", "method", "path", "status", "bytes", "duration_ms"}
     assert requests[3]["status"] == 200 and requests[3]["user"] == "alice"
     assert isinstance(requests[3]["duration_ms"], float)
-    start = [entry for entry in entries if "effective settings" in entry.get("message", "")]
-    assert start and start[0]["level"] == "INFO"
+    start = [entry for entry in entries if "created admin account" in entry.get("message", "")]
+    assert start and start[0]["level"] == "INFO" and start[0]["logger"] == "index"
+    failed = [entry for entry in entries if entry.get("message", "").startswith("failed login")]
+    assert failed and failed[0]["level"] == "INFO"
 
 
 def test_paths_are_escaped_so_a_line_stays_one_line(capsys):

@@ -99,7 +99,66 @@ def test_flask_cli_entry_point_and_bad_settings(tmp_path):
     helped = subprocess.run([flask, "--app", "wsgi", "users", "--help"], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=60)
     assert helped.returncode == 0 and "set-password" in helped.stdout
+    assert "effective settings" not in helped.stderr   # only serve logs them
     bad = subprocess.run([sys.executable, "-m", "index", "users", "list"], cwd=ROOT,
                          env={**env, "INDEX_LOG_FORMAT": "yaml"}, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2
     assert bad.stderr.splitlines() == ["error: INDEX_LOG_FORMAT: must be one of plain, json, got 'yaml'"]
+
+
+def test_self_check_names_the_registry_url_it_could_not_reach():
+    # The index advertises a registry endpoint nobody listens on: the failure must name it.
+    with running_index({"REGISTRY_ENDPOINTS": "127.0.0.1:9"}) as index:
+        session = new_session(index.url, "faraway", "far-pass-1", timeout=2)
+        out: list[str] = []
+        assert run_checks(session, echo=out.append) is False
+    failed = [line for line in out if line.startswith("FAIL")]
+    assert failed and "cannot reach http://127.0.0.1:9" in failed[0]
+    assert f"cannot reach {index.url}" not in "\n".join(out)
+
+
+def test_cleanup_removes_the_account_it_registered_and_keeps_an_existing_one():
+    with running_index() as index:
+        env = {"INDEX_DATA_DIR": str(index.app.config["DATA_DIR"])}
+        store = index.app.extensions["docker_index"].store
+        result = CliRunner().invoke(self_check_command, [index.url, "--username", "tempcheck", "--password-stdin",
+                                                         "--cleanup"], input="check-pass-1\n", env=env)
+        assert result.exit_code == 0, result.output
+        assert "cleanup: removed account tempcheck (registered by this run)" in result.output
+        assert store.find_user("tempcheck") is None
+        again = CliRunner().invoke(self_check_command, [index.url, "--username", "tempcheck", "--password-stdin",
+                                                        "--cleanup"], input="check-pass-1\n", env=env)
+        assert again.exit_code == 0, again.output   # the name was released: the next run registers it
+        kept = CliRunner().invoke(self_check_command, [index.url, "--username", index.admin_username,
+                                                       "--password-stdin", "--cleanup"],
+                                  input=index.admin_password + "\n", env=env)
+        assert kept.exit_code == 0, kept.output
+        assert f"cleanup: kept account {index.admin_username}" in kept.output
+        assert store.find_user(index.admin_username) is not None
+        assert list(store.iter_repositories(index.admin_username)) == []
+
+
+def test_cleanup_without_the_data_dir_says_what_to_run(tmp_path):
+    with running_index() as index:
+        result = CliRunner().invoke(self_check_command, [index.url, "--username", "remote1", "--password-stdin",
+                                                         "--cleanup"], input="check-pass-1\n",
+                                    env={"INDEX_DATA_DIR": str(tmp_path / "elsewhere")})
+        assert index.app.extensions["docker_index"].store.find_user("remote1") is not None
+    assert "run docker-index users delete remote1" in result.output
+
+
+def test_cleanup_removes_a_repository_whose_delete_step_failed(monkeypatch):
+    from index.ops.selfcheck import clean_up_locally
+    with running_index() as index:
+        store = index.app.extensions["docker_index"].store
+        session = new_session(index.url, "leftover", "left-pass-1")
+        namespace, _, repository = session.repository.partition("/")
+        store.create_user("leftover", "x", "leftover@example.com", active=True, admin=False)
+        store.announce_repository(namespace, repository, [{"id": "c" * 64}], owner="leftover")
+        session.facts["registered"] = True
+        monkeypatch.setenv("INDEX_DATA_DIR", str(index.app.config["DATA_DIR"]))
+        out: list[str] = []
+        assert clean_up_locally(session, out.append) is True
+        assert out == [f"cleanup: removed repository {session.repository}",
+                       "cleanup: removed account leftover (registered by this run)"]
+        assert store.get_repository(namespace, repository) is None and store.find_user("leftover") is None

@@ -29,6 +29,8 @@ pytestmark = pytest.mark.live  # starts processes
     ("INDEX_PORT", "http", "error: INDEX_PORT: must be a port number (1-65535), got 'http'"),
     ("INDEX_TLS_CERT", "{tmp}/missing.pem", "error: INDEX_TLS_CERT: cannot read {tmp}/missing.pem: No such file or directory"),
     ("INDEX_DATA_DIR", "{tmp}/a-file/data", "error: INDEX_DATA_DIR: cannot create {tmp}/a-file/data: Not a directory"),
+    ("INDEX_SECRET_KEY", "short", "error: INDEX_SECRET_KEY: must be at least 32 bytes, got 5 (make one with: "
+                                  "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'), or unset it to have one generated"),
 ])
 def test_a_bad_setting_stops_the_start_with_one_clear_line(tmp_path, setting, value, line):
     (tmp_path / "a-file").write_text("")
@@ -41,6 +43,29 @@ def test_a_bad_setting_stops_the_start_with_one_clear_line(tmp_path, setting, va
     assert finished.stdout == ""
 
 
+def test_a_port_in_use_is_one_line_and_exit_2_before_anything_starts(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        finished = run_serve({"INDEX_DATA_DIR": str(tmp_path / "data"), "INDEX_PORT": str(port)})
+    assert finished.returncode == 2
+    assert finished.stderr.splitlines() == [
+        f"error: INDEX_PORT: 127.0.0.1:{port} is already in use by another program (another index still "
+        f"running?); stop it or choose another INDEX_PORT"]
+    assert not (tmp_path / "data").exists() or not (tmp_path / "data" / "db").exists()  # nothing started
+
+
+def test_a_certificate_and_key_that_do_not_match_are_one_line(tmp_path):
+    cert, _ = write_self_signed(tmp_path / "a", ["127.0.0.1"])
+    _, other_key = write_self_signed(tmp_path / "b", ["127.0.0.1"])
+    finished = run_serve({"INDEX_DATA_DIR": str(tmp_path / "data"), "INDEX_TLS_CERT": str(cert),
+                          "INDEX_TLS_KEY": str(other_key)})
+    assert finished.returncode == 2
+    assert finished.stderr.splitlines() == [
+        f"error: INDEX_TLS_KEY: {other_key} is not the key of the certificate INDEX_TLS_CERT {cert} (they do not match)"]
+
+
 def _basic(username: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
 
@@ -48,7 +73,7 @@ def _basic(username: str, password: str) -> str:
 def test_tls_with_a_generated_certificate_and_two_workers(tmp_path):
     cert, key = write_self_signed(tmp_path / "certs", ["127.0.0.1", "localhost"])
     settings = {"INDEX_DATA_DIR": str(tmp_path / "data"), "INDEX_TLS_CERT": str(cert),
-                "INDEX_TLS_KEY": str(key), "INDEX_WORKERS": "2", "INDEX_SECRET_KEY": "process-secret-key"}
+                "INDEX_TLS_KEY": str(key), "INDEX_WORKERS": "2", "INDEX_SECRET_KEY": "process-secret-key-0123456789abcdef"}
     with serving(settings, tmp_path / "serve.log", scheme="https", ca_file=cert) as served:
         context = ssl.create_default_context(cafile=str(cert))
         with urllib.request.urlopen(f"{served.url}/v1/_ping", context=context, timeout=5) as answer:
@@ -72,7 +97,7 @@ def test_tls_with_a_generated_certificate_and_two_workers(tmp_path):
     log = served.log()
     assert log.count("Started worker-") >= 2
     assert '"SECRET_KEY": "***"' in log
-    assert "process-secret-key" not in log
+    assert "process-secret-key-0123456789abcdef" not in log
 
 
 def test_sigterm_lets_a_request_in_flight_finish(tmp_path):

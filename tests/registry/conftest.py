@@ -48,7 +48,7 @@ def running_server(data_dir: Path, log_path: Path, workers: int = 2, extra_env: 
     port = free_port()
     host = f"127.0.0.1:{port}"
     env = clean_env({"INDEX_DATA_DIR": str(data_dir), "INDEX_BCRYPT_ROUNDS": "4",
-                     "INDEX_SECRET_KEY": "registry-test-secret", "INDEX_ADMIN_USERNAME": ADMIN[0],
+                     "INDEX_SECRET_KEY": "registry-test-secret-0123456789abcdef", "INDEX_ADMIN_USERNAME": ADMIN[0],
                      "INDEX_ADMIN_PASSWORD": ADMIN[1], "INDEX_HOST": "127.0.0.1", "INDEX_PORT": str(port),
                      "INDEX_WORKERS": str(workers), "INDEX_THREADS": "4",
                      # these flows describe public repositories; tests/access covers private ones

@@ -45,3 +45,31 @@ def test_docker_registry_client_pulls_what_was_pushed(server):
                                                            "stable": layers[0].image_id}
     repository.untag("stable")
     assert base.get_repository_tags("interop", "app") == {"latest": layers[-1].image_id}
+
+
+def test_tag_metadata_and_repository_listing_of_docker_registry_tools(server):
+    """docker-registry 0.9's tag json route, and search names a tool can split on "/"."""
+    pusher = server.register("tagmeta")
+    layers = chain([image_id(0x950 + n) for n in range(2)], salt="tagmeta")
+    pusher.push("tagmeta/app", layers)
+    admin = server.client(("admin", "adminpass"))
+    admin.push("busybox", chain([image_id(0x960)], salt="library"))
+
+    client = DockerRegistryClient(f"http://{server.host}", api_version=1,
+                                  username="tagmeta", password="secret1", api_timeout=30)
+    data = client.repository("tagmeta/app").data("latest")
+    assert set(data) == {"last_update", "docker_version", "docker_go_version", "arch", "os", "kernel"}
+    assert isinstance(data["last_update"], int) and data["last_update"] > 1_600_000_000
+    assert data["arch"] == "amd64" and data["os"] == "linux"
+    # The library form of the route, and a missing tag: 404 with a JSON error.
+    library = requests.get(f"http://{server.host}/v1/repositories/busybox/tags/latest/json",
+                           auth=("tagmeta", "secret1"), timeout=30)
+    assert library.status_code == 200 and set(library.json()) == set(data)
+    missing = requests.get(f"http://{server.host}/v1/repositories/tagmeta/app/tags/nope/json",
+                           auth=("tagmeta", "secret1"), timeout=30)
+    assert missing.status_code == 404 and "error" in missing.json()
+
+    # The library's repository listing splits every search result on "/": bare names broke it.
+    listed = client.repositories()
+    assert "library/busybox" in listed and "tagmeta/app" in listed
+    assert client.repositories("library")["library/busybox"].repository == "busybox"

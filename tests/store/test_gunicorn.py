@@ -38,7 +38,7 @@ def server(tmp_path, request):
     seeded.close()
     port = free_port()
     env = clean_env({"INDEX_DATA_DIR": str(tmp_path / "data"), "INDEX_BCRYPT_ROUNDS": "4",
-                     "INDEX_SECRET_KEY": "gunicorn-test",
+                     "INDEX_SECRET_KEY": "gunicorn-test-secret-0123456789abcdef",
                      "INDEX_DEFAULT_VISIBILITY": "public"})
     log_path = tmp_path / "gunicorn.log"
     with open(log_path, "wb") as log:
