@@ -6,12 +6,15 @@ from typing import Any
 from flask import redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
-from .. import names
+from .. import events, names
 from ..errors import BadRequest, Forbidden, NotFound
+from ..events.audit import Query
 from ..names import LIBRARY
 from ..services import services
 from . import bp
 from .account import signed_in
+
+AUDIT_ROWS = 50  # the newest records; the whole trail: docker-index audit query, /api/v1/superuser/logs
 
 # What each account button does to the record.
 _ACCOUNT_ACTIONS: dict[str, dict[str, bool]] = {
@@ -33,7 +36,8 @@ def admin_page() -> str:
     store = services().store
     accounts = sorted(store.list_users(), key=lambda u: (bool(u.get("active")), u["username"]))
     repositories = sorted(store.iter_repositories(), key=lambda r: (r["namespace"], r["name"]))
-    return render_template("admin.html", accounts=accounts, repositories=repositories,
+    trail, _ = events.current().audit.query(Query(), limit=AUDIT_ROWS)
+    return render_template("admin.html", accounts=accounts, repositories=repositories, trail=trail,
                            message=request.args.get("done"))
 
 

@@ -10,9 +10,10 @@ from typing import Any
 from flask import redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
-from .. import names, permissions
+from .. import events, names, permissions
 from ..api import operations
-from ..errors import Forbidden, NotFound
+from ..errors import BadRequest, Forbidden, NotFound
+from ..events.notifications import EVENTS, public_view
 from ..names import RepoName
 from ..services import services
 from ..store import ACTIVE
@@ -73,7 +74,46 @@ def repository_settings(namespace: str, repository: str) -> str:
         users=sorted(operations.grants(name, "user").items()),
         teams=sorted(operations.grants(name, "team").items()),
         team_names=sorted(organization["teams"]) if organization else None,
-        roles=list(permissions.ROLE_NAMES), message=request.args.get("done"))
+        roles=list(permissions.ROLE_NAMES), message=request.args.get("done"),
+        webhooks=[public_view(found)
+                  for found in events.current().notifications.in_scope(name.namespace, name.repository)],
+        webhook_events=EVENTS, secret=request.args.get("secret"))
+
+
+@bp.post("/repository/<namespace>/<repository>/settings/webhooks")
+def webhook_add(namespace: str, repository: str) -> BaseResponse:
+    """A webhook in Quay's shape, through the same function as the API and the CLI."""
+    name, _ = _admin_of(namespace, repository)
+    body = {"event": request.form.get("event"), "method": "webhook", "title": request.form.get("title", ""),
+            "config": {"url": request.form.get("url", "").strip()}}
+    try:
+        created, generated = events.add_notification(body, name.namespace, name.repository, signed_in()["username"])
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    # The generated secret is shown once, on the page this redirects to.
+    return redirect(url_for("web.repository_settings", namespace=name.namespace, repository=name.repository,
+                            done=f"webhook {created['uuid'][:8]} added", secret=generated), 303)
+
+
+def _webhook_of(name: RepoName, uuid: str) -> dict[str, Any]:
+    found = events.current().notifications.get(uuid)
+    if found is None or (found["namespace"], found["repository"]) != (name.namespace, name.repository):
+        raise NotFound(f"webhook {uuid[:40]} not found")
+    return found
+
+
+@bp.post("/repository/<namespace>/<repository>/settings/webhooks/<uuid>/delete")
+def webhook_delete(namespace: str, repository: str, uuid: str) -> BaseResponse:
+    name, _ = _admin_of(namespace, repository)
+    events.remove_notification(_webhook_of(name, uuid), signed_in()["username"])
+    return _back(name, f"webhook {uuid[:8]} removed")
+
+
+@bp.post("/repository/<namespace>/<repository>/settings/webhooks/<uuid>/test")
+def webhook_test(namespace: str, repository: str, uuid: str) -> BaseResponse:
+    name, _ = _admin_of(namespace, repository)
+    events.queue_test(_webhook_of(name, uuid), signed_in()["username"])
+    return _back(name, f"test delivery queued for webhook {uuid[:8]}")
 
 
 @bp.post("/repository/<namespace>/<repository>/settings/visibility")

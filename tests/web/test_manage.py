@@ -124,3 +124,43 @@ def test_robots_from_the_account_page(people, client):
     assert people["bobby"].post("/robots/alice/ci/delete", page="/account").status_code == 403
     assert alice.post("/robots/alice/ci/delete", page="/account").status_code == 303
     assert "alice+ci" not in alice.get("/account").get_data(as_text=True)
+
+
+def test_webhooks_from_the_settings_page(docker, settings):
+    from index import create_app
+    app = create_app({**settings, "WEBHOOK_ALLOW_PRIVATE": True})
+    owner = Browser(app.test_client())
+    docker_app = type(docker)(app.test_client())
+    assert docker_app.register("alice", "secret1").status_code == 201
+    assert docker_app.put_repository("alice/app", [{"id": image_id(1)}]).status_code == 200
+    assert owner.sign_in("alice", "secret1").status_code == 303
+    added = owner.post("/repository/alice/app/settings/webhooks",
+                       {"event": "repo_push", "url": "http://127.0.0.1:9/hook", "title": "<b>deploy</b>"}, page="/account")
+    assert added.status_code == 303 and "secret=" in added.headers["Location"]
+    page = owner.get(added.headers["Location"]).get_data(as_text=True)
+    assert "http://127.0.0.1:9/hook" in page and "<b>deploy</b>" not in page and "shown this once" in page
+    from index.events import current
+    with app.app_context():
+        hooks = current().notifications.in_scope("alice", "app")
+    assert len(hooks) == 1
+    uuid = hooks[0]["uuid"]
+    assert owner.post(f"/repository/alice/app/settings/webhooks/{uuid}/test", page="/account").status_code == 303
+    assert owner.post(f"/repository/alice/app/settings/webhooks/{uuid}/delete", page="/account").status_code == 303
+    with app.app_context():
+        assert current().notifications.in_scope("alice", "app") == []
+    assert owner.post(f"/repository/alice/app/settings/webhooks/{uuid}/delete", page="/account").status_code == 404
+    bad = owner.post("/repository/alice/app/settings/webhooks", {"event": "repo_push", "url": "ftp://x"}, page="/account")
+    assert bad.status_code == 400
+
+
+def test_webhooks_to_private_addresses_are_refused_by_default(people):
+    response = people["alice"].post("/repository/alice/app/settings/webhooks",
+                                    {"event": "repo_push", "url": "http://127.0.0.1:9/hook"}, page="/account")
+    assert response.status_code == 400
+
+
+def test_admin_page_shows_the_audit_trail(people, app):
+    admin = Browser(app.test_client())
+    assert admin.sign_in("admin", "adminpass").status_code == 303
+    page = admin.get("/admin").get_data(as_text=True)
+    assert "Audit trail" in page and "register" in page
