@@ -51,7 +51,10 @@ def parse_since(raw: str) -> datetime:
     text = raw.strip()
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     if 1 < len(text) <= 8 and text[-1] in units and text[:-1].isdecimal() and text[:-1].isascii():
-        return datetime.now(UTC) - timedelta(seconds=int(text[:-1]) * units[text[-1]])
+        try:
+            return datetime.now(UTC) - timedelta(seconds=int(text[:-1]) * units[text[-1]])
+        except OverflowError:  # an age before year 1 (say 9999999d): nothing is older, a 400
+            raise ValueError(f"since: the age {raw!r} reaches back before the year 1") from None
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except (ValueError, OverflowError):
