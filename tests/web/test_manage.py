@@ -164,3 +164,4 @@ def test_admin_page_shows_the_audit_trail(people, app):
     assert admin.sign_in("admin", "adminpass").status_code == 303
     page = admin.get("/admin").get_data(as_text=True)
     assert "Audit trail" in page and "register" in page
+    assert "<title>Administration ·" in page  # the trail is in the page, not in its title
