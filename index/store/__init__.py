@@ -103,8 +103,8 @@ class Store:
     def _lookup(self, path: Path, table: str, key: str) -> dict[str, Any] | None:
         return self.tables.lookup(path, table, key)
 
-    def _existing(self, path: Path) -> DataFile | None:
-        return self.tables.existing(path)
+    def _existing(self, path: Path, keep: bool = True) -> DataFile | None:
+        return self.tables.existing(path, keep)
 
     def _committed(self, path: Path) -> None:
         if path.parent == self.namespaces_dir:
@@ -445,10 +445,11 @@ class Store:
         """Every repository record (all states), namespace by namespace.
 
         ``retain=False`` for a pass over many namespaces (the search index): each file's parse is
-        dropped after use instead of staying in this process's read cache.
+        dropped after use instead of staying in this process's read cache, and no DataFile is
+        kept for a file this process did not hold one for.
         """
         for ns in ([namespace] if namespace else self.namespaces()):
-            datafile = self._existing(self._namespace_path(ns))
+            datafile = self._existing(self._namespace_path(ns), keep=retain)
             if datafile is None:
                 continue
             for doc in self._reader(datafile, "repositories", retain).all():

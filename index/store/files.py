@@ -269,7 +269,8 @@ class DataFile(ForkSafe):
 
     def _new_locks(self) -> None:
         self._thread_lock = threading.RLock()
-        self._file_lock = FileLock(str(self.path) + LOCK_SUFFIX, thread_local=False)
+        # Made at the first write: a FileLock is ~1 KB, and a worker reads thousands of files.
+        self._file_lock: FileLock | None = None
 
     @contextlib.contextmanager
     def locked(self, timeout: float = LOCK_TIMEOUT_SECONDS) -> Iterator[None]:
@@ -278,9 +279,12 @@ class DataFile(ForkSafe):
         if not self._thread_lock.acquire(timeout=timeout):
             raise busy
         try:
+            if self._file_lock is None:
+                self._file_lock = FileLock(str(self.path) + LOCK_SUFFIX, thread_local=False)
+            file_lock = self._file_lock
             try:
                 ensure_dir(self.path.parent)
-                self._file_lock.acquire(timeout=timeout)
+                file_lock.acquire(timeout=timeout)
             except Timeout:
                 raise busy from None
             except OSError as exc:
@@ -288,7 +292,7 @@ class DataFile(ForkSafe):
             try:
                 yield
             finally:
-                self._file_lock.release()
+                file_lock.release()
         finally:
             self._thread_lock.release()
 

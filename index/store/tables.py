@@ -118,15 +118,19 @@ class Tables(ForkSafe):
                 datafile = self._files[path] = DataFile(path)
             return datafile
 
-    def existing(self, path: Path) -> DataFile | None:
+    def existing(self, path: Path, keep: bool = True) -> DataFile | None:
         """The DataFile for reading ``path``; None when the file does not exist.
 
-        Reads of names that do not exist (any URL can name one) create no lasting object.
+        Reads of names that do not exist (any URL can name one) create no lasting object, nor
+        does ``keep=False`` (one pass over every file: the search index): a read takes no lock,
+        so a DataFile of its own serves it as well as the shared one.
         """
         with self._files_lock:
             datafile = self._files.get(path)
         if datafile is None and not path.exists():
             return None
+        if datafile is None and not keep:
+            return DataFile(path)
         return datafile or self.datafile(path)
 
     @contextlib.contextmanager
