@@ -23,6 +23,7 @@ from .. import mail
 from ..config import ConfigError, describe, load_config
 from ..events.metrics import prepare_multiprocess_dir
 from ..store import CorruptDataFile, StorageFailure
+from .malloc import limit_heap_growth
 from .preflight import PreflightError, check_port_free
 from .wsgi_on_rsgi import WsgiOnRsgi
 
@@ -111,6 +112,7 @@ def serve() -> None:
     except (ConfigError, PreflightError) as exc:
         fail(str(exc))
     prepare_multiprocess_dir()  # before any worker exists: /metrics then adds up every worker
+    limit_heap_growth()  # inherited by the workers
     app = create_app_or_exit()
     log_effective_settings(app)
     mail.log_probe(app.config)  # confirm mode: say now whether activation mail will go out
