@@ -259,6 +259,10 @@ class ForkSafe(abc.ABC):
 os.register_at_fork(after_in_child=ForkSafe._after_fork_in_child)
 
 
+# A file's version: (inode, size, mtime_ns) and its first bytes (the write stamp).
+FileVersion = tuple[tuple[int, int, int], bytes]
+MISSING: FileVersion = ((0, 0, 0), b"")
+
 # What the data files of one Store may keep parsed in a worker, counted in bytes of JSON on disk
 # (a parse takes about 3.5 times that): the most recently read files; others are parsed again.
 KEPT_PARSES_BYTES = 4 << 20
@@ -305,7 +309,7 @@ class DataFile(ForkSafe):
         self.path = path
         self._kept = kept
         # ((inode, size, mtime_ns), first bytes) -> parsed content; replaced whole, never mutated.
-        self._cache: tuple[tuple[tuple[int, int, int], bytes], dict[str, Any]] | None = None
+        self._cache: tuple[FileVersion, dict[str, Any]] | None = None
         super().__init__()
 
     def _new_locks(self) -> None:
@@ -362,6 +366,25 @@ class DataFile(ForkSafe):
         if retain:
             self._keep(_stat_key(info), raw[:_PREFIX_LEN], data)
         return data
+
+    def read_if_changed(self, since: FileVersion | None) -> tuple[FileVersion, dict[str, Any]] | None:
+        """The parsed file and its version, or None while it is still at version ``since``.
+
+        For readers that keep something derived from the file instead of its parse (nothing is
+        kept here). A missing file reads as ``{}`` at version :data:`MISSING`.
+        """
+        try:
+            with open(self.path, "rb") as handle:
+                key = _stat_key(os.fstat(handle.fileno()))
+                if since is not None and since[0] == key and handle.read(_PREFIX_LEN) == since[1]:
+                    return None
+                handle.seek(0)
+                raw = handle.read()
+        except FileNotFoundError:
+            return None if since == MISSING else (MISSING, {})
+        except OSError as exc:
+            raise failure("read", self.path, exc) from None
+        return (key, raw[:_PREFIX_LEN]), self._parse(raw)
 
     def _keep(self, key: tuple[int, int, int], prefix: bytes, data: dict[str, Any]) -> None:
         self._cache = ((key, prefix), data)
