@@ -196,10 +196,13 @@ class Activity:
             for repository, stats in data.get(TABLE, {}).items():
                 latest = _latest(stats)
                 if latest is not None:
-                    recency[repository] = latest
+                    # A copy: a string of the parse kept alive would keep the parse's memory
+                    # pages (one in every few thousand objects is enough), after it is dropped.
+                    recency[repository.encode().decode()] = latest
                 if stats.get("last_push"):
                     pushes.append((stats["last_push"], repository))
-            latest_pushes = heapq.nlargest(LATEST_PUSHES_KEPT, pushes)
+            latest_pushes = [(pushed.encode().decode(), repository.encode().decode())
+                             for pushed, repository in heapq.nlargest(LATEST_PUSHES_KEPT, pushes)]
             self._view = _Flushed(version, recency, latest_pushes, len(pushes) <= LATEST_PUSHES_KEPT)
             return self._view
 
