@@ -1,7 +1,8 @@
 """Flat memory and start-up at scale (issue 18, part 4): two data sets served side by side.
 
 Fills two data dirs with ``storage_scale.py``'s generator (by default 100 and 100,000
-repositories; the measured namespace ``alice`` holds 50 repositories in both), starts a server on
+repositories; the measured namespace ``alice`` holds 50 repositories in both) and pull/push
+counts for every repository (``activity.json``: each pushed once, most pulled), starts a server on
 each as ``make run`` does (``python -m index serve``: 2 workers, 4 threads), one after the other
 so their start-ups do not compete, then measures both servers *interleaved*: every round sends the
 same request to one server, then to the other (alternating which goes first), so that both see
@@ -21,9 +22,10 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import os
+import secrets
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -44,6 +46,7 @@ from storage_scale import (  # noqa: E402
 )
 
 from index import create_app  # noqa: E402
+from index.store.files import STAMP_KEY  # noqa: E402
 
 CONNECTIONS = 8  # keep-alive connections per server: enough that both workers get some
 
@@ -56,6 +59,7 @@ class Served:
         self.data_dir = workdir / f"data-{size}"
         started = time.perf_counter()
         self.namespaces, self.json_bytes = fill(self.data_dir, size, 0)
+        self.activity_bytes = fill_activity(self.data_dir)
         self.fill_seconds = time.perf_counter() - started
         self.process = None
         self.results: dict[str, list[float]] = {"search": [], "announce (new repository)": [],
@@ -77,7 +81,13 @@ class Served:
         self.memory[moment] = worker_memory(self.process.pid)
 
     def timed(self, name: str, method: str, path: str, body=None, headers=None, ok=(200,), client=0) -> float:
-        status, seconds = self.clients[client].call(method, path, body, headers)
+        try:
+            status, seconds = self.clients[client].call(method, path, body, headers)
+        except (OSError, http.client.HTTPException):
+            # A keep-alive connection the server closed while it sat idle (the other server was
+            # starting): one new connection, and the sample is taken again.
+            self.clients[client] = Client(self.port)
+            status, seconds = self.clients[client].call(method, path, body, headers)
         if status not in ok:
             raise SystemExit(f"{self.size} repositories: {method} {path} answered {status}")
         if name:
@@ -87,6 +97,23 @@ class Served:
     def stop(self) -> None:
         if self.process is not None:
             stop_process(self.process, timeout=30)
+
+
+def fill_activity(data_dir: Path) -> int:
+    """Pull/push counts for every repository, as if each was pushed once and most were pulled
+    (a repository exists because it was pushed); returns the bytes of ``activity.json``."""
+    table = {}
+    for number, path in enumerate(sorted((data_dir / "db" / "namespaces").glob("*.json"))):
+        for name in json.loads(path.read_bytes())["repositories"]:
+            minute = number * 7 % 50_000
+            pushed = f"2026-0{1 + minute // 10_000}-1{minute % 10}T{minute % 24:02d}:{minute % 60:02d}:00+00:00"
+            entry = {"pulls": number % 40, "pushes": 1, "last_push_by": path.stem, "last_push": pushed}
+            if number % 5:
+                entry["last_pull"] = f"2026-06-1{minute % 10}T{minute % 24:02d}:{number % 60:02d}:00+00:00"
+            table[f"{path.stem}/{name}"] = entry
+    target = data_dir / "db" / "activity.json"
+    target.write_text(json.dumps({STAMP_KEY: secrets.token_hex(8), "repositories": table}, separators=(",", ":")))
+    return target.stat().st_size
 
 
 def percentile(samples: list[float], fraction: float) -> float:
@@ -145,6 +172,7 @@ def report(served: list[Served]) -> None:
     print(f"{'':<{width}} {small.size:>16,} {large.size:>16,}   ratio")
     print(f"{'namespaces, MB of JSON':<{width}} {small.namespaces:>9,} {small.json_bytes / 1e6:>6.1f}"
           f" {large.namespaces:>9,} {large.json_bytes / 1e6:>6.1f}")
+    print(f"{'activity.json MB':<{width}} {small.activity_bytes / 1e6:>16.1f} {large.activity_bytes / 1e6:>16.1f}")
     print(f"{'start: create_app() ms':<{width}} {small.create_app_seconds * 1000:>16.0f}"
           f" {large.create_app_seconds * 1000:>16.0f}")
     print(f"{'start: serve -> first answer ms':<{width}} {small.first_answer * 1000:>16.0f}"

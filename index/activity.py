@@ -134,7 +134,7 @@ class Activity:
                             merged[field] = merged.get(field, 0) + counts[field]
                     merged.update({k: v for k, v in counts.items() if k not in _FIELDS})
                     table[repository] = merged
-                self._file.write(data)
+                self._file.write(data, retain=False)  # readers keep what they derive, not this
         except (StoreError, OSError) as exc:
             log.warning("could not save pull/push counts (kept for the next try): %s", exc)
             with self._lock:
@@ -260,4 +260,4 @@ class Activity:
         with self._store.writing(), self._file.locked():
             data = self._file.read_private()
             if data.get(TABLE, {}).pop(repository, None) is not None:
-                self._file.write(data)
+                self._file.write(data, retain=False)  # readers keep what they derive, not this

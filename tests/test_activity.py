@@ -118,3 +118,13 @@ def test_the_file_is_parsed_once_per_version_and_not_kept(workers, monkeypatch):
     assert mine.recency() is not first
     assert parses.count(True) == 2
     assert mine._file._cache is None  # the parse itself is not kept
+
+
+def test_a_flush_keeps_no_parse_of_the_file(workers):
+    mine, other = workers
+    filled(other, 50, random.Random(3))
+    mine.pulled("ns1/repo1")
+    mine.flush()
+    mine.forget("ns2/repo2")
+    assert mine._file._cache is None
+    assert mine.of("ns1/repo1") == reference(other)["ns1/repo1"]

@@ -415,10 +415,11 @@ class DataFile(ForkSafe):
         data.pop(STAMP_KEY, None)
         return data
 
-    def write(self, data: dict[str, Any]) -> None:
+    def write(self, data: dict[str, Any], retain: bool = True) -> None:
         """Replace the file with ``data``; durable on return. Call inside ``locked``.
 
-        ``data`` becomes the read cache: the caller must not change it afterwards.
+        ``data`` becomes the read cache (unless ``retain=False``): the caller must not change it
+        afterwards.
         """
         stamped = {STAMP_KEY: secrets.token_hex(_STAMP_HEX // 2), **data}
         payload = json.dumps(stamped, separators=(",", ":")).encode("utf-8")
@@ -428,7 +429,8 @@ class DataFile(ForkSafe):
             info = os.stat(self.path)
         except OSError as exc:
             raise failure("write", self.path, exc) from None
-        self._keep(_stat_key(info), payload[:_PREFIX_LEN], data)
+        if retain:
+            self._keep(_stat_key(info), payload[:_PREFIX_LEN], data)
 
     def check(self) -> None:
         """Parse the file now: raises CorruptDataFile for a damaged one (the parse is not kept)."""
