@@ -1,34 +1,38 @@
 """Pull and push counts per repository, kept without a durable write per request.
 
 A pull (``GET .../images``) or a push (docker's final ``PUT .../images``) only adds to this
-worker's in-memory tally. A tally is merged into ``<data dir>/db/activity.json`` under that file's
-lock (same durable replace as every data file) once it is older than ``INDEX_ACTIVITY_FLUSH_SECONDS``,
-by the next request that records something, and at exit. So counts are batched: a worker that is
-killed loses at most that many seconds of counts, never other data, and readers in other workers
-see a pull after at most that delay. Counts are for the web pages and search ties, not for billing.
-
-A worker does not keep the file's parse (at 100,000 repositories about 50 MiB): when the file
-changed it works out what ranking and the home page need (each repository's latest activity, the
-latest pushes) and drops the parse; one repository's counts (its page) are read straight from
-the file's bytes.
+worker's in-memory tally. A tally is merged into the shards ``<data dir>/db/activity/<xx>.json``
+(a repository's shard: :func:`shard_of`) under each shard's lock (same durable replace as every
+data file) once it is older than ``INDEX_ACTIVITY_FLUSH_SECONDS``, by the next request that
+records something, and at exit. So counts are batched: a worker that is killed loses at most that
+many seconds of counts, never other data, and readers in other workers see a pull after at most
+that delay. Counts are for the web pages and search ties, not for billing.
 
     {"alice/app": {"pulls": 12, "pushes": 3, "last_pull": "...", "last_push": "...",
                    "last_push_by": "alice"}}
+
+Shards, so that the cost of a flush and of reading other workers' flushes is that of the
+repositories touched, not of all of them: one ``db/activity.json`` was 14 MB at 100,000
+repositories, parsed by every worker after every flush (50 MiB each time) and rewritten by every
+flush. A worker keeps what ranking and the home page need (each repository's latest activity,
+the latest pushes of each shard), never a shard's parse; a data dir with the single file of
+earlier versions is split into shards when the index starts.
 """
 from __future__ import annotations
 
 import atexit
 import contextlib
 import heapq
-import json
 import logging
 import threading
 import time
 import weakref
+import zlib
 from collections.abc import Collection, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from .store import Store
 from .store.errors import StoreError
@@ -36,9 +40,18 @@ from .store.files import DataFile, FileVersion
 
 log = logging.getLogger(__name__)
 
-ACTIVITY_FILE = "activity.json"
+LEGACY_FILE = "activity.json"  # before shards: every repository's counts in one file
+SHARDS = 16
 TABLE = "repositories"
 _FIELDS = ("pulls", "pushes")
+# The latest pushes kept per shard for the home page (which shows the first few its viewer may
+# read); going past them reads that shard again.
+LATEST_PUSHES_KEPT = 64
+
+
+def shard_of(repository: str) -> str:
+    """The shard holding ``ns/repo``'s counts: ``00`` to ``0f``."""
+    return f"{zlib.crc32(repository.encode()) % SHARDS:02x}"
 
 
 def _flush_at_exit(ref: weakref.ref[Activity]) -> None:
@@ -49,19 +62,6 @@ def _flush_at_exit(ref: weakref.ref[Activity]) -> None:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-# The latest pushes kept for the home page (which shows the first few its viewer may read).
-LATEST_PUSHES_KEPT = 1000
-
-
-class _Flushed(NamedTuple):
-    """What is kept of one version of the flushed file."""
-
-    version: FileVersion | None
-    recency: dict[str, float]               # ns/repo -> time of its latest pull or push
-    latest_pushes: list[tuple[str, str]]    # (last push, ns/repo), the latest first
-    complete: bool                          # latest_pushes holds every pushed repository
 
 
 def _latest(stats: Mapping[str, Any]) -> float | None:
@@ -76,10 +76,29 @@ def _latest(stats: Mapping[str, Any]) -> float | None:
 def _merged(stored: Mapping[str, Any], pending: Mapping[str, Any]) -> dict[str, Any]:
     """Flushed counts with pending ones added: counters summed, pending times and names win."""
     entry = dict(stored)
-    for field in _FIELDS:
-        entry[field] = entry.get(field, 0) + pending.get(field, 0)
+    for name in _FIELDS:
+        entry[name] = entry.get(name, 0) + pending.get(name, 0)
     entry.update({k: v for k, v in pending.items() if k not in _FIELDS})
     return entry
+
+
+def _add_into(table: dict[str, Any], repository: str, counts: Mapping[str, Any]) -> None:
+    merged = dict(table.get(repository, {}))
+    for name in _FIELDS:
+        if name in counts:
+            merged[name] = merged.get(name, 0) + counts[name]
+    merged.update({k: v for k, v in counts.items() if k not in _FIELDS})
+    table[repository] = merged
+
+
+@dataclass
+class _Shard:
+    """What this worker keeps of one version of one shard."""
+
+    version: FileVersion | None = None
+    repositories: list[str] = field(default_factory=list)   # its keys in the merged recency
+    latest_pushes: list[tuple[str, str]] = field(default_factory=list)  # (last push, ns/repo), latest first
+    complete: bool = True  # latest_pushes holds every pushed repository of the shard
 
 
 class Activity:
@@ -87,19 +106,25 @@ class Activity:
 
     def __init__(self, store: Store, flush_seconds: float) -> None:
         self._store = store
-        self._file = DataFile(Path(store.db_dir) / ACTIVITY_FILE)
+        self._folder = store.activity_dir
+        self._files = {shard: DataFile(self._folder / f"{shard}.json")
+                       for shard in (f"{n:02x}" for n in range(SHARDS))}
         self._flush_seconds = flush_seconds
         self._lock = threading.Lock()
         self._pending: dict[str, dict[str, Any]] = {}
         self._since = time.monotonic()
         self._changes = 0  # counts every _add, so a merged view can be reused until the next one
         self._view_lock = threading.Lock()
-        self._view: _Flushed | None = None
-        # (the view and the change count it was merged at, the merged recency)
-        self._recency: tuple[_Flushed, int, dict[str, float]] | None = None
+        self._shards: dict[str, _Shard] = {shard: _Shard() for shard in self._files}
+        # ns/repo -> latest activity, of every shard; replaced, never changed, once handed out
+        self._flushed: dict[str, float] = {}
+        self._generation = 0  # goes up whenever _flushed changes
+        # (generation and change count it was merged at, the merged recency)
+        self._recency: tuple[int, int, dict[str, float]] | None = None
         ref = weakref.ref(self)
         atexit.register(_flush_at_exit, ref)
 
+    # -- counting ------------------------------------------------------------------------------
     def pulled(self, repository: str) -> None:
         self._add(repository, "pulls", {"last_pull": _now()})
 
@@ -117,147 +142,173 @@ class Activity:
             self.flush()
 
     def flush(self) -> None:
-        """Merge the pending counts into the file (a failure keeps them for the next try)."""
+        """Merge the pending counts into their shards (a failure keeps a shard's for the next try)."""
         with self._lock:
             pending, self._pending = self._pending, {}
             self._since = time.monotonic()
-        if not pending:
-            return
-        try:
-            with self._store.writing(), self._file.locked():
-                data = self._file.read_private()
-                table = data.setdefault(TABLE, {})
-                for repository, counts in pending.items():
-                    merged = dict(table.get(repository, {}))
-                    for field in _FIELDS:
-                        if field in counts:
-                            merged[field] = merged.get(field, 0) + counts[field]
-                    merged.update({k: v for k, v in counts.items() if k not in _FIELDS})
-                    table[repository] = merged
-                self._file.write(data, retain=False)  # readers keep what they derive, not this
-        except (StoreError, OSError) as exc:
-            log.warning("could not save pull/push counts (kept for the next try): %s", exc)
-            with self._lock:
-                for repository, counts in pending.items():
-                    entry = self._pending.setdefault(repository, {})
-                    for field in _FIELDS:
-                        if field in counts:
-                            entry[field] = entry.get(field, 0) + counts[field]
-                    entry.update({k: v for k, v in counts.items() if k not in _FIELDS and k not in entry})
-
-    def of(self, repository: str) -> dict[str, Any]:
-        """Flushed counts plus this worker's pending ones for one repository."""
-        stored = self._stored_entry(repository)
-        with self._lock:
-            pending = self._pending.get(repository)
-            if pending is None:
-                return stored if stored is not None else {"pulls": 0, "pushes": 0}
-            return _merged(stored or {}, pending)
-
-    def _stored_entry(self, repository: str) -> dict[str, Any] | None:
-        """One repository's flushed counts, found in the file's bytes without parsing all of it.
-
-        The file is ours: repository names are keys of the one table, each one flat object, and
-        ``"ns/repo":`` cannot occur elsewhere (values are numbers, times and account names).
-        """
-        try:
-            raw = self._file.path.read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            log.warning("could not read pull/push counts: %s", exc)
-            return None
-        start = raw.find(json.dumps(repository).encode() + b":{")
-        if start == -1:
-            return None
-        start = raw.index(b"{", start)
-        try:
-            found = json.loads(raw[start:raw.index(b"}", start) + 1])
-        except ValueError as exc:
-            log.warning("could not read pull/push counts: %s", exc)
-            return None
-        return found if isinstance(found, dict) else None
-
-    def _flushed(self) -> _Flushed:
-        """What ranking and the home page need of the flushed counts, worked out again only when
-        the file changed; the file's parse is not kept (at 100,000 repositories it was 50 MiB)."""
-        with self._view_lock:
-            view = self._view
+        by_shard: dict[str, dict[str, dict[str, Any]]] = {}
+        for repository, counts in pending.items():
+            by_shard.setdefault(shard_of(repository), {})[repository] = counts
+        for shard, counts_of in sorted(by_shard.items()):
+            datafile = self._files[shard]
             try:
-                changed = self._file.read_if_changed(view.version if view is not None else None)
+                with self._store.writing(), datafile.locked():
+                    data = datafile.read_private()
+                    table = data.setdefault(TABLE, {})
+                    for repository, counts in counts_of.items():
+                        _add_into(table, repository, counts)
+                    datafile.write(data, retain=False)  # readers keep what they derive, not this
             except (StoreError, OSError) as exc:
-                log.warning("could not read pull/push counts: %s", exc)
-                changed = None
-            if changed is None:
-                return view if view is not None else _Flushed(None, {}, [], True)
-            version, data = changed
-            recency: dict[str, float] = {}
-            pushes: list[tuple[str, str]] = []
-            for repository, stats in data.get(TABLE, {}).items():
-                latest = _latest(stats)
-                if latest is not None:
-                    # A copy: a string of the parse kept alive would keep the parse's memory
-                    # pages (one in every few thousand objects is enough), after it is dropped.
-                    recency[repository.encode().decode()] = latest
-                if stats.get("last_push"):
-                    pushes.append((stats["last_push"], repository))
-            latest_pushes = [(pushed.encode().decode(), repository.encode().decode())
-                             for pushed, repository in heapq.nlargest(LATEST_PUSHES_KEPT, pushes)]
-            self._view = _Flushed(version, recency, latest_pushes, len(pushes) <= LATEST_PUSHES_KEPT)
-            return self._view
+                log.warning("could not save pull/push counts (kept for the next try): %s", exc)
+                self._keep_pending(counts_of)
 
-    def latest_pushes(self) -> Iterator[tuple[str, str]]:
-        """(time of the last push, ``ns/repo``) of every pushed repository, the latest first
-        (flushed by any worker, with this worker's pending pushes): what the home page lists."""
-        view = self._flushed()
+    def _keep_pending(self, counts_of: Mapping[str, Mapping[str, Any]]) -> None:
         with self._lock:
-            pending = {repository: counts["last_push"] for repository, counts in self._pending.items()
-                       if counts.get("last_push")}
-        mine = sorted(((pushed, repository) for repository, pushed in pending.items()), reverse=True)
-        yield from heapq.merge(mine, self._stored_pushes(view, pending), reverse=True)
-
-    def _stored_pushes(self, view: _Flushed, pending: Collection[str]) -> Iterator[tuple[str, str]]:
-        """The flushed pushes, latest first, but those ``pending`` (whose pending push is later)."""
-        yield from ((pushed, repository) for pushed, repository in view.latest_pushes if repository not in pending)
-        if view.complete:
-            return
-        # Past the kept ones (rare: a home page whose viewer may read none of the latest pushes).
-        last = view.latest_pushes[-1]
-        data = self._file.read_shared(retain=False)
-        yield from sorted(((stats["last_push"], repository) for repository, stats in data.get(TABLE, {}).items()
-                           if stats.get("last_push") and repository not in pending
-                           and (stats["last_push"], repository) < last), reverse=True)
-
-    def recency(self) -> Mapping[str, float]:
-        """``ns/repo`` -> time of its latest pull or push (seconds since 1970), for ranking.
-
-        The flushed file's part is worked out again only when the file changed; this worker's
-        pending pulls and pushes are laid over it (a copy only while there are some).
-        """
-        view = self._flushed()
-        with self._lock:
-            if not self._pending:
-                return view.recency
-            cached = self._recency
-            if cached is not None and cached[0] is view and cached[1] == self._changes:
-                return cached[2]
-            pending = {repository: _latest(counts) for repository, counts in self._pending.items()}
-            changes = self._changes
-        merged = dict(view.recency)
-        for repository, latest in pending.items():
-            if latest is not None:
-                merged[repository] = max(latest, merged.get(repository, latest))
-        with self._lock:
-            self._recency = (view, changes, merged)
-        return merged
+            for repository, counts in counts_of.items():
+                entry = self._pending.setdefault(repository, {})
+                for name in _FIELDS:
+                    if name in counts:
+                        entry[name] = entry.get(name, 0) + counts[name]
+                entry.update({k: v for k, v in counts.items() if k not in _FIELDS and k not in entry})
 
     def forget(self, repository: str) -> None:
         """Drop a deleted repository's counts (a new repository of that name starts at zero)."""
         with self._lock:
             self._pending.pop(repository, None)
-        if not self._file.path.exists():
+        datafile = self._files[shard_of(repository)]
+        if not datafile.path.exists():
             return
-        with self._store.writing(), self._file.locked():
-            data = self._file.read_private()
+        with self._store.writing(), datafile.locked():
+            data = datafile.read_private()
             if data.get(TABLE, {}).pop(repository, None) is not None:
-                self._file.write(data, retain=False)  # readers keep what they derive, not this
+                datafile.write(data, retain=False)
+
+    # -- the data dir of an earlier version ---------------------------------------------------------
+    def split_legacy_file(self) -> int:
+        """Move the counts of ``db/activity.json`` (before shards) into the shards; returns how
+        many repositories moved. Run at start-up, before any worker counts.
+
+        Each shard gets the file's entries (set, not added: a split cut short and run again
+        gives the same shards); the file goes once every shard holds its part.
+        """
+        legacy = DataFile(Path(self._store.db_dir) / LEGACY_FILE)
+        if not legacy.path.exists():
+            return 0
+        with self._store.writing(), legacy.locked():
+            table = legacy.read_private().get(TABLE, {})
+            by_shard: dict[str, dict[str, Any]] = {}
+            for repository, stats in table.items():
+                by_shard.setdefault(shard_of(repository), {})[repository] = stats
+            for shard, entries in sorted(by_shard.items()):
+                datafile = self._files[shard]
+                with datafile.locked():
+                    data = datafile.read_private()
+                    data.setdefault(TABLE, {}).update(entries)
+                    datafile.write(data, retain=False)
+            legacy.path.unlink(missing_ok=True)
+        log.info("moved the pull/push counts of %d repositories into %s", len(table), self._folder)
+        return len(table)
+
+    # -- reading -------------------------------------------------------------------------------
+    def of(self, repository: str) -> dict[str, Any]:
+        """Flushed counts plus this worker's pending ones for one repository."""
+        try:
+            stored = self._files[shard_of(repository)].read_shared(retain=False).get(TABLE, {}).get(repository)
+        except (StoreError, OSError) as exc:
+            log.warning("could not read pull/push counts: %s", exc)
+            stored = None
+        with self._lock:
+            pending = self._pending.get(repository)
+            if pending is None:
+                return dict(stored) if stored is not None else {"pulls": 0, "pushes": 0}
+            return _merged(stored or {}, pending)
+
+    def _refresh(self) -> None:
+        """Work out again what is kept of the shards that changed since the last look (any
+        worker's flush); their parses are dropped right after."""
+        with self._view_lock:
+            flushed = self._flushed
+            for shard, datafile in self._files.items():
+                known = self._shards[shard]
+                try:
+                    changed = datafile.read_if_changed(known.version)
+                except (StoreError, OSError) as exc:
+                    log.warning("could not read pull/push counts: %s", exc)
+                    continue
+                if changed is None:
+                    continue
+                version, data = changed
+                if flushed is self._flushed:  # handed out by recency(): changed in a copy
+                    flushed = dict(self._flushed)
+                for repository in known.repositories:
+                    flushed.pop(repository, None)
+                fresh = _Shard(version)
+                pushes: list[tuple[str, str]] = []
+                for repository, stats in data.get(TABLE, {}).items():
+                    # Copies: a string of the parse kept alive would keep the parse's memory
+                    # pages (one in every few thousand objects is enough) after it is dropped.
+                    name = repository.encode().decode()
+                    latest = _latest(stats)
+                    if latest is not None:
+                        flushed[name] = latest
+                        fresh.repositories.append(name)
+                    if stats.get("last_push"):
+                        pushes.append((stats["last_push"], name))
+                fresh.latest_pushes = [(pushed.encode().decode(), name)
+                                       for pushed, name in heapq.nlargest(LATEST_PUSHES_KEPT, pushes)]
+                fresh.complete = len(pushes) <= LATEST_PUSHES_KEPT
+                self._shards[shard] = fresh
+            if flushed is not self._flushed:
+                with self._lock:
+                    self._flushed = flushed
+                    self._generation += 1
+
+    def recency(self) -> Mapping[str, float]:
+        """``ns/repo`` -> time of its latest pull or push (seconds since 1970), for ranking.
+
+        Flushed times from every shard (re-read only when it changed), with this worker's pending
+        pulls and pushes laid over them (a copy only while there are some).
+        """
+        self._refresh()
+        with self._lock:
+            flushed, generation = self._flushed, self._generation
+            if not self._pending:
+                return flushed
+            cached = self._recency
+            if cached is not None and cached[0] == generation and cached[1] == self._changes:
+                return cached[2]
+            pending = {repository: _latest(counts) for repository, counts in self._pending.items()}
+            changes = self._changes
+        merged = dict(flushed)  # never changed once handed out
+        for repository, latest in pending.items():
+            if latest is not None:
+                merged[repository] = max(latest, merged.get(repository, latest))
+        with self._lock:
+            self._recency = (generation, changes, merged)
+        return merged
+
+    def latest_pushes(self) -> Iterator[tuple[str, str]]:
+        """(time of the last push, ``ns/repo``) of every pushed repository, the latest first
+        (flushed by any worker, with this worker's pending pushes): what the home page lists."""
+        self._refresh()
+        with self._lock:
+            pending = {repository: counts["last_push"] for repository, counts in self._pending.items()
+                       if counts.get("last_push")}
+        mine = sorted(((pushed, repository) for repository, pushed in pending.items()), reverse=True)
+        with self._view_lock:
+            shards = list(self._shards.items())
+        yield from heapq.merge(mine, *(self._shard_pushes(shard, known, pending) for shard, known in shards),
+                               reverse=True)
+
+    def _shard_pushes(self, shard: str, known: _Shard, pending: Collection[str]) -> Iterator[tuple[str, str]]:
+        """One shard's flushed pushes, latest first, but those ``pending`` (a later push is)."""
+        yield from ((pushed, repository) for pushed, repository in known.latest_pushes
+                    if repository not in pending)
+        if known.complete:
+            return
+        # Past the kept ones (rare: a home page whose viewer may read none of the latest pushes).
+        last = known.latest_pushes[-1]
+        data = self._files[shard].read_shared(retain=False)
+        yield from sorted(((stats["last_push"], repository) for repository, stats in data.get(TABLE, {}).items()
+                           if stats.get("last_push") and repository not in pending
+                           and (stats["last_push"], repository) < last), reverse=True)

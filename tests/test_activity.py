@@ -1,7 +1,7 @@
-"""Pull/push counts: what a worker keeps of the flushed file is derived from it, never its parse.
+"""Pull/push counts: sharded files, and what a worker keeps of them is derived, never a parse.
 
-Each answer is compared with the same question answered from a full parse of the file merged
-with the pending counts (what the worker kept before).
+Each answer is compared with the same question answered from a full parse of every shard merged
+with the pending counts (what the worker kept of the one file before).
 """
 from __future__ import annotations
 
@@ -12,8 +12,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from index import activity as activity_module
-from index.activity import Activity
-from index.store import Store
+from index import create_app
+from index.activity import TABLE, Activity, shard_of
+from index.services import EXTENSION_KEY
+from index.store import CorruptDataFile, Store
+from index.store.files import DataFile
 
 
 @pytest.fixture
@@ -28,15 +31,25 @@ def stamp(minutes: int) -> str:
 
 
 def write_file(activity: Activity, table: dict) -> None:
-    with activity._file.locked():
-        activity._file.write({"repositories": table})
+    """``table`` as the flushed counts: each repository's entry in its shard."""
+    for shard, datafile in activity._files.items():
+        with datafile.locked():
+            datafile.write({TABLE: {repository: stats for repository, stats in table.items()
+                                    if shard_of(repository) == shard}})
+
+
+def stored(activity: Activity) -> dict[str, dict]:
+    table: dict[str, dict] = {}
+    for path in sorted(activity._folder.glob("*.json")):
+        part = json.loads(path.read_text()).get(TABLE, {})
+        assert all(shard_of(repository) == path.stem for repository in part)
+        table.update(part)
+    return table
 
 
 def reference(activity: Activity) -> dict[str, dict]:
-    """The flushed file, fully parsed, with this worker's pending counts merged in."""
-    path = activity._file.path
-    table = json.loads(path.read_text()).get("repositories", {}) if path.exists() else {}
-    merged = {repository: dict(stats) for repository, stats in table.items()}
+    """Every shard, fully parsed, with this worker's pending counts merged in."""
+    merged = {repository: dict(stats) for repository, stats in stored(activity).items()}
     for repository, counts in activity._pending.items():
         entry = merged.setdefault(repository, {})
         for field in ("pulls", "pushes"):
@@ -75,7 +88,7 @@ def test_counts_of_one_repository_are_found_in_the_file(workers):
 
 
 def test_recency_and_latest_pushes_answer_as_a_full_parse(workers, monkeypatch):
-    monkeypatch.setattr(activity_module, "LATEST_PUSHES_KEPT", 5)  # the home page's fallback runs too
+    monkeypatch.setattr(activity_module, "LATEST_PUSHES_KEPT", 3)  # the home page's fallback runs too
     mine, other = workers
     rng = random.Random(4)
     filled(other, 300, rng)
@@ -103,21 +116,22 @@ def test_the_file_is_parsed_once_per_version_and_not_kept(workers, monkeypatch):
     mine, other = workers
     filled(other, 50, random.Random(2))
     parses = []
-    read = type(mine._file).read_if_changed
+    read = DataFile.read_if_changed
 
     def counted(self, since):
         found = read(self, since)
         parses.append(found is not None)
         return found
-    monkeypatch.setattr(type(mine._file), "read_if_changed", counted)
+    monkeypatch.setattr(DataFile, "read_if_changed", counted)
     first = mine.recency()
     assert mine.recency() is first and list(mine.latest_pushes())
-    assert parses.count(True) == 1
+    assert parses.count(True) == len(mine._files)  # each shard once (all were written)
+    parses.clear()
     other.pushed("ns1/repo1", "other")
     other.flush()
     assert mine.recency() is not first
-    assert parses.count(True) == 2
-    assert mine._file._cache is None  # the parse itself is not kept
+    assert parses.count(True) == 1  # only the shard the flush wrote
+    assert all(datafile._cache is None for datafile in mine._files.values())  # parses are not kept
 
 
 def test_a_flush_keeps_no_parse_of_the_file(workers):
@@ -126,5 +140,34 @@ def test_a_flush_keeps_no_parse_of_the_file(workers):
     mine.pulled("ns1/repo1")
     mine.flush()
     mine.forget("ns2/repo2")
-    assert mine._file._cache is None
+    assert all(datafile._cache is None for datafile in mine._files.values())
+    assert "ns2/repo2" not in stored(mine)
     assert mine.of("ns1/repo1") == reference(other)["ns1/repo1"]
+
+
+def test_the_single_file_of_earlier_versions_is_split_into_shards_at_start(tmp_path):
+    data = tmp_path / "data"
+    table = {f"ns{n}/repo{n}": {"pulls": n, "pushes": 1, "last_push": stamp(n), "last_push_by": f"ns{n}"}
+             for n in range(100)}
+    legacy = data / "db" / "activity.json"
+    legacy.parent.mkdir(parents=True)
+    legacy.write_text(json.dumps({TABLE: table}))
+    app = create_app({"TESTING": True, "DATA_DIR": data, "SECRET_KEY": "test-secret", "BCRYPT_ROUNDS": 4})
+    activity = app.extensions[EXTENSION_KEY].activity
+    assert not legacy.exists()
+    assert stored(activity) == table
+    assert activity.of("ns7/repo7")["pulls"] == 7
+    assert list(activity.latest_pushes())[:2] == [(stamp(99), "ns99/repo99"), (stamp(98), "ns98/repo98")]
+    # A split cut short (the file still there) and run again gives the same shards.
+    legacy.write_text(json.dumps({TABLE: table}))
+    assert activity.split_legacy_file() == 100
+    assert stored(activity) == table and not legacy.exists()
+
+
+def test_a_damaged_shard_stops_the_start(tmp_path):
+    data = tmp_path / "data"
+    create_app({"TESTING": True, "DATA_DIR": data, "SECRET_KEY": "test-secret", "BCRYPT_ROUNDS": 4})
+    (data / "db" / "activity").mkdir(exist_ok=True)
+    (data / "db" / "activity" / "03.json").write_text('{"repositories": {"a/b": {"pulls": 1')
+    with pytest.raises(CorruptDataFile, match="03.json"):
+        create_app({"TESTING": True, "DATA_DIR": data, "SECRET_KEY": "test-secret", "BCRYPT_ROUNDS": 4})

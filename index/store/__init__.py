@@ -7,6 +7,7 @@ holds:
     <data dir>/db/users.json                 every account, keyed by username (table "users"), and
                                              the names of deleted accounts, reserved (table "reserved")
     <data dir>/db/namespaces/<namespace>.json that namespace's repositories and their image lists
+    <data dir>/db/activity/<00..0f>.json      pull/push counts (written by index.activity)
 
 Methods return plain dicts (copies) or raise the errors of :mod:`index.store.errors`.
 """
@@ -66,6 +67,7 @@ class Store:
         self.root = Path(root)
         self.db_dir = self.root / "db"
         self.namespaces_dir = self.db_dir / "namespaces"
+        self.activity_dir = self.db_dir / "activity"
         self._users_json = self.db_dir / "users.json"  # built once: paths are made on every read
         self.tables = Tables(self.root, on_commit=self._committed)
         self.changes = ChangeLog(self.db_dir / CHANGES_NAME)
@@ -114,8 +116,9 @@ class Store:
         """Prepare the data dir: finish interrupted writes' clean-up, then check every file.
 
         Raises CorruptDataFile naming the first damaged file. Namespace files (one per
-        namespace: tens of thousands) get the cheap framing check, the others a full parse; none
-        is kept in memory. A data dir that exists but cannot be written (read-only mount) is
+        namespace: tens of thousands) and the pull/push count shards (14 MB at 100,000
+        repositories) get the cheap framing check, the others a full parse; none is kept in
+        memory. A data dir that exists but cannot be written (read-only mount) is
         still opened, so reads keep being served.
         """
         try:
@@ -128,13 +131,13 @@ class Store:
             remove_stale_temp_files(self.db_dir, self._datafile)
         except StorageFailure as exc:
             log.error("could not clean up temp files (the data dir is not writable?): %s", exc)
-        namespaces = str(self.namespaces_dir)
+        framed = {str(self.namespaces_dir), str(self.activity_dir)}
         for parent, folders, names in os.walk(self.db_dir):  # strings: Path objects cost here
             folders.sort()
             for name in sorted(names):
                 if not name.endswith(".json"):
                     continue
-                if parent == namespaces:
+                if parent in framed:
                     check_framing(os.path.join(parent, name))
                 else:
                     self._datafile(Path(parent, name)).check()
