@@ -2,7 +2,7 @@
 
 Fills two data dirs with ``storage_scale.py``'s generator (by default 100 and 100,000
 repositories; the measured namespace ``alice`` holds 50 repositories in both) and pull/push
-counts for every repository (``activity.json``: each pushed once, most pulled), starts a server on
+counts for every repository (``db/activity/``: each pushed once, most pulled), starts a server on
 each as ``make run`` does (``python -m index serve``: 2 workers, 4 threads), one after the other
 so their start-ups do not compete, then measures both servers *interleaved*: every round sends the
 same request to one server, then to the other (alternating which goes first), so that both see
@@ -46,6 +46,7 @@ from storage_scale import (  # noqa: E402
 )
 
 from index import create_app  # noqa: E402
+from index.activity import SHARDS, shard_of  # noqa: E402
 from index.store.files import STAMP_KEY  # noqa: E402
 
 CONNECTIONS = 8  # keep-alive connections per server: enough that both workers get some
@@ -101,7 +102,8 @@ class Served:
 
 def fill_activity(data_dir: Path) -> int:
     """Pull/push counts for every repository, as if each was pushed once and most were pulled
-    (a repository exists because it was pushed); returns the bytes of ``activity.json``."""
+    (a repository exists because it was pushed), in the shards ``index.activity`` writes;
+    returns their bytes."""
     table = {}
     for number, path in enumerate(sorted((data_dir / "db" / "namespaces").glob("*.json"))):
         for name in json.loads(path.read_bytes())["repositories"]:
@@ -111,9 +113,15 @@ def fill_activity(data_dir: Path) -> int:
             if number % 5:
                 entry["last_pull"] = f"2026-06-1{minute % 10}T{minute % 24:02d}:{number % 60:02d}:00+00:00"
             table[f"{path.stem}/{name}"] = entry
-    target = data_dir / "db" / "activity.json"
-    target.write_text(json.dumps({STAMP_KEY: secrets.token_hex(8), "repositories": table}, separators=(",", ":")))
-    return target.stat().st_size
+    folder = data_dir / "db" / "activity"
+    folder.mkdir()
+    written = 0
+    for shard in (f"{n:02x}" for n in range(SHARDS)):
+        part = {repository: entry for repository, entry in table.items() if shard_of(repository) == shard}
+        target = folder / f"{shard}.json"
+        target.write_text(json.dumps({STAMP_KEY: secrets.token_hex(8), "repositories": part}, separators=(",", ":")))
+        written += target.stat().st_size
+    return written
 
 
 def percentile(samples: list[float], fraction: float) -> float:
@@ -172,7 +180,8 @@ def report(served: list[Served]) -> None:
     print(f"{'':<{width}} {small.size:>16,} {large.size:>16,}   ratio")
     print(f"{'namespaces, MB of JSON':<{width}} {small.namespaces:>9,} {small.json_bytes / 1e6:>6.1f}"
           f" {large.namespaces:>9,} {large.json_bytes / 1e6:>6.1f}")
-    print(f"{'activity.json MB':<{width}} {small.activity_bytes / 1e6:>16.1f} {large.activity_bytes / 1e6:>16.1f}")
+    print(f"{'pull/push counts, MB of JSON':<{width}} {small.activity_bytes / 1e6:>16.1f}"
+          f" {large.activity_bytes / 1e6:>16.1f}")
     print(f"{'start: create_app() ms':<{width}} {small.create_app_seconds * 1000:>16.0f}"
           f" {large.create_app_seconds * 1000:>16.0f}")
     print(f"{'start: serve -> first answer ms':<{width}} {small.first_answer * 1000:>16.0f}"

@@ -113,14 +113,11 @@ class Activity:
         self._lock = threading.Lock()
         self._pending: dict[str, dict[str, Any]] = {}
         self._since = time.monotonic()
-        self._changes = 0  # counts every _add, so a merged view can be reused until the next one
+        self._changes = 0  # counts every _add
+        self._applied = -1  # the value of _changes when the pending times were last laid over
         self._view_lock = threading.Lock()
         self._shards: dict[str, _Shard] = {shard: _Shard() for shard in self._files}
-        # ns/repo -> latest activity, of every shard; replaced, never changed, once handed out
-        self._flushed: dict[str, float] = {}
-        self._generation = 0  # goes up whenever _flushed changes
-        # (generation and change count it was merged at, the merged recency)
-        self._recency: tuple[int, int, dict[str, float]] | None = None
+        self._recency: dict[str, float] = {}  # ns/repo -> latest pull or push, flushed or pending
         ref = weakref.ref(self)
         atexit.register(_flush_at_exit, ref)
 
@@ -175,6 +172,8 @@ class Activity:
         """Drop a deleted repository's counts (a new repository of that name starts at zero)."""
         with self._lock:
             self._pending.pop(repository, None)
+        with self._view_lock:
+            self._recency.pop(repository, None)
         datafile = self._files[shard_of(repository)]
         if not datafile.path.exists():
             return
@@ -224,10 +223,12 @@ class Activity:
             return _merged(stored or {}, pending)
 
     def _refresh(self) -> None:
-        """Work out again what is kept of the shards that changed since the last look (any
-        worker's flush); their parses are dropped right after."""
+        """Bring :attr:`_recency` up to date: the shards that changed since the last look (any
+        worker's flush) are read again, their parses dropped right after, and this worker's
+        pending pulls and pushes laid over them."""
         with self._view_lock:
-            flushed = self._flushed
+            recency = self._recency
+            changed_any = False
             for shard, datafile in self._files.items():
                 known = self._shards[shard]
                 try:
@@ -238,11 +239,8 @@ class Activity:
                 if changed is None:
                     continue
                 version, data = changed
-                if flushed is self._flushed:  # handed out by recency(): changed in a copy
-                    flushed = dict(self._flushed)
-                for repository in known.repositories:
-                    flushed.pop(repository, None)
                 fresh = _Shard(version)
+                times: dict[str, float] = {}
                 pushes: list[tuple[str, str]] = []
                 for repository, stats in data.get(TABLE, {}).items():
                     # Copies: a string of the parse kept alive would keep the parse's memory
@@ -250,42 +248,36 @@ class Activity:
                     name = repository.encode().decode()
                     latest = _latest(stats)
                     if latest is not None:
-                        flushed[name] = latest
-                        fresh.repositories.append(name)
+                        times[name] = latest
                     if stats.get("last_push"):
                         pushes.append((stats["last_push"], name))
+                fresh.repositories = list(times)
                 fresh.latest_pushes = [(pushed.encode().decode(), name)
                                        for pushed, name in heapq.nlargest(LATEST_PUSHES_KEPT, pushes)]
                 fresh.complete = len(pushes) <= LATEST_PUSHES_KEPT
+                # One C-level update, so a query ranking meanwhile never sees the shard half-done.
+                recency.update(times)
+                for gone in set(known.repositories).difference(times):
+                    recency.pop(gone, None)
                 self._shards[shard] = fresh
-            if flushed is not self._flushed:
-                with self._lock:
-                    self._flushed = flushed
-                    self._generation += 1
+                changed_any = True
+            with self._lock:
+                if not changed_any and self._applied == self._changes:
+                    return
+                pending = [(repository, _latest(counts)) for repository, counts in self._pending.items()]
+                self._applied = self._changes
+            for repository, latest in pending:
+                if latest is not None:
+                    recency[repository] = max(latest, recency.get(repository, latest))
 
     def recency(self) -> Mapping[str, float]:
-        """``ns/repo`` -> time of its latest pull or push (seconds since 1970), for ranking.
+        """``ns/repo`` -> time of its latest pull or push (seconds since 1970), for ranking:
+        flushed by any worker (each shard re-read only when it changed) or pending here.
 
-        Flushed times from every shard (re-read only when it changed), with this worker's pending
-        pulls and pushes laid over them (a copy only while there are some).
-        """
+        One dict, kept up to date in place (each change is a single C-level update, so a query
+        ranking with it meanwhile sees each repository either before or after)."""
         self._refresh()
-        with self._lock:
-            flushed, generation = self._flushed, self._generation
-            if not self._pending:
-                return flushed
-            cached = self._recency
-            if cached is not None and cached[0] == generation and cached[1] == self._changes:
-                return cached[2]
-            pending = {repository: _latest(counts) for repository, counts in self._pending.items()}
-            changes = self._changes
-        merged = dict(flushed)  # never changed once handed out
-        for repository, latest in pending.items():
-            if latest is not None:
-                merged[repository] = max(latest, merged.get(repository, latest))
-        with self._lock:
-            self._recency = (generation, changes, merged)
-        return merged
+        return self._recency
 
     def latest_pushes(self) -> Iterator[tuple[str, str]]:
         """(time of the last push, ``ns/repo``) of every pushed repository, the latest first

@@ -127,9 +127,10 @@ def test_the_file_is_parsed_once_per_version_and_not_kept(workers, monkeypatch):
     assert mine.recency() is first and list(mine.latest_pushes())
     assert parses.count(True) == len(mine._files)  # each shard once (all were written)
     parses.clear()
+    before = first.get("ns1/repo1", 0.0)
     other.pushed("ns1/repo1", "other")
     other.flush()
-    assert mine.recency() is not first
+    assert mine.recency()["ns1/repo1"] > before
     assert parses.count(True) == 1  # only the shard the flush wrote
     assert all(datafile._cache is None for datafile in mine._files.values())  # parses are not kept
 
@@ -171,3 +172,16 @@ def test_a_damaged_shard_stops_the_start(tmp_path):
     (data / "db" / "activity" / "03.json").write_text('{"repositories": {"a/b": {"pulls": 1')
     with pytest.raises(CorruptDataFile, match="03.json"):
         create_app({"TESTING": True, "DATA_DIR": data, "SECRET_KEY": "test-secret", "BCRYPT_ROUNDS": 4})
+
+
+def test_a_forgotten_repository_loses_its_recency(workers):
+    mine, other = workers
+    filled(other, 30, random.Random(6))
+    mine.pulled("fresh/only-here")
+    assert "fresh/only-here" in mine.recency()
+    mine.forget("fresh/only-here")
+    mine.forget("ns3/repo3")
+    assert "fresh/only-here" not in mine.recency() and "ns3/repo3" not in mine.recency()
+    assert dict(mine.recency()) == {repository: datetime.fromisoformat(
+        max(stats.get("last_pull") or "", stats.get("last_push") or "")).timestamp()
+        for repository, stats in reference(mine).items() if stats.get("last_pull") or stats.get("last_push")}
