@@ -24,6 +24,7 @@ import atexit
 import contextlib
 import heapq
 import logging
+import sys
 import threading
 import time
 import weakref
@@ -243,9 +244,10 @@ class Activity:
                 times: dict[str, float] = {}
                 pushes: list[tuple[str, str]] = []
                 for repository, stats in data.get(TABLE, {}).items():
-                    # Copies: a string of the parse kept alive would keep the parse's memory
-                    # pages (one in every few thousand objects is enough) after it is dropped.
-                    name = repository.encode().decode()
+                    # A copy: a string of the parse kept alive would keep the parse's memory
+                    # pages (one in every few thousand objects is enough) after it is dropped;
+                    # interned: the search index holds the same name (index.search_index).
+                    name = sys.intern(repository.encode().decode())
                     latest = _latest(stats)
                     if latest is not None:
                         times[name] = latest

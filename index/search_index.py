@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import heapq
 import re
+import sys
 import threading
 import time
 from array import array
@@ -81,7 +82,7 @@ def _racy(mtime_ns: int, now_ns: int) -> bool:
 COMPACT_AFTER_DROPS = 4096
 
 
-@dataclass
+@dataclass(slots=True)
 class _Namespace:
     version: tuple[int, int, int]
     racy: bool
@@ -244,8 +245,9 @@ class SearchIndex:
         previous = {names[number]: number for number in known.ids} if known is not None else {}
         numbers: array[int] = array("I")
         for owner, repository, text, public in fresh:
-            # Made now that the file's parse is gone, so what is kept does not sit among its holes.
-            name, description = f"{owner}/{repository}", text.encode()
+            # Made now that the file's parse is gone, so what is kept does not sit among its holes;
+            # interned, so the pull/push counts' ranking keys (index.activity) are the same strings.
+            name, description = sys.intern(f"{owner}/{repository}"), text.encode()
             number = previous.pop(name, None)
             if number is not None and descriptions[number] == description:
                 self._public[number] = public  # a push or a visibility change: no posting changes
