@@ -3,6 +3,7 @@ redirected pull, deletes that free objects, and a second host taking over from a
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 import urllib.request
 
@@ -100,14 +101,14 @@ def test_a_second_host_restored_from_a_backup_serves_the_pulls_from_the_same_buc
         assert [pulled[layer.image_id] for layer in layers] == [(layer.json_bytes, layer.body) for layer in layers]
 
 
-def test_garbage_collection_deletes_unused_objects_and_stale_uploads(swift_s3, tmp_path, monkeypatch):
+def test_docker_index_gc_deletes_unused_objects_and_stale_uploads(swift_s3, tmp_path, monkeypatch):
     """What a crash can leave in the bucket: a blob no image version uses (killed between the
-    commit and the record), and a dead multipart upload; the registry's cleaning removes both and
-    nothing that a version uses."""
+    copy and the record), a dead multipart upload and a finished temporary object; ``docker-index
+    gc`` removes them and nothing that a version uses."""
     import io
 
     from index import create_app
-    from index.services import EXTENSION_KEY
+    from index.ops import gc
     from tests.registry.layers import Entry, Layer
     bucket = new_bucket(swift_s3)
     env = index_env(swift_s3, bucket)
@@ -118,18 +119,26 @@ def test_garbage_collection_deletes_unused_objects_and_stale_uploads(swift_s3, t
     orphan = Layer(image_id(0xC11), None, [Entry("orphan.txt", b"no version uses me\n")])
     orphan_digest = blobs.commit(blobs.receive(io.BytesIO(orphan.body), orphan.json_bytes))
     dead = blobs.client.create_multipart_upload(Bucket=bucket, Key=f"{blobs.uploads_prefix}dead")
+    blobs.client.put_object(Bucket=bucket, Key=f"{blobs.uploads_prefix}finished-never-committed", Body=b"x")
     kept = "sha256:" + hashlib.sha256(layers[0].body).hexdigest()
-    assert set(blobs.digests()) == {kept, orphan_digest} and len(blobs.temporary_objects()) == 1
+    assert set(blobs.digests()) == {kept, orphan_digest} and len(blobs.temporary_objects()) == 2
 
-    for name in [name for name in __import__("os").environ if name.startswith("AWS_")]:
+    for name in [name for name in os.environ if name.startswith("AWS_")]:
         monkeypatch.delenv(name)
     for name, value in swift_s3.environment().items():
         monkeypatch.setenv(name, value)
     app = create_app({"TESTING": True, "DATA_DIR": tmp_path / "data", "SECRET_KEY": "registry-test-secret",
                       "BCRYPT_ROUNDS": 4, "LAYER_STORAGE": f"s3://{bucket}/index", "S3_PATH_STYLE": "true"})
-    registry = app.extensions[EXTENSION_KEY].registry
+    runner = app.test_cli_runner()
+    dry = runner.invoke(args=["gc", "--dry-run"])
+    assert dry.exit_code == 0 and f"would remove layer blob {orphan_digest}" in dry.output, dry.output
+    assert set(blobs.digests()) == {kept, orphan_digest}
+    young = runner.invoke(args=["gc"])  # uploads younger than a day may still be running: kept
+    assert young.exit_code == 0 and "removed 1 layer blob(s)" in young.output, young.output
+    assert list(blobs.digests()) == [kept] and len(blobs.temporary_objects()) == 2
+    monkeypatch.setattr(gc, "STALE_UPLOAD_AGE", 0)
     time.sleep(1.1)  # Swift rounds an upload's time up to the next second: make "older than 0 s" true
-    assert registry.collect_garbage() == 1
-    assert registry.blobs.remove_stale_uploads(older_than=0) == 1
+    old = runner.invoke(args=["gc"])
+    assert old.exit_code == 0 and "removed 2 unfinished layer upload(s)" in old.output, old.output
     assert list(blobs.digests()) == [kept] and blobs.temporary_objects() == []
     assert dead["UploadId"]
