@@ -4,7 +4,7 @@
     .venv/bin/python bench/s3_throughput.py --size-mib 64   # a quick run
 
 Starts a real S3 server (OpenStack Swift with s3api, tests/s3/swift.py: needs the Debian packages
-of .ci/run) and then gunicorn (1 worker, 4 threads) with ``INDEX_LAYER_STORAGE=s3://bench``, all
+of .ci/run) and then the index as ``make run`` serves it (granian, 1 worker, 4 threads) with ``INDEX_LAYER_STORAGE=s3://bench``, all
 on 127.0.0.1. Figures, in MB/s of the layer body (10^6 bytes/s):
 
 - boto3 upload_file / get_object: the same bytes straight to and from the same server (boto3's
@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from layer_throughput import MIB, RssSampler, _Announce, build_layer, checksums, status_kib, worker_pid  # noqa: E402
+from layer_throughput import MIB, RssSampler, _Announce, build_layer, checksums, status_kib  # noqa: E402
 
 from tests.registry.conftest import running_server  # noqa: E402
 from tests.registry.v1client import V1Client, basic_header  # noqa: E402
@@ -50,6 +50,18 @@ BUCKET = "bench"
 def load() -> str:
     one, five, fifteen = os.getloadavg()
     return f"load average {one:.2f} {five:.2f} {fifteen:.2f} ({os.cpu_count()} cores)"
+
+
+def worker_pid(master: int) -> int:
+    """The one granian worker (``INDEX_WORKERS=1``): the child process of ``python -m index serve``."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = [int(child) for task in Path(f"/proc/{master}/task").glob("*/children")
+                 for child in task.read_text().split()]
+        if found:
+            return found[0]
+        time.sleep(0.1)
+    raise RuntimeError(f"no worker process under {master}")
 
 
 def s3_client(environment: dict[str, str]):

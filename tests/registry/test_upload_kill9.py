@@ -40,7 +40,7 @@ def children(pid: int) -> list[int]:
 
 
 def kill_9(master: int) -> None:
-    """SIGKILL gunicorn's workers and then its master: only the processes this test started."""
+    """SIGKILL the server's workers and then its master process: only the processes this test started."""
     for child in children(master):
         os.kill(child, signal.SIGKILL)
     os.kill(master, signal.SIGKILL)
