@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import multiprocessing
+import os
 import tarfile
 import threading
 import time
@@ -307,3 +309,21 @@ def test_import_file_uploads_a_local_layer_once(blobs, tmp_path, big_layer):
     assert all_keys(blobs) == [blobs.key(digest)] and blobs.temporary_objects() == []
     with app_for_reads().test_request_context("/", method="GET"):
         assert b"".join(blobs.send(digest).response) == body
+
+
+def _use_after_fork(blobs: S3Blobs, parents_client: object, digest: str) -> None:
+    # Exit status: 0 when this process built a client of its own and it works.
+    os._exit(0 if blobs.client is not parents_client and blobs.exists(digest) else 1)
+
+
+def test_a_forked_worker_builds_its_own_client(blobs):
+    """granian forks its workers from the process that built the app (and checked the bucket
+    with a client): a connection pool must not be shared across a fork."""
+    digest = blobs.commit(blobs.receive(io.BytesIO(small_layer().body), small_layer().json_bytes))
+    parents_client = blobs.client
+    worker = multiprocessing.get_context("fork").Process(target=_use_after_fork,
+                                                         args=(blobs, parents_client, digest))
+    worker.start()
+    worker.join(60)
+    assert worker.exitcode == 0
+    assert blobs.client is parents_client  # the parent keeps its own
