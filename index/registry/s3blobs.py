@@ -70,7 +70,7 @@ def make_client(path_style: bool, **options: Any) -> Any:
 
     config = Config(
         signature_version="s3v4",
-        s3={"addressing_style": "path" if path_style else "auto"},
+        s3={"addressing_style": "path" if path_style else "virtual"},
         retries={"max_attempts": 4, "mode": "standard"},
         # Only the checksums S3 requires: older S3 implementations refuse the newer headers.
         request_checksum_calculation="when_required",
