@@ -4,8 +4,8 @@
     .venv/bin/python bench/s3_throughput.py --size-mib 64   # a quick run
 
 Starts a real S3 server (OpenStack Swift with s3api, tests/s3/swift.py: needs the Debian packages
-of .ci/run) and then the index as ``make run`` serves it (granian, 1 worker, 4 threads) with ``INDEX_LAYER_STORAGE=s3://bench``, all
-on 127.0.0.1. Figures, in MB/s of the layer body (10^6 bytes/s):
+of .ci/run) and then the index as ``make run`` serves it (granian, 1 worker, 4 threads) with
+``INDEX_LAYER_STORAGE=s3://bench``, all on 127.0.0.1. Figures, in MB/s of the layer body (10^6 bytes/s):
 
 - boto3 upload_file / get_object: the same bytes straight to and from the same server (boto3's
   managed upload: 8 MiB parts, 10 threads; the download is one streamed GET, like a pull);
