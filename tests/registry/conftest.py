@@ -83,14 +83,17 @@ def _s3_view(env: dict | None) -> Any:
 
 
 def layer_storage_env(request, kind: str) -> dict[str, str]:
-    """The settings of a server whose layers go to ``kind``: "local" (the data dir) or "s3" (a
-    new bucket on the session's Swift server)."""
+    """The settings of a server whose layers go to ``kind``: "local" (the data dir), "s3" (a
+    new bucket on the session's Swift server) or "s3-redirect" (the same, with layer GETs
+    answered by a 302 to a presigned URL)."""
     if kind == "local":
         return {}
     from tests.s3.fixtures import new_bucket
     swift = request.getfixturevalue("swift_s3")
     bucket = new_bucket(swift)
-    return {**swift.environment(), "INDEX_LAYER_STORAGE": f"s3://{bucket}/layers", "INDEX_S3_PATH_STYLE": "true"}
+    redirect = {"INDEX_S3_REDIRECT": "true"} if kind == "s3-redirect" else {}
+    return {**swift.environment(), "INDEX_LAYER_STORAGE": f"s3://{bucket}/layers", "INDEX_S3_PATH_STYLE": "true",
+            **redirect}
 
 
 # Every end-to-end registry test runs against both layer stores.
