@@ -41,6 +41,7 @@ from ..ops.preflight import PreflightError, check_bucket_access
 from ..store.errors import StorageFailure
 from .blobs import ReceivedBlob
 from .layers import receive_stream
+from .tarsum import LayerLimits
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +168,7 @@ class S3Blobs:
             raise ConfigError(str(exc)) from None
 
     # -- uploads ------------------------------------------------------------------------------
-    def receive(self, body: IO[bytes], image_json: bytes, limits: Any = None,
+    def receive(self, body: IO[bytes], image_json: bytes, limits: LayerLimits | None = None,
                 expected_size: int | None = None) -> ReceivedBlob:
         """Stream ``body`` into a temporary object, computing size, digest and checksums; once
         the layer is whole and a valid tar, copy it to its content key too (see ``commit``).
@@ -175,14 +176,11 @@ class S3Blobs:
         Raises UploadBroken, TarError, StorageFailure (and whatever ``receive_stream`` refuses);
         the multipart upload is aborted then, so nothing is left behind.
         """
-        stream_options: dict[str, Any] = {"expected_size": expected_size}
-        if limits is not None:
-            stream_options["limits"] = limits
         temp_key = f"{self.uploads_prefix}{uuid.uuid4().hex}"
         writer = _MultipartWriter(self.client, self.bucket, temp_key)
         try:
             try:
-                streamed = receive_stream(body, image_json, writer.write, **stream_options)
+                streamed = receive_stream(body, image_json, writer.write, limits, expected_size)
                 writer.finish()
                 self._ensure_blob(temp_key, self.key(streamed.digest), streamed.size)
             except StorageFailure:
