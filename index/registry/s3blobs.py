@@ -133,8 +133,8 @@ class S3Blobs:
 
     @property
     def client(self) -> Any:
-        # One client per process: gunicorn forks workers after the app was built, and a
-        # connection pool must not be shared across a fork.
+        # One client per process: granian forks its workers after the app was built (and the
+        # bucket checked), and a connection pool must not be shared across a fork.
         if self._client is None or self._client_pid != os.getpid():
             with self._client_lock:
                 if self._client is None or self._client_pid != os.getpid():
