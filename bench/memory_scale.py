@@ -8,8 +8,9 @@ so their start-ups do not compete, then measures both servers *interleaved*: eve
 same request to one server, then to the other (alternating which goes first), so that both see
 the same disk and load. Printed per data set:
 
-* start-up: ``create_app()`` in this process (the checks a starting server makes) and the time
-  from launching ``serve`` to the first ``/v1/_ping`` answer;
+* start-up: ``Store.open()`` (the checks of every data file, what grows with the data) and
+  ``create_app()`` in this process, and the time from launching ``serve`` to the first
+  ``/v1/_ping`` answer;
 * each worker's RSS and PSS right after start-up, after the first search in every worker (which
   builds that worker's search index), and at the end; searches go over eight keep-alive
   connections so that both workers build and use their index;
@@ -47,6 +48,7 @@ from storage_scale import (  # noqa: E402
 
 from index import create_app  # noqa: E402
 from index.activity import SHARDS, shard_of  # noqa: E402
+from index.store import Store  # noqa: E402
 from index.store.files import STAMP_KEY  # noqa: E402
 
 CONNECTIONS = 8  # keep-alive connections per server: enough that both workers get some
@@ -69,6 +71,9 @@ class Served:
         self.first_searches: list[float] = []
 
     def start(self) -> None:
+        started = time.perf_counter()
+        Store(self.data_dir).open()  # the part of a start that grows with the data
+        self.open_seconds = time.perf_counter() - started
         started = time.perf_counter()
         create_app({"DATA_DIR": self.data_dir, "SECRET_KEY": "bench"})
         self.create_app_seconds = time.perf_counter() - started
@@ -182,6 +187,8 @@ def report(served: list[Served]) -> None:
           f" {large.namespaces:>9,} {large.json_bytes / 1e6:>6.1f}")
     print(f"{'pull/push counts, MB of JSON':<{width}} {small.activity_bytes / 1e6:>16.1f}"
           f" {large.activity_bytes / 1e6:>16.1f}")
+    print(f"{'start: Store.open() ms':<{width}} {small.open_seconds * 1000:>16.0f}"
+          f" {large.open_seconds * 1000:>16.0f}   (checks every data file)")
     print(f"{'start: create_app() ms':<{width}} {small.create_app_seconds * 1000:>16.0f}"
           f" {large.create_app_seconds * 1000:>16.0f}")
     print(f"{'start: serve -> first answer ms':<{width}} {small.first_answer * 1000:>16.0f}"
