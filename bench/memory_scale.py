@@ -47,7 +47,11 @@ from storage_scale import (  # noqa: E402
 )
 
 from index import create_app  # noqa: E402
-from index.activity import SHARDS, shard_of  # noqa: E402
+
+try:
+    from index.activity import SHARDS, shard_of  # noqa: E402
+except ImportError:  # measuring the code of before the shards (bench/README.md: before/after)
+    SHARDS, shard_of = 1, None  # type: ignore[assignment]
 from index.store import Store  # noqa: E402
 from index.store.files import STAMP_KEY  # noqa: E402
 
@@ -118,6 +122,10 @@ def fill_activity(data_dir: Path) -> int:
             if number % 5:
                 entry["last_pull"] = f"2026-06-1{minute % 10}T{minute % 24:02d}:{number % 60:02d}:00+00:00"
             table[f"{path.stem}/{name}"] = entry
+    if shard_of is None:  # the code of before the shards: one file
+        target = data_dir / "db" / "activity.json"
+        target.write_text(json.dumps({STAMP_KEY: secrets.token_hex(8), "repositories": table}, separators=(",", ":")))
+        return target.stat().st_size
     folder = data_dir / "db" / "activity"
     folder.mkdir()
     written = 0
