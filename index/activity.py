@@ -37,7 +37,7 @@ from typing import Any
 
 from .store import Store
 from .store.errors import StoreError
-from .store.files import DataFile, FileVersion
+from .store.files import DataFile, FileVersion, fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +206,7 @@ class Activity:
                     data.setdefault(TABLE, {}).update(entries)
                     datafile.write(data, retain=False)
             legacy.path.unlink(missing_ok=True)
+            fsync_dir(legacy.path.parent)  # a file that came back after a crash would be split again
         log.info("moved the pull/push counts of %d repositories into %s", len(table), self._folder)
         return len(table)
 
