@@ -32,7 +32,7 @@ from .ops import commands
 from .passwords import VerifiedCredentials, warm_up
 from .probes import API_VERSION
 from .ratelimit import LoginThrottle, RegistrationThrottle
-from .search_index import SearchIndex
+from .search_index import SNAPSHOT_NAME, SearchIndex
 from .secrets import load_or_create_key, stored_fallbacks
 from .services import EXTENSION_KEY, Services
 from .store import AlreadyExists, Store, StoreError
@@ -67,7 +67,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         activation=ActivationLinks(secret_key, settings["ACTIVATION_TTL"], settings["SECRET_KEY_FALLBACKS"]),
         login_throttle=LoginThrottle(settings["LOGIN_FAILURES_PER_MINUTE"]),
         registration_throttle=RegistrationThrottle(settings["REGISTRATIONS_PER_HOUR"]),
-        search=SearchIndex(store),
+        search=SearchIndex(store, snapshot=store.db_dir / SNAPSHOT_NAME),
         activity=Activity(store, settings["ACTIVITY_FLUSH_SECONDS"]),
     )
     _bootstrap_admin(store, settings)

@@ -25,17 +25,25 @@ the lower-cased query in ``namespace/name`` or in their lower-cased description)
 """
 from __future__ import annotations
 
+import contextlib
 import heapq
+import logging
+import marshal
+import os
 import re
 import sys
+import tempfile
 import threading
 import time
 from array import array
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .store import ACTIVE, Store
 from .store.records import RepositoryRecord
+
+log = logging.getLogger(__name__)
 
 # Anything in ASCII but letters and digits; lower-casing keeps every one of them as it is.
 _SEPARATORS = re.compile(r"[\x00-\x2f\x3a-\x40\x5b-\x60\x7b-\x7f]+")
@@ -77,6 +85,13 @@ def _racy(mtime_ns: int, now_ns: int) -> bool:
     return now_ns - mtime_ns <= window
 
 
+# A scan that read this many namespace files (a first build, mostly) saves the index to the
+# snapshot, which later workers and restarts load instead of parsing every file again.
+SNAPSHOT_AFTER_LOADS = 500
+SNAPSHOT_NAME = "search-index.snapshot"
+_SNAPSHOT_TEMP = ".search-index-"
+_SNAPSHOT_FORMAT = f"search-index 1 {sys.byteorder} {array('I').itemsize}"
+
 # After this many dropped entries (and more than there are live ones) the numbers are given out
 # afresh; until then a dropped entry costs its slot and its numbers in the postings.
 COMPACT_AFTER_DROPS = 4096
@@ -100,9 +115,12 @@ class SearchIndex:
     until :data:`COMPACT_AFTER_DROPS` of them are renumbered away.
     """
 
-    def __init__(self, store: Store, clock: Callable[[], int] = time.time_ns) -> None:
+    def __init__(self, store: Store, clock: Callable[[], int] = time.time_ns,
+                 snapshot: Path | None = None) -> None:
         self._store = store
         self._clock = clock
+        self._snapshot = snapshot  # where the index is saved for other workers and restarts
+        self._restorable = snapshot is not None
         self._lock = threading.Lock()
         self._folder: tuple[int, int] | None = None
         self._folder_trusted = False
@@ -212,27 +230,36 @@ class SearchIndex:
                         self._load(namespace, version, now)
                 self._compact_if_worthwhile()
                 return
+        if self._restorable:
+            self._restorable = False
+            self._restore()
         # Where the log ends, taken before the scan: what is appended meanwhile is read next time.
         self._position = self._store.changes_position()
         self._scanned_at = now
-        self._scan(now)
+        loaded = self._scan(now)
         self._compact_if_worthwhile()
+        if loaded >= SNAPSHOT_AFTER_LOADS:
+            self._save()
 
-    def _scan(self, now: int) -> None:
+    def _scan(self, now: int) -> int:
+        """Re-read the namespaces whose files changed; returns how many were read."""
         folder = self._store.namespaces_version()
         if folder is not None and folder == self._folder and self._folder_trusted:
-            return
+            return 0
         # Stat the folder before the files: a write that lands during this scan changes the folder
         # after the version kept here, so the next query scans again.
         versions = self._store.namespace_versions()
         for namespace in [ns for ns in self._namespaces if ns not in versions]:
             self._forget(namespace)
+        loaded = 0
         for namespace, version in versions.items():
             known = self._namespaces.get(namespace)
             if known is None or known.version != version or known.racy:
                 self._load(namespace, version, now)
+                loaded += 1
         self._folder = folder
         self._folder_trusted = folder is not None and not _racy(folder[1], now)
+        return loaded
 
     def _load(self, namespace: str, version: tuple[int, int, int], now: int) -> None:
         # The version was taken before this read, so the records are at least that new; a write
@@ -288,6 +315,59 @@ class SearchIndex:
         self._public[number] = 0
         self._dropped += 1
 
+    # -- the snapshot shared with other workers ---------------------------------------------------
+    def _save(self) -> None:
+        """Write what the index holds to the snapshot (a cache: replaced whole, never fsynced).
+
+        A worker that starts later loads it instead of parsing every namespace file, then re-reads
+        the namespaces whose files changed since (the versions are in the snapshot)."""
+        if self._snapshot is None:
+            return
+        blob = bytearray()
+        postings: dict[str, tuple[int, int]] = {}
+        for token, numbers in self._postings.items():
+            postings[token] = (len(blob), len(numbers))
+            blob += numbers.tobytes()
+        namespaces = {namespace: (known.version, known.racy, known.ids.tobytes())
+                      for namespace, known in self._namespaces.items()}
+        payload = marshal.dumps((_SNAPSHOT_FORMAT, self._names, self._descriptions, bytes(self._public),
+                                 self._dropped, postings, bytes(blob), namespaces))
+        try:
+            fd, temp = tempfile.mkstemp(prefix=_SNAPSHOT_TEMP, dir=self._snapshot.parent)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(payload)
+                os.replace(temp, self._snapshot)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp)
+                raise
+        except OSError as exc:
+            log.warning("could not save the search index for other workers: %s", exc)
+
+    def _restore(self) -> None:
+        """Start from the snapshot, if there is a usable one (anything odd: start empty)."""
+        assert self._snapshot is not None
+        for leftover in self._snapshot.parent.glob(_SNAPSHOT_TEMP + "*"):  # a writer killed mid-write
+            with contextlib.suppress(OSError):
+                if time.time() - leftover.stat().st_mtime > 60:
+                    leftover.unlink()
+        try:
+            raw = self._snapshot.read_bytes()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            log.warning("could not read the search index snapshot: %s", exc)
+            return
+        try:
+            restored = _restored(marshal.loads(raw))
+        except (ValueError, TypeError, EOFError, KeyError, IndexError, OverflowError) as exc:
+            log.warning("ignoring a damaged search index snapshot (%s); building it again", exc)
+            return
+        (self._names, self._descriptions, self._public, self._dropped, self._postings,
+         self._namespaces) = restored
+        self._vocabulary = None
+
     def _compact_if_worthwhile(self) -> None:
         """Number the entries afresh once the gaps outnumber them (and :data:`COMPACT_AFTER_DROPS`):
         their slots and postings are then given back, and tokens nobody holds leave the vocabulary."""
@@ -300,6 +380,39 @@ class SearchIndex:
             known.ids = array("I", (self._add(names[number] or "", descriptions[number],
                                               descriptions[number].decode(), public[number] == 1)
                                     for number in known.ids))
+
+
+def _restored(loaded: object) -> tuple[list[str | None], list[bytes], bytearray, int,
+                                       dict[str, array[int]], dict[str, _Namespace]]:
+    """The index's parts from an unmarshalled snapshot, checked; ValueError when they do not fit."""
+    if not isinstance(loaded, tuple) or len(loaded) != 8 or loaded[0] != _SNAPSHOT_FORMAT:
+        raise ValueError("not a snapshot of this version")
+    _, names, descriptions, public, dropped, where, blob, namespaces = loaded
+    if not (isinstance(names, list) and isinstance(descriptions, list) and isinstance(public, bytes)
+            and isinstance(dropped, int) and isinstance(where, dict) and isinstance(blob, bytes)
+            and isinstance(namespaces, dict) and len(names) == len(descriptions) == len(public)):
+        raise ValueError("parts of the wrong shape")
+    if not all(isinstance(name, str) or name is None for name in names) or \
+            not all(isinstance(description, bytes) for description in descriptions):
+        raise ValueError("entries of the wrong type")
+    count = len(names)
+    view = memoryview(blob)
+    postings: dict[str, array[int]] = {}
+    for token, (start, length) in where.items():
+        numbers = array("I")
+        numbers.frombytes(view[start:start + length * numbers.itemsize])
+        if len(numbers) != length or (numbers and max(numbers) >= count):
+            raise ValueError(f"postings of {token!r} out of range")
+        postings[token] = numbers
+    kept: dict[str, _Namespace] = {}
+    for namespace, (version, racy, ids) in namespaces.items():
+        numbers = array("I")
+        numbers.frombytes(ids)
+        if numbers and max(numbers) >= count:
+            raise ValueError(f"entries of {namespace!r} out of range")
+        inode, size, mtime = version  # three ints, or the snapshot is not ours
+        kept[namespace] = _Namespace((int(inode), int(size), int(mtime)), bool(racy), numbers)
+    return names, descriptions, bytearray(public), dropped, postings, kept
 
 
 def _entry(record: RepositoryRecord) -> tuple[str, str, str, bool]:
