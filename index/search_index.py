@@ -22,6 +22,9 @@ the lower-cased query in ``namespace/name`` or in their lower-cased description)
   are coarse) is not trusted until it is older than :data:`RACY_NS` (:data:`RACY_COARSE_NS` on
   file systems with whole-second times). A file edited in place while the index runs (not
   something the index does; restoring a backup means stopping it) is seen after the next write.
+* A snapshot (``db/search-index.snapshot``) of what a worker built is saved after a scan that read
+  many files; a worker that starts later loads it and its first scan re-reads only the namespaces
+  whose (inode, size, mtime_ns) changed since, so not every worker parses every file.
 """
 from __future__ import annotations
 
@@ -174,7 +177,7 @@ class SearchIndex:
         return [number for number in candidates if self._contains(number, needle)]
 
     def _contains(self, number: int, needle: str) -> bool:
-        # Descriptions are lower-cased here rather than kept twice: only separator queries get here.
+        # Descriptions are lower-cased here rather than kept twice: only queries with separators get here.
         name = self._names[number]
         return name is not None and (needle in name or needle in self._descriptions[number].decode().lower())
 
