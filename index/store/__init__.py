@@ -33,7 +33,7 @@ from .files import (
     stat_or_none,
     walk_files,
 )
-from .records import RepositoryRecord, UserRecord, json_copy, now
+from .records import Principal, RepositoryRecord, UserRecord, is_robot, json_copy, now
 from .tables import Document, Tables
 
 __all__ = ["Store", "CHANGES_NAME", "StoreError", "StorageFailure", "CorruptDataFile", "RecordNotFound",
@@ -45,7 +45,7 @@ ACTIVE = "active"
 DELETING = "deleting"
 
 
-def generation_of(user: dict[str, Any]) -> str:
+def generation_of(user: Principal) -> str:
     """The account generation that tokens are bound to: ``<account id>.<serial>``.
 
     The serial goes up on every event that must end the account's tokens (password change,
@@ -54,8 +54,8 @@ def generation_of(user: dict[str, Any]) -> str:
     Records written before generations existed count as id "" and serial 0. A robot's generation
     is the start of its token's nonce (see ``index.principals``): regenerating it ends its tokens.
     """
-    if user.get("robot"):
-        return f"robot.{user.get('generation', '')}"
+    if is_robot(user):
+        return f"robot.{user['generation']}"
     return f"{user.get('account_id', '')}.{int(user.get('generation', 0))}"
 
 
