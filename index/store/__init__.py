@@ -169,9 +169,9 @@ class Store:
     def create_user(self, username: str, password_hash: str, email: str, *,
                     active: bool = True, admin: bool = False) -> UserRecord:
         """Add an account; AlreadyExists("username"|"email") when either is taken."""
-        user: dict[str, Any] = {"username": username, "password_hash": password_hash, "emails": [email],
-                "active": active, "admin": admin, "created": now(),
-                "account_id": secrets.token_hex(8), "generation": 1}
+        user: UserRecord = {"username": username, "password_hash": password_hash, "emails": [email],
+                            "active": active, "admin": admin, "created": now(),
+                            "account_id": secrets.token_hex(8), "generation": 1}
         with self._accounts_transaction() as (users, reserved):
             # A deleted account's name stays taken until an administrator releases it, and
             # organizations share the name space (store.access).
@@ -181,7 +181,7 @@ class Store:
             if _email_owner(users.all(), email) is not None:
                 raise AlreadyExists("email")
             users.insert(Document(user, doc_id=username))
-        return cast(UserRecord, json_copy(user))
+        return json_copy(user)
 
     def update_user(self, username: str, *, password_hash: str | None = None,
                     add_email: str | None = None, active: bool | None = None,
