@@ -13,11 +13,15 @@ import os
 import socket
 import time
 
+import pytest
+
 from index.ops.slow_clients import SlowClients
 from index.ops.v1client import V1Client, chunks
 
 from .conftest import running_server
 from .layers import Entry, Layer
+
+pytestmark = pytest.mark.live  # starts processes
 
 HEADER_TIMEOUT = 2
 SETTINGS = {"INDEX_THREADS": "2", "INDEX_HEADER_TIMEOUT": str(HEADER_TIMEOUT), "INDEX_MIN_BODY_RATE": "500"}
