@@ -117,10 +117,28 @@ def alice(docker) -> DockerActions:
 LIVE_FIXTURES = {"server", "live_server"}
 
 
-def pytest_collection_modifyitems(items) -> None:
+def pytest_addoption(parser) -> None:
+    parser.addoption("--first-case-only", action="store_true",
+                     help="run a parametrized test with its first case only (make test-fast; "
+                          "make test runs every case)")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         if LIVE_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.live)
+    if config.getoption("--first-case-only"):
+        # Most of a case's cost is the fresh app it gets; the long tables of bad inputs are what
+        # make the in-process tests slow, and their first case already runs the code path.
+        seen: set[str] = set()
+        kept, dropped = [], []
+        for item in items:
+            function = item.nodeid.partition("[")[0]
+            (dropped if function in seen else kept).append(item)
+            seen.add(function)
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = kept
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
