@@ -114,8 +114,9 @@ def alice(docker) -> DockerActions:
     return docker
 
 
-# Fixtures that start a gunicorn process: every test using one is a live test.
-LIVE_FIXTURES = {"server", "live_server"}
+# Fixtures that start processes (a served index, gunicorn, the Swift server behind the S3 tests):
+# every test using one, directly or through another fixture, is a live test.
+LIVE_FIXTURES = {"server", "live_server", "swift_s3"}
 
 
 def pytest_addoption(parser) -> None:
