@@ -35,6 +35,10 @@ class RegistryHooks(Protocol):
     def repository_moved(self, old: RepoName, record: RepositoryRecord) -> None:
         """Repository ``old`` now lives as ``record`` (another namespace): its images follow."""
 
+    def account_removed(self, username: str, account_id: str) -> int:
+        """Account ``username`` is gone: what it and its robots uploaded must satisfy no later
+        account of that name."""
+
 
 @dataclass
 class Services:

@@ -14,7 +14,7 @@ from ..store.errors import StorageFailure
 from . import images, tags
 from .core import Registry
 from .layers import STALE_UPLOAD_SECONDS
-from .migrate import migrate_legacy
+from .migrate import migrate_legacy, retire_orphans
 
 __all__ = ["Registry", "install"]
 
@@ -28,6 +28,7 @@ def install(app: Flask) -> Registry:
     registry.blobs.remove_stale_uploads(STALE_UPLOAD_SECONDS)
     try:
         migrate_legacy(registry)
+        retire_orphans(registry)
         registry.expire_pending()
     except StorageFailure as exc:  # a read-only data dir still serves reads (see Store.open)
         log.error("could not convert or clean up image records at start: %s", exc)

@@ -233,7 +233,9 @@ class Store:
             if user is None:
                 raise RecordNotFound(f"user {username} not found")
             users.remove(doc_ids=[username])
-            reserved.upsert(Document({"username": username, "deleted": now()}, doc_id=username))
+            # The account id goes along: releasing the name retires what that account uploaded.
+            reserved.upsert(Document({"username": username, "deleted": now(),
+                                      "account_id": user.get("account_id", "")}, doc_id=username))
         return cast(UserRecord, json_copy(dict(user)))
 
     def reserved_names(self) -> list[dict[str, Any]]:

@@ -298,6 +298,40 @@ class ImageStore:
                 _apply(images, changes)
         return moved
 
+    def retire_uploaders(self, renamed: Callable[[str], str | None]) -> list[tuple[str, str, str, str, int]]:
+        """Re-key every version whose uploader ``renamed`` maps to a new name (None: keep it),
+        one transaction per shard that has any. Used for a deleted account's versions, which get
+        a name no account can ever have, so a later account of the same name inherits none.
+
+        Returns (image id, old uploader, new uploader, blob, size) of each re-keyed version that
+        has a blob, whose blob use the caller moves over."""
+        moved: list[tuple[str, str, str, str, int]] = []
+        for prefix in self.shard_prefixes():
+            datafile = self._store.tables.existing(self._store.db_dir / "images" / f"{prefix}.json")
+            if datafile is None:
+                continue
+            docs = datafile.read_shared().get(TABLE, {})
+            if not any(renamed(uploader) is not None for doc in docs.values() if not is_legacy(doc)
+                       for uploader in doc["versions"]):
+                continue
+            with self._store.tables.transaction(datafile, TABLE) as images:
+                changes: dict[str, dict[str, Version]] = {}
+                for doc in images.all():
+                    if is_legacy(doc):
+                        continue
+                    versions = dict(doc["versions"])
+                    for uploader in list(versions):
+                        new = renamed(uploader)
+                        if new is None or new in versions:
+                            continue
+                        version = versions.pop(uploader)
+                        versions[new] = {**version, "uploaded_by": new}
+                        changes[doc["id"]] = versions
+                        if version.get("blob"):
+                            moved.append((doc["id"], uploader, new, version["blob"], int(version.get("size") or 0)))
+                _apply(images, changes)
+        return moved
+
     # -- uploads that never finished -------------------------------------------------------------
     def expire_pending(self, prefix: str) -> list[tuple[str, str, str]]:
         """Drop the versions of shard ``prefix`` whose upload did not complete within
