@@ -70,7 +70,9 @@ def _delete_account(admin: dict[str, Any], username: str) -> BaseResponse:
         raise BadRequest(str(exc)) from None
     events.record("account_delete", account=username, repositories_deleted=list(plan.deleted),
                   repositories_moved=list(plan.moved))
-    return redirect(url_for("web.admin_page", done=f"{plan.describe()}; its name stays reserved"), 303)
+    done = [f"deleted {username}"] + ([f"deleted {', '.join(plan.deleted)}"] if plan.deleted else []) + \
+        ([f"moved {', '.join(plan.moved)} to {plan.to}"] if plan.moved else [])
+    return redirect(url_for("web.admin_page", done="; ".join(done) + "; the name stays reserved"), 303)
 
 
 @bp.post("/admin/repositories/<namespace>/<repository>/delete")
