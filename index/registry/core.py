@@ -83,6 +83,12 @@ class Registry:
             return uploader + suffix
         return self.retire(renamed)
 
+    def principal_removed(self, name: str) -> int:
+        """A robot (or another principal with its own name) is gone: its versions are retired
+        like a deleted account's, so a new one of the same name satisfies none of them."""
+        suffix = f"{RETIRED_MARK}{secrets.token_hex(8)}"
+        return self.retire(lambda uploader: uploader + suffix if uploader == name else None)
+
     def retire(self, renamed: Callable[[str], str | None]) -> int:
         """Re-key versions (``ImageStore.retire_uploaders``), their blob uses following; returns
         how many of them had a layer."""

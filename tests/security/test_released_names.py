@@ -176,3 +176,40 @@ def test_retiring_renames_the_account_and_its_robots_only(app):
         registry.retire = original
     assert results == {"alice": "alice" + suffix, "alice+ci": "alice+ci" + suffix, "alicex": None,
                        "alice+ci~old": None, "bobby": None, "alice~old": None}
+
+
+def _robot_with_write(client):
+    made = api(client, "PUT", "/api/v1/user/robots/ci", auth=OLD)
+    assert made.status_code in (200, 201), made.data
+    granted = api(client, "PUT", "/api/v1/repository/alice/app/permissions/user/alice+ci", {"role": "write"},
+                  auth=OLD)
+    assert granted.status_code == 200, granted.data
+    return ("alice+ci", made.get_json()["token"])
+
+
+def test_a_robot_made_again_under_a_deleted_ones_name_inherits_nothing(client, docker):
+    assert docker.register(*OLD).status_code == 201
+    push(client, "alice/app", 1, auth=OLD)
+    [old_w] = chain([W], salt="old robot")
+    Pusher(client, "alice/app", [old_w], auth=_robot_with_write(client)).upload_all()
+    assert api(client, "DELETE", "/api/v1/user/robots/ci", auth=OLD).status_code == 204
+    again = _robot_with_write(client)
+    [new_w] = chain([W], salt="new robot")
+    mine = Pusher(client, "alice/app", [new_w], auth=again)
+    assert client.get(f"/v1/images/{W}/json", headers=mine.token).status_code == 404
+    mine.upload_all()
+    assert client.get(f"/v1/images/{W}/layer", headers=mine.token).data == new_w.body
+
+
+def test_an_organizations_name_taken_by_an_account_inherits_nothing(client, docker, app, receiver):
+    assert docker.register(*OLD).status_code == 201
+    assert api(client, "POST", "/api/v1/organization/", {"name": "acme", "email": "ops@acme.example"},
+               auth=OLD).status_code == 201
+    hook = api(client, "POST", "/api/v1/organization/acme/notification/",
+               {"event": "repo_push", "method": "webhook", "config": {"url": receiver.url}}, auth=OLD)
+    assert hook.status_code == 201, hook.data
+    assert api(client, "DELETE", "/api/v1/organization/acme", auth=OLD).status_code == 204
+    assert docker.register("acme", "acme1234").status_code == 201
+    assert api(client, "GET", "/api/v1/user/notification/", auth=("acme", "acme1234")).get_json()["notifications"] == []
+    push(client, "acme/app", 1, auth=("acme", "acme1234"))
+    assert app.extensions[EVENTS_KEY].outbox.depth() == 0
