@@ -14,6 +14,7 @@ from ..names import RepoName
 from ..payloads import json_response
 from ..services import services
 from ..store import Store
+from ..store.access import AccessStore
 from ..store.images import ImageStore
 from ..store.records import RepositoryRecord
 from . import access
@@ -62,8 +63,11 @@ class Registry:
         """A repository was moved (account deletion with transfer): the versions it held are
         now held under its new name, so its pulls and its later deletion still find them."""
         new = RepoName(record["namespace"], record["name"])
+        # The old owner's uploads, and its robots' (they go with the account), become the new
+        # owner's: else no writer of the moved repository would have uploaded them.
+        robots = [robot["name"] for robot in AccessStore(self.store).list_robots(old.namespace)]
         moved = self.images.rename_ref(old.full, new.full, self._references_of(old, record),
-                                       from_uploader=old.namespace, to_uploader=record["owner"])
+                                       from_uploaders=[old.namespace, *robots], to_uploader=record["owner"])
         for image_id, blob, _, size in moved:
             self.images.add_blob_user(blob, image_id, record["owner"], size, commit=lambda: None)
         self._drop([(image_id, uploader, blob) for image_id, blob, uploader, _ in moved])

@@ -213,3 +213,21 @@ def test_an_organizations_name_taken_by_an_account_inherits_nothing(client, dock
     assert api(client, "GET", "/api/v1/user/notification/", auth=("acme", "acme1234")).get_json()["notifications"] == []
     push(client, "acme/app", 1, auth=("acme", "acme1234"))
     assert app.extensions[EVENTS_KEY].outbox.depth() == 0
+
+
+def test_a_transfer_takes_the_images_the_accounts_robots_pushed_along(client, docker, cli):
+    """davey's CI robot pushed davey/app; moved to bobby/app, its pulls still get every layer."""
+    for name, password in (OLD, BOBBY):
+        assert docker.register(name, password).status_code == 201
+    push(client, "alice/app", 1, auth=OLD)
+    [robot_w] = chain([W], salt="robot")
+    robot = Pusher(client, "alice/app", [robot_w], auth=_robot_with_write(client))
+    robot.upload_all()
+    tagged = client.put("/v1/repositories/alice/app/tags/ci", data=json.dumps(W), headers=robot.token,
+                        content_type="application/json")
+    assert tagged.status_code == 200
+    cli("users", "delete", "alice", "--repositories", "transfer", "--to", "bobby", "--yes")
+    listed = client.get("/v1/repositories/bobby/app/images", headers={**basic(*BOBBY), "X-Docker-Token": "true"})
+    read = {"Authorization": "Token " + listed.headers["X-Docker-Token"]}
+    assert client.get(f"/v1/images/{W}/layer", headers=read).data == robot_w.body
+    assert client.get(f"/v1/images/{image_id(2)}/json", headers=read).status_code == 200
