@@ -243,6 +243,8 @@ def _after_webhook_change(namespace: str, done: str, secret: str | None = None) 
     viewer = signed_in()
     if namespace == viewer["username"]:
         return redirect(url_for("web.account_page", done=done, secret=secret), 303)
+    if find_organization(services().store, namespace) is None:  # a site admin, for another user
+        return redirect(url_for("web.namespace_page", namespace=namespace), 303)
     return redirect(url_for("web.organization_settings", org=namespace, done=done, secret=secret), 303)
 
 
