@@ -119,9 +119,10 @@ def test_sigterm_lets_a_request_in_flight_finish(tmp_path):
         # Timeouts are generous: on a loaded machine every step may take seconds.
         with socket.create_connection(("127.0.0.1", port), timeout=60) as upload:
             upload.sendall(head + images[:10])          # the upload has started ...
-            # ... and the server has read what was sent (so it is in flight, not waiting in the
-            # listen backlog, where a stopping server may drop it) ...
+            # ... and the server has read what was sent (so it is in flight: a connection the
+            # server has not read from when it is told to stop is closed unanswered) ...
             _wait_until_read(port, upload.getsockname()[1])
+            time.sleep(0.5)  # and has passed it on to the app (microseconds of work, on a loaded machine more)
             served.process.send_signal(signal.SIGTERM)  # ... when the server is told to stop
             # Until the request is answered, the server is still running.
             with pytest.raises(subprocess.TimeoutExpired):
