@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..names import RepoName
 from ..store.access import find_robot
-from ..store.files import atomic_write_bytes, ensure_dir
+from ..store.files import atomic_write_bytes
 from ..store.images import COMPLETE, LAYER_STORED
 from .core import RETIRED_MARK
 
@@ -144,7 +144,7 @@ def retire_orphans(registry: Registry) -> int:
     versions had a layer."""
     folder = registry.store.db_dir / "images"
     marker = folder / ORPHANS_RETIRED
-    if marker.exists():
+    if marker.exists() or not folder.exists():  # (a fresh data dir has nothing to retire)
         return 0
     store = registry.store
     suffix = f"{RETIRED_MARK}{secrets.token_hex(8)}"
@@ -159,7 +159,6 @@ def retire_orphans(registry: Registry) -> int:
         return None if exists[uploader] else uploader + suffix
     count = registry.retire(renamed)
     try:
-        ensure_dir(folder)
         atomic_write_bytes(marker, b"versions of deleted accounts were retired\n")
     except OSError as exc:  # a read-only data dir: the pass runs again at the next start
         log.warning("could not note that the image versions of deleted accounts were retired: %s", exc)
