@@ -43,7 +43,7 @@ from http_bench import (  # noqa: E402
     prime_credentials,
 )
 
-from tests.slow_clients import SlowClients  # noqa: E402
+from index.ops.slow_clients import SlowClients  # noqa: E402
 
 
 def rss_mib(pids: list[int]) -> float:

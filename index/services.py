@@ -39,6 +39,9 @@ class RegistryHooks(Protocol):
         """Account ``username`` is gone: what it and its robots uploaded must satisfy no later
         account of that name."""
 
+    def principal_removed(self, name: str) -> int:
+        """Robot ``name`` is gone: a new robot of that name must satisfy none of its uploads."""
+
 
 @dataclass
 class Services:

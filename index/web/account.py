@@ -10,6 +10,7 @@ from .. import auth, permissions, users
 from ..errors import ApiError, TooManyRequests, Unauthorized
 from ..names import ValidationError
 from ..store import AlreadyExists, LimitReached
+from ..store.records import Principal, UserRecord
 from . import bp, session
 from .session import current_user
 
@@ -21,7 +22,7 @@ def _safe_next(target: str | None) -> str:
     return url_for("web.home")
 
 
-def signed_in() -> dict[str, Any]:
+def signed_in() -> UserRecord:
     """The signed-in account, or a 401 page that offers to sign in."""
     user = current_user()
     if user is None:
@@ -95,14 +96,14 @@ def account_page() -> str:
     return _account_page(user, request.args.get("done"), None)
 
 
-def _account_page(user: dict[str, Any], message: str | None, error: str | None) -> str:
+def _account_page(user: UserRecord, message: str | None, error: str | None) -> str:
     from . import manage
     return render_template("account.html", user=user, message=message, error=error,
                            robots=_robots_of(user), robots_namespace=user["username"],
                            **manage.webhook_page_context(user["username"], user))
 
 
-def _robots_of(user: dict[str, Any]) -> list[dict[str, Any]] | None:
+def _robots_of(user: Principal) -> list[dict[str, Any]] | None:
     from . import manage
     return manage.robots_of(user["username"], user)
 
