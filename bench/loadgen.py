@@ -3,13 +3,12 @@ answer is read), a warm-up, a measured window, and what the server and this proc
 from __future__ import annotations
 
 import http.client
-import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
+from procstat import cpu_seconds
 from workloads import RESPONSE_TIMEOUT_SECONDS, ClientResult, HttpError, Workload, connect
 
 MAX_OPS_PER_CLIENT = 5_000_000  # a bound on every measuring loop besides its duration
@@ -27,7 +26,7 @@ class Measurement:
     latencies: list[float]
     step_latencies: dict[str, list[float]]
     sub_steps: bool
-    server_cpu: float = 0.0   # CPU seconds the gunicorn workers used in the measured window
+    server_cpu: float = 0.0   # CPU seconds the server workers used in the measured window
     client_cpu: float = 0.0   # CPU seconds this load generator used in it
     ceiling: float = 0.0      # req/s of /v1/_ping in the slices paired with this workload's
     ceiling_cpu: float = 0.0  # server CPU µs per ping request in those slices
@@ -60,19 +59,6 @@ class Measurement:
     @property
     def client_us_per_request(self) -> float:
         return 1e6 * self.client_cpu / self.requests if self.requests else float("nan")
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time of these processes (all their threads) so far."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-    return total / ticks
 
 
 def run_workload(workload: Workload, port: int, clients: int, warmup: float, duration: float,

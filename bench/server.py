@@ -16,6 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # the index package, from this checkout
 
+from procstat import children  # noqa: E402
+
 from index.ops.v1client import V1Client  # noqa: E402
 
 HOST = "127.0.0.1"
@@ -95,15 +97,9 @@ class Server:
         return f"{HOST}:{self.port}"
 
     def worker_pids(self) -> list[int]:
-        """gunicorn's workers: the children of the master, the child of the make we started."""
-        def children(pid: int) -> list[int]:
-            found: list[int] = []
-            for task in Path(f"/proc/{pid}/task").glob("*/children"):
-                found += [int(child) for child in task.read_text().split()]
-            return found
+        """The server's workers: the children of the server process, the child of our make."""
         assert self.process is not None
-        masters = children(self.process.pid)
-        return [worker for master in masters for worker in children(master)]
+        return [worker for master in children(self.process.pid) for worker in children(master)]
 
     def profile(self, py_spy: str, prefix: Path, seconds: float) -> None:
         """Sample every worker with py-spy for ``seconds`` (in the background), raw stacks to files."""
@@ -114,7 +110,7 @@ class Server:
             self.profilers.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
     def workers(self) -> int:
-        return self.log_path.read_text(errors="replace").count("Booting worker")
+        return len(self.worker_pids()) if self.process is not None and self.process.poll() is None else 0
 
     def log_tail(self, lines: int = 20) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -137,7 +133,7 @@ class Server:
             self.process.wait(timeout=10)
         except ProcessLookupError:
             pass
-        # make exits before gunicorn has finished its graceful stop: wait for the group to end.
+        # make exits before the server has finished its graceful stop: wait for the group to end.
         deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             try:
