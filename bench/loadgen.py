@@ -62,11 +62,13 @@ class Measurement:
 
 
 def run_workload(workload: Workload, port: int, clients: int, warmup: float, duration: float,
-                 on_measure: Callable[[], None] | None = None, server_pids: list[int] = ()) -> Measurement:
+                 on_measure: Callable[[], None] | None = None, server_pids: list[int] = (),
+                 timeout: float = RESPONSE_TIMEOUT_SECONDS) -> Measurement:
     """Warm up, then measure: ``clients`` threads, each on its own keep-alive connection.
 
     ``on_measure`` is called when the measured window opens (to attach a profiler); the CPU time
-    that ``server_pids`` and this process use in the window is recorded.
+    that ``server_pids`` and this process use in the window is recorded; an answer that takes
+    longer than ``timeout`` counts as an error.
     """
     operations = [workload.prepare(client) for client in range(clients)]
     results = [ClientResult() for _ in range(clients)]
@@ -75,7 +77,7 @@ def run_workload(workload: Workload, port: int, clients: int, warmup: float, dur
     window: dict[str, float] = {}
 
     def client_loop(index: int) -> None:
-        connection = connect(port)
+        connection = connect(port, timeout)
         op, result = operations[index], results[index]
         start.wait()
         for record, end in ((False, window["warmup_end"]), (True, window["end"])):
@@ -108,7 +110,7 @@ def run_workload(workload: Workload, port: int, clients: int, warmup: float, dur
     if on_measure is not None:
         on_measure()
     for thread in threads:
-        thread.join(timeout=warmup + duration + RESPONSE_TIMEOUT_SECONDS + 5)
+        thread.join(timeout=warmup + duration + timeout + 5)
     server_cpu = cpu_seconds(list(server_pids)) - server_cpu
     client_cpu = time.process_time() - client_cpu
     # Operations started before the end finish after it: the window closes at the last answer.

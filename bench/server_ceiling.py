@@ -135,7 +135,9 @@ def measure_beside_slow(server: Candidate, count: int, clients: int, seconds: fl
     idle_rss = server.rss_mib()
     with SlowClients(server.port, count, count, interval=1.0, limit_seconds=seconds + 10):
         time.sleep(0.5)
-        measured = run_workload(ping_workload(), server.port, clients, 0.5, seconds, server_pids=server.pids())
+        # A server whose threads all wait on slow clients answers nothing: 5 s without an answer is an error.
+        measured = run_workload(ping_workload(), server.port, clients, 0.5, seconds, server_pids=server.pids(),
+                                timeout=5.0)
         grown = server.rss_mib() - idle_rss
     return measured, grown
 
