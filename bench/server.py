@@ -46,7 +46,7 @@ def stop_process(process: subprocess.Popen, timeout: float = 15.0) -> None:
 @contextlib.contextmanager
 def running(data_dir: Path, log_path: Path, workers: int | None = None) -> Iterator[Server]:
     """A started :class:`Server`, stopped on exit whatever happens."""
-    server = Server(data_dir, log_path, workers)
+    server = Server(data_dir, log_path, workers=workers)
     server.start()
     try:
         yield server
@@ -57,7 +57,9 @@ def running(data_dir: Path, log_path: Path, workers: int | None = None) -> Itera
 class Server:
     """``make run`` on a free loopback port in its own process group (so it is stopped whole)."""
 
-    def __init__(self, data_dir: Path, log_path: Path, workers: int | None = None) -> None:
+    def __init__(self, data_dir: Path, log_path: Path, workers: int | None = None,
+                 root: Path = ROOT) -> None:
+        self.root = root  # another checkout (an older commit, for before/after) runs its own code
         self.data_dir = data_dir
         self.workers_wanted = workers  # None: the Makefile's default
         self.port = free_port()
@@ -67,6 +69,8 @@ class Server:
 
     def start(self) -> None:
         env = {**os.environ, "INDEX_DATA_DIR": str(self.data_dir)}
+        if self.root != ROOT:
+            env["PYTHONPATH"] = str(self.root)  # ahead of the editable install of this checkout
         for name in ("INDEX_SECRET_KEY", "INDEX_ADMIN_USERNAME", "INDEX_ADMIN_PASSWORD",
                      "INDEX_BCRYPT_ROUNDS", "INDEX_CREDENTIAL_CACHE_SECONDS", "INDEX_TOKEN_TTL",
                      "INDEX_REGISTRY_ENDPOINTS", "INDEX_REGISTRATION"):
@@ -75,7 +79,7 @@ class Server:
             env["INDEX_WORKERS"] = str(self.workers_wanted)
         log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
-            ["make", "--no-print-directory", "-C", str(ROOT), "run", f"HOST={HOST}", f"PORT={self.port}"],
+            ["make", "--no-print-directory", "-C", str(self.root), "run", f"HOST={HOST}", f"PORT={self.port}"],
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         log.close()
         deadline = time.monotonic() + START_TIMEOUT_SECONDS

@@ -103,6 +103,11 @@ def candidates(workers: int, threads: int) -> list[Candidate]:
                 granian, "--interface", "rsgi", "--host", HOST, "--port", str(port), "--workers", str(count),
                 "--http", "1", "--no-ws", "--log-level", "warning", "--http1-header-read-timeout", "10000",
                 "trivial_app:bridged"], port))
+        port = free_port()
+        found.append(Candidate(f"granian rsgi+bridge inline {workers}w", [
+            granian, "--interface", "rsgi", "--host", HOST, "--port", str(port), "--workers", str(workers),
+            "--http", "1", "--no-ws", "--log-level", "warning", "--http1-header-read-timeout", "10000",
+            "trivial_app:bridged_inline"], port))
     return found
 
 

@@ -65,6 +65,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--slow-trickling", type=int, help="trickling bodies held against the index "
                         "(default 100; --short 20)")
     parser.add_argument("--slow-seconds", type=float, help="how long (default 60; --short 8; 0: skip)")
+    parser.add_argument("--before", type=Path, help="another checkout of the index (an older commit, "
+                        "its Makefile's .venv a link to this one's): served as well, its workloads "
+                        "interleaved with this checkout's, rows marked [before]")
     args = parser.parse_args(argv)
     defaults = (dict(rounds=1, seconds=1.5, repositories=200, ceiling_slow=20, slow_partial=100,
                      slow_trickling=20, slow_seconds=8.0) if args.short else
@@ -84,16 +87,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def workload_table(measurements: dict[str, Measurement], fastest_name: str, fastest: Measurement,
-                   own_ping: Measurement) -> str:
-    header = (f"{'index under make run':<28} {'ops/s':>6} {'req/s':>6} {'p50 ms':>7} {'p99 ms':>7} {'err':>4} "
+                   own_pings: dict[str, Measurement]) -> str:
+    header = (f"{'index under make run':<30} {'ops/s':>6} {'req/s':>6} {'p50 ms':>7} {'p99 ms':>7} {'err':>4} "
               f"{'srv µs/req':>10} {'÷ ping':>6} {'÷ fastest':>9} {'CPU ÷':>6} {'target':>7}")
     lines = [header, "-" * len(header)]
     for name, m in measurements.items():
         latencies = sorted(m.latencies)
         ratio = m.requests_per_second / fastest.requests_per_second
-        target = TARGETS.get(name)
+        base, marker, label = name.partition(" [")
+        own_ping = own_pings[marker + label]
+        target = TARGETS.get(base)
         verdict = "" if target is None else f"{target:.1f} {'met' if ratio >= target else 'NOT'}"
-        lines.append(f"{name:<28} {m.ops_per_second:>6.0f} {m.requests_per_second:>6.0f} "
+        lines.append(f"{name:<30} {m.ops_per_second:>6.0f} {m.requests_per_second:>6.0f} "
                      f"{percentile(latencies, .5):>7.2f} {percentile(latencies, .99):>7.2f} {m.errors:>4} "
                      f"{m.server_us_per_request:>10.0f} {m.requests_per_second / own_ping.requests_per_second:>6.2f} "
                      f"{ratio:>9.2f} {fastest.server_us_per_request / m.server_us_per_request:>6.2f} "
@@ -101,7 +106,7 @@ def workload_table(measurements: dict[str, Measurement], fastest_name: str, fast
         if m.sub_steps:
             for step, values in m.step_latencies.items():
                 ordered = sorted(values)
-                lines.append(f"  {step:<42} {len(ordered) / m.seconds:>6.0f} {percentile(ordered, .5):>7.2f} "
+                lines.append(f"  {step:<44} {len(ordered) / m.seconds:>6.0f} {percentile(ordered, .5):>7.2f} "
                              f"{percentile(ordered, .99):>7.2f}")
         if m.first_error:
             lines.append(f"  first error: {m.first_error[:200]}")
@@ -125,21 +130,30 @@ def main(argv: list[str] | None = None) -> int:
     slices: dict[str, list[Measurement]] = {}
     slow_figures = None
     workdir = Path(tempfile.mkdtemp(prefix="index-serving-bench-"))
+    indexes: list[tuple[str, Server]] = []
     try:
         data_dir, _, _ = make_data_dir(workdir, "small", args.repositories, users)
-        index = Server(data_dir, workdir / "server.log")
+        indexes.append(("", Server(data_dir, workdir / "server.log")))
+        if args.before:
+            shutil.copytree(data_dir, workdir / "before")
+            indexes.append((" [before]", Server(workdir / "before", workdir / "server-before.log",
+                                                root=args.before.resolve())))
         try:
             server_ceiling.start_all(candidates)
-            index.start()
-            prime_credentials(index.port, users)
-            workloads = index_workloads(users, index.port, args.repositories)
+            plans: list[tuple[str, Server, list[Workload]]] = []
+            for label, index in indexes:
+                index.start()
+                prime_credentials(index.port, users)
+                plans.append((label, index, index_workloads(users, index.port, args.repositories)))
             for round_number in range(args.rounds):
                 server_ceiling.measure_round(candidates, args.clients, args.seconds, ceiling)
-                pids = index.worker_pids()
-                for workload in workloads:
-                    warmup = 1.0 if round_number == 0 else 0.3
-                    slices.setdefault(workload.name, []).append(
-                        run_workload(workload, index.port, args.clients, warmup, args.seconds, server_pids=pids))
+                for position in range(len(plans[0][2])):
+                    for label, index, workloads in plans:  # before and after back to back
+                        workload = workloads[position]
+                        warmup = 1.0 if round_number == 0 else 0.3
+                        slices.setdefault(workload.name + label, []).append(run_workload(
+                            workload, index.port, args.clients, warmup, args.seconds,
+                            server_pids=index.worker_pids()))
                 print(f"  round {round_number + 1} done, load average {load_average()}", flush=True)
             if args.ceiling_slow:
                 for candidate in candidates:
@@ -147,25 +161,26 @@ def main(argv: list[str] | None = None) -> int:
                         candidate, args.ceiling_slow, args.clients, args.seconds)
             if args.slow_seconds:
                 print(f"  slow clients against the index for {args.slow_seconds:g} s", flush=True)
-                slow_figures = slow_clients.measure(index, users[0], args.slow_partial, args.slow_trickling,
-                                                    args.slow_seconds)
+                slow_figures = slow_clients.measure(indexes[0][1], users[0], args.slow_partial,
+                                                    args.slow_trickling, args.slow_seconds)
         finally:
             server_ceiling.stop_all(candidates)
-            index.stop()
+            for _, index in indexes:
+                index.stop()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
     fastest_name, _ = server_ceiling.fastest(candidates, ceiling)
     fastest = merged(ceiling[fastest_name])
     measurements = {name: merged(parts) for name, parts in slices.items()}
-    own_ping = measurements[workloads[0].name]
+    own_pings = {label: measurements[plans[0][2][0].name + label] for label, _ in indexes}
     print()
     print(server_ceiling.table(candidates, ceiling, ceiling_slow))
     if ceiling_slow:
         print(f"(with slow: {args.ceiling_slow} connections holding half-sent headers and {args.ceiling_slow} "
               f"trickling a body one byte a second, opened before the ping was measured again)")
     print()
-    print(workload_table(measurements, fastest_name, fastest, own_ping))
+    print(workload_table(measurements, fastest_name, fastest, own_pings))
     if slow_figures is not None:
         print()
         print(slow_clients.report(slow_figures))
