@@ -46,6 +46,6 @@ def remembered_basic(credentials: VerifiedCredentials, encoded: str) -> bool:
         username, colon, password = base64.b64decode(encoded, validate=True).decode().partition(":")
     except (binascii.Error, UnicodeDecodeError):
         return False  # the app answers these with a 401 in a thread, as before
-    if not colon or "+" in username:
-        return not username and not password and bool(colon)  # "Basic Og==": anonymous
-    return credentials.remembers(username, password)
+    if colon and not username and not password:
+        return True  # "Basic Og==": docker's anonymous caller
+    return bool(colon) and "+" not in username and credentials.remembers(username, password)
