@@ -6,7 +6,9 @@ bad setting stops the start with one line that names it.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +124,34 @@ def _parse_bind_host(raw: str) -> str:
     return value
 
 
+@dataclass(frozen=True)
+class S3Location:
+    bucket: str
+    prefix: str  # "" or "some/path/" (always ending in "/")
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+
+_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
+
+
+def parse_location(raw: str) -> S3Location | None:
+    """``s3://bucket[/prefix]`` -> S3Location; empty -> None (layers in the data dir)."""
+    value = raw.strip()
+    if not value:
+        return None
+    if not value.startswith("s3://"):
+        raise ValueError(f"must be s3://bucket[/prefix] (or empty for the data dir), got {raw!r}")
+    bucket, _, prefix = value[len("s3://"):].partition("/")
+    if not _BUCKET_RE.fullmatch(bucket) or ".." in bucket:
+        raise ValueError(f"{bucket!r} is not an S3 bucket name (3-63 of a-z 0-9 . -)")
+    prefix = prefix.strip("/")
+    if any(part in ("", ".", "..") for part in prefix.split("/")) and prefix:
+        raise ValueError(f"the prefix {prefix!r} has an empty, '.' or '..' segment")
+    return S3Location(bucket, prefix + "/" if prefix else "")
+
+
 # name -> (default, parser for strings from the environment)
 SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "DATA_DIR": ("data", _parse_str),
@@ -134,6 +164,12 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "TOKEN_TTL": (6 * 3600, _parse_positive_int),
     "BCRYPT_ROUNDS": (12, _parse_rounds),
     "REGISTRY_ENDPOINTS": ([], _parse_endpoints),
+    # Where the built-in registry keeps layer bytes: empty = the data dir, s3://bucket[/prefix] =
+    # S3-compatible object storage (endpoint and credentials the way boto3 finds them: AWS_*).
+    "LAYER_STORAGE": (None, parse_location),
+    "S3_PATH_STYLE": (False, _parse_bool),       # http://host/bucket/key instead of bucket.host
+    "S3_REDIRECT": (False, _parse_bool),         # layer GETs answer 302 to a presigned S3 URL
+    "S3_REDIRECT_SECONDS": (300, _parse_positive_int),  # how long such a URL stays valid
     # Index API bodies are small JSON documents (image lists); layers go through the registry.
     "MAX_JSON_BYTES": (4 * 1024 * 1024, _parse_positive_int),
     # How long verified Basic credentials are remembered, so a push does not pay bcrypt per request.

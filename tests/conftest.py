@@ -11,7 +11,8 @@ from index import create_app
 from index.services import EXTENSION_KEY
 
 # The embedding fixture (index_server), registered the way another project's root conftest would.
-pytest_plugins = ["index.testing"]
+# The real S3 server (Swift) fixtures, for the tests that run against both layer stores.
+pytest_plugins = ["index.testing", "tests.s3.fixtures"]
 
 ADMIN = ("admin", "adminpass")
 

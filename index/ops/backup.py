@@ -105,8 +105,11 @@ def _remove_stale_staging(data_dir: Path) -> None:
                 shutil.rmtree(entry)
 
 
-def create_backup(store: Store, dest: Path) -> Summary:
-    """Write a consistent ``.tar.gz`` snapshot of ``store``'s data dir to ``dest``."""
+def create_backup(store: Store, dest: Path, layers_elsewhere: str | None = None) -> Summary:
+    """Write a consistent ``.tar.gz`` snapshot of ``store``'s data dir to ``dest``.
+
+    ``layers_elsewhere`` names the object storage that holds the layers (INDEX_LAYER_STORAGE):
+    the archive then holds the metadata only, and its manifest says where the layers are."""
     data_dir = store.root.resolve()
     dest = Path(dest).resolve()
     if dest == data_dir or data_dir in dest.parents:
@@ -123,7 +126,7 @@ def create_backup(store: Store, dest: Path) -> Summary:
         for relative in names:
             if relative.parts[0] == "db" and relative.suffix == ".json":
                 DataFile(staging / relative).check()  # never archive a damaged file silently
-        size = _write_archive(staging, names, dest)
+        size = _write_archive(staging, names, dest, layers_elsewhere)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return Summary(dest, len(names), size)
@@ -147,8 +150,9 @@ def _snapshot(data_dir: Path, staging: Path) -> list[PurePosixPath]:
     return names
 
 
-def _write_archive(staging: Path, names: list[PurePosixPath], dest: Path) -> int:
+def _write_archive(staging: Path, names: list[PurePosixPath], dest: Path, layers_elsewhere: str | None) -> int:
     manifest = json.dumps({"format": FORMAT, "created": datetime.now(UTC).isoformat(),
+                           "layers": layers_elsewhere or "in this archive",
                            "files": [str(name) for name in names]}, indent=1).encode()
     with atomic_file(dest) as fd:
         with os.fdopen(fd, "wb", closefd=False) as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
@@ -282,7 +286,8 @@ ROTATED_PREFIX = "index-backup-"
 ROTATED_SUFFIX = ".tar.gz"
 
 
-def rotated_backup(store: Store, folder: Path, keep: int, now: datetime | None = None) -> tuple[Summary, list[Path]]:
+def rotated_backup(store: Store, folder: Path, keep: int, layers_elsewhere: str | None = None,
+                   now: datetime | None = None) -> tuple[Summary, list[Path]]:
     """A new ``index-backup-<UTC time>.tar.gz`` in ``folder``, then the oldest beyond ``keep``
     removed (only files of that name pattern: nothing else in the folder is touched)."""
     if keep < 1:
@@ -294,7 +299,7 @@ def rotated_backup(store: Store, folder: Path, keep: int, now: datetime | None =
     while dest.exists():  # two backups in one second: keep both
         dest = folder / f"{ROTATED_PREFIX}{moment}-{counter}{ROTATED_SUFFIX}"
         counter += 1
-    summary = create_backup(store, dest)
+    summary = create_backup(store, dest, layers_elsewhere)
     # The time stamp sorts as text; the archive just written is always among those kept.
     existing = sorted(path for path in folder.glob(f"{ROTATED_PREFIX}*{ROTATED_SUFFIX}") if path.is_file())
     removed = [path for path in existing[:-keep] if path != summary.path]
@@ -310,21 +315,28 @@ def rotated_backup(store: Store, folder: Path, keep: int, now: datetime | None =
                    "the newest KEEP backups there.")
 def backup_command(dest: Path, keep: int | None) -> None:
     """Write a consistent .tar.gz of the data dir to DEST while the index keeps running."""
+    from flask import current_app
+
     from ..services import services
+    location = current_app.config.get("LAYER_STORAGE")
+    layers_elsewhere = str(location) if location is not None else None
     try:
         if keep is not None:
             if dest.exists() and not dest.is_dir():
                 raise BackupError(f"{dest} is not a directory (--keep writes into a directory)")
-            summary, removed = rotated_backup(services().store, dest, keep)
+            summary, removed = rotated_backup(services().store, dest, keep, layers_elsewhere)
         else:
             if dest.is_dir():
                 raise BackupError(f"{dest} is a directory: name the archive file, or pass --keep N")
-            summary, removed = create_backup(services().store, dest), []
+            summary, removed = create_backup(services().store, dest, layers_elsewhere), []
     except (BackupError, StoreError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"backup written to {summary.path}: {summary.files} files, {summary.bytes} bytes")
     for path in removed:
         click.echo(f"removed old backup {path}")
+    if layers_elsewhere:
+        click.echo(f"it holds the metadata only (accounts, repositories, tags, image records): the layers "
+                   f"are in {layers_elsewhere}; back that bucket up too (README: Layers in S3)")
 
 
 @click.command("restore")

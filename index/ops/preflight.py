@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import socket
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 from cryptography import x509
@@ -95,3 +96,46 @@ def check_port_free(host: str, port: int) -> None:
             if exc.errno == errno.EADDRNOTAVAIL:
                 raise PreflightError(f"INDEX_HOST: {host} is not an address of this machine") from None
             raise PreflightError(f"INDEX_HOST/INDEX_PORT: cannot listen on {shown}: {exc.strerror}") from None
+
+
+def check_bucket_access(client: Callable[[], Any], bucket: str, probe_key: str, location: str) -> None:
+    """INDEX_LAYER_STORAGE: write, read back and delete one small object at ``probe_key``.
+
+    ``client`` builds the S3 client (boto3 can fail already there: no region, a bad endpoint).
+    """
+    try:
+        s3 = client()
+        endpoint = str(s3.meta.endpoint_url)
+    except Exception as exc:  # botocore's errors have no common base we could name
+        raise PreflightError(f"INDEX_LAYER_STORAGE: cannot set up an S3 client for {location}: "
+                             f"{_s3_error(exc)}") from None
+    try:
+        s3.put_object(Bucket=bucket, Key=probe_key, Body=b"docker-index access check")
+        s3.head_object(Bucket=bucket, Key=probe_key)
+        s3.delete_object(Bucket=bucket, Key=probe_key)
+    except Exception as exc:  # no credentials, refused, unreachable, no such bucket, ...
+        raise PreflightError(f"INDEX_LAYER_STORAGE: {location} at {endpoint} is not usable: "
+                             f"{_bucket_problem(exc, bucket)}") from None
+
+
+def _s3_error(exc: Exception) -> str:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict) and "Error" in response:
+        error = response["Error"]
+        return f"{error.get('Code', '?')}: {error.get('Message') or ''}".strip()
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _bucket_problem(exc: Exception, bucket: str) -> str:
+    response = getattr(exc, "response", None)
+    code = str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
+    name = type(exc).__name__
+    if name == "NoCredentialsError":
+        return "no credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a profile)"
+    if name in ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError"):
+        return f"cannot connect ({exc})"
+    if code == "NoSuchBucket":
+        return f"the bucket {bucket!r} does not exist"
+    if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403", "401"):
+        return f"the credentials were refused ({code})"
+    return _s3_error(exc)

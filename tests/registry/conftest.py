@@ -8,6 +8,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,6 +26,8 @@ class Server:
     host: str          # 127.0.0.1:<port>
     data_dir: Path
     process: subprocess.Popen
+    s3: Any = None  # an S3Blobs over the server's bucket when its layers are in S3
+    env: dict[str, str] | None = None  # the settings it was started with beyond the defaults
 
     def client(self, credentials: tuple[str, str] | None = None) -> V1Client:
         return V1Client(self.host, credentials)
@@ -38,8 +41,12 @@ class Server:
         assert reply.status == 201, (reply.status, reply.body)
         return client
 
-    def layer_file(self, image_id: str, uploader: str | None = None) -> Path:
-        return storage.layer_file(self.data_dir, image_id, uploader)
+    def layer_file(self, image_id: str, uploader: str | None = None) -> Any:
+        """The blob file (or S3 object) of a version: ``.exists()``, ``.read_bytes()``."""
+        return storage.layer_file(self.data_dir, image_id, uploader, self.s3)
+
+    def unfinished_uploads(self) -> list[str]:
+        return storage.unfinished_uploads(self.data_dir, self.s3)
 
 
 @contextlib.contextmanager
@@ -59,13 +66,43 @@ def running_server(data_dir: Path, log_path: Path, workers: int = 2, extra_env: 
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_for_http(f"http://{host}/v1/_ping", process, log_path, START_TIMEOUT)
-        yield Server(host, data_dir, process)
+        yield Server(host, data_dir, process, _s3_view(extra_env), dict(extra_env or {}))
     finally:
         stop(process)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("registry-server")
-    with running_server(folder / "data", folder / "server.log") as started:
+def _s3_view(env: dict | None) -> Any:
+    """An S3Blobs over the bucket a server with these settings uses (None: layers on disk)."""
+    if not env or not env.get("INDEX_LAYER_STORAGE"):
+        return None
+    from tests.s3.fixtures import blobs_for
+    from tests.s3.swift import SwiftS3
+    swift = SwiftS3(env["AWS_ENDPOINT_URL"], env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"],
+                    env["AWS_DEFAULT_REGION"], Path(), Path())
+    return blobs_for(swift, env["INDEX_LAYER_STORAGE"])
+
+
+def layer_storage_env(request, kind: str) -> dict[str, str]:
+    """The settings of a server whose layers go to ``kind``: "local" (the data dir), "s3" (a
+    new bucket on the session's Swift server) or "s3-redirect" (the same, with layer GETs
+    answered by a 302 to a presigned URL)."""
+    if kind == "local":
+        return {}
+    from tests.s3.fixtures import new_bucket
+    swift = request.getfixturevalue("swift_s3")
+    bucket = new_bucket(swift)
+    redirect = {"INDEX_S3_REDIRECT": "true"} if kind == "s3-redirect" else {}
+    return {**swift.environment(), "INDEX_LAYER_STORAGE": f"s3://{bucket}/layers", "INDEX_S3_PATH_STYLE": "true",
+            **redirect}
+
+
+# Every end-to-end registry test runs against both layer stores.
+LAYER_STORES = ["local", "s3"]
+
+
+@pytest.fixture(scope="module", params=LAYER_STORES)
+def server(request, tmp_path_factory):
+    folder = tmp_path_factory.mktemp(f"registry-server-{request.param}")
+    env = layer_storage_env(request, request.param)
+    with running_server(folder / "data", folder / "server.log", extra_env=env) as started:
         yield started

@@ -16,8 +16,9 @@ SCRIPT = Path(sys.executable).parent / "docker-index"
 ROUNDS = 6
 
 
-def _gc(data_dir: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(SCRIPT), "--data-dir", str(data_dir), "gc"], env=clean_env({}),
+def _gc(data_dir: Path, env: dict[str, str] | None) -> subprocess.CompletedProcess:
+    """The gc command, with the server's settings (its bucket, when its layers are in S3)."""
+    return subprocess.run([str(SCRIPT), "--data-dir", str(data_dir), "gc"], env=clean_env(env or {}),
                           capture_output=True, text=True, timeout=120)
 
 
@@ -31,7 +32,7 @@ def test_gc_beside_pushes_and_deletes_breaks_none_of_them(server):
     def collect_repeatedly():
         deadline = time.monotonic() + 120
         while not stop.is_set() and time.monotonic() < deadline:
-            runs.append(_gc(server.data_dir))
+            runs.append(_gc(server.data_dir, server.env))
 
     collector = threading.Thread(target=collect_repeatedly)
     collector.start()

@@ -170,4 +170,4 @@ def test_gunicorn_bodies_chunked_and_with_content_length(server, big_layer, send
                         {**auth, "X-Docker-Checksum": tarsum, "X-Docker-Checksum-Payload": payload}).status == 200
     assert server.layer_file(image).read_bytes() == big_layer.body
     assert server.layer_file(image).name == hashlib.sha256(big_layer.body).hexdigest()
-    assert list((server.data_dir / "uploads").glob("*.part")) == []
+    assert server.unfinished_uploads() == []

@@ -11,9 +11,19 @@ from docker_registry_client._BaseClient import BaseClientV1
 
 from tests.conftest import image_id
 
+from .conftest import LAYER_STORES, layer_storage_env, running_server
 from .layers import chain
 
 pytestmark = pytest.mark.live  # starts processes
+
+
+@pytest.fixture(scope="module", params=[*LAYER_STORES, "s3-redirect"])
+def server(request, tmp_path_factory):
+    """Both layer stores, and S3 with redirected layer GETs (the library's requests follows the 302)."""
+    folder = tmp_path_factory.mktemp(f"third-party-{request.param}")
+    env = layer_storage_env(request, request.param)
+    with running_server(folder / "data", folder / "server.log", extra_env=env) as started:
+        yield started
 
 
 def test_docker_registry_client_pulls_what_was_pushed(server):
@@ -38,6 +48,8 @@ def test_docker_registry_client_pulls_what_was_pushed(server):
         # The library's own request path, for the bytes (its get_images_layer decodes JSON).
         response = base._http_response(BaseClientV1.IMAGE_LAYER, requests.get, image_id=layer.image_id)
         assert response.content == layer.body
+        redirected = [answer.status_code for answer in response.history] == [302]
+        assert redirected == (server.env.get("INDEX_S3_REDIRECT") == "true")
 
     # Tag management through the library, with the owner's Basic credentials.
     base.set_tag("interop", "app", "stable", layers[0].image_id)
