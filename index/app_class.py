@@ -1,9 +1,10 @@
 """The Flask class the index is built on: Flask, minus a cost it pays on every request.
 
 Flask passes every hook and view through ``ensure_sync`` on every request, and that asks
-``inspect.iscoroutinefunction`` each time: eleven calls per request here, about a tenth of a ping's
-time in the app (bench/README.md, "What a request costs"). The index registers only plain
-functions, once, at start-up, so the answer for each is worked out once and kept.
+``inspect.iscoroutinefunction`` each time: eleven calls per request here, about a tenth of a
+ping's time in the app (bench/README.md, "What the profile showed, and what changed"). The index
+registers only plain functions, once, at start-up, so the answer for each is worked out once and
+kept.
 """
 from __future__ import annotations
 

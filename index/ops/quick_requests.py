@@ -2,9 +2,9 @@
 
 Handing a request to a request thread and its answer back to the event loop costs two thread
 wake-ups and a write to the loop's wake-up pipe: about a third of the server's CPU time for a
-ping (bench/README.md, "Request threads or the event loop"). The handshake's reads answer from
-memory in well under a millisecond, so they run on the loop's thread instead; while one runs, the
-worker's other connections wait exactly as they would for the GIL.
+ping (bench/README.md, "What the profile showed, and what changed"). The handshake's reads answer
+from memory in well under a millisecond, so they run on the loop's thread instead; while one
+runs, the worker's other connections wait exactly as they would for the GIL.
 
 Only requests that cannot wait on anything qualify: no body, ``GET``/``HEAD`` on the routes below,
 and no bcrypt to pay (Basic credentials that the credential cache remembers; robots' logins and

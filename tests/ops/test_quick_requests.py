@@ -66,3 +66,11 @@ def test_a_remembered_login_stops_being_quick_when_the_cache_is_off():
     off = VerifiedCredentials(b"key", ttl_seconds=0)
     off.remember("alice", "secret1", "$2b$hash")
     assert not quick_request_test(off)(environ("GET", "/v1/users/", basic("alice", "secret1")))
+
+
+def test_a_changed_password_ends_the_remembered_pair():
+    remembered = VerifiedCredentials(b"key", ttl_seconds=60)
+    remembered.remember("alice", "old-secret", "$2b$old")
+    assert quick_request_test(remembered)(environ("GET", "/v1/users/", basic("alice", "old-secret")))
+    assert not remembered.is_verified("alice", "old-secret", "$2b$new")  # the stored hash changed
+    assert not quick_request_test(remembered)(environ("GET", "/v1/users/", basic("alice", "old-secret")))
