@@ -1,7 +1,7 @@
 """Which requests the WSGI bridge may run on the event loop's own thread.
 
 Handing a request to a request thread and its answer back to the event loop costs two thread
-wake-ups and a write to the loop's wake-up pipe: about a third of the server's CPU time for a
+wake-ups and a write to the loop's wake-up pipe: a fifth of the server's CPU time for a trivial
 ping (bench/README.md, "What the profile showed, and what changed"). The handshake's reads answer
 from memory in well under a millisecond, so they run on the loop's thread instead; while one
 runs, the worker's other connections wait exactly as they would for the GIL.
