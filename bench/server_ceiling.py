@@ -31,7 +31,7 @@ from procstat import descendants, load_average, rss_mib  # noqa: E402
 from server import HOST, free_port  # noqa: E402
 from workloads import Single, Step, build_request, connect, send  # noqa: E402
 
-from tests.slow_clients import SlowClients  # noqa: E402
+from index.ops.slow_clients import SlowClients  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
 START_TIMEOUT_SECONDS = 30.0

@@ -45,7 +45,7 @@ from workloads import (  # noqa: E402
     prime_credentials,
 )
 
-from tests.slow_clients import SlowClients  # noqa: E402
+from index.ops.slow_clients import SlowClients  # noqa: E402
 
 
 def repeat(op, port: int, seconds: float, result: ClientResult, latencies: list[float]) -> None:

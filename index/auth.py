@@ -13,7 +13,7 @@ from .errors import BadRequest, Forbidden, NotFound, TooManyRequests, Unauthoriz
 from .names import RepoName
 from .services import services
 from .store import DELETING, generation_of
-from .store.records import caller
+from .store.records import Principal
 from .tokens import Grant, TokenError
 
 TOKEN_CHALLENGE = "Token"
@@ -28,7 +28,7 @@ def scheme() -> str | None:
     return header.split(None, 1)[0].lower() if header else None
 
 
-def basic_user() -> dict[str, Any] | None:
+def basic_user() -> Principal | None:
     """The account named by Basic credentials, or None for an anonymous caller.
 
     Empty credentials (``Basic Og==``, what docker sends when nobody is logged in) are anonymous.
@@ -51,7 +51,7 @@ def basic_user() -> dict[str, Any] | None:
     return user
 
 
-def login(username: str, password: str) -> dict[str, Any]:
+def login(username: str, password: str) -> Principal:
     """The account these credentials belong to (Basic or the web's sign-in form).
 
     401 when they are wrong, 429 past the failed-login limit (see ``ratelimit``); remembered
@@ -65,7 +65,7 @@ def login(username: str, password: str) -> dict[str, Any]:
     if stored_hash and found.credentials.is_verified(username, password, stored_hash):
         logs.set_user(username)
         assert user is not None
-        return caller(user)  # remembered: a push is never throttled
+        return user  # remembered: a push is never throttled
     # The attempt counts before bcrypt runs (429 when the limit is taken up by failures and
     # attempts still being checked), so parallel guesses cannot all reach bcrypt.
     address = request.remote_addr or ""
@@ -83,10 +83,10 @@ def login(username: str, password: str) -> dict[str, Any]:
     found.credentials.remember(username, password, stored_hash)
     logs.set_user(username)
     events.signed_in(username)  # once per credential-cache period, not on every request of a push
-    return caller(user)
+    return user
 
 
-def _robot_login(username: str, password: str) -> dict[str, Any]:
+def _robot_login(username: str, password: str) -> Principal:
     """A robot's Basic credentials: its name and current token (no web login, no password)."""
     with services().login_throttle.attempt(request.remote_addr or "", username) as attempt:
         robot = principals.check_robot_token(username, password)
@@ -107,7 +107,7 @@ def anonymous_reads_refused() -> Unauthorized:
                         "(INDEX_ANONYMOUS_PULL=false)")
 
 
-def reader() -> dict[str, Any] | None:
+def reader() -> Principal | None:
     """The caller of a read route: an active account or robot, or None (anonymous, when allowed)."""
     user = basic_user()
     if user is None:
@@ -118,7 +118,7 @@ def reader() -> dict[str, Any] | None:
     return user
 
 
-def require_user() -> dict[str, Any]:
+def require_user() -> Principal:
     """The logged-in, active account: 401 without valid credentials, 403 if inactive."""
     user = basic_user()
     if user is None:
@@ -127,12 +127,12 @@ def require_user() -> dict[str, Any]:
     return user
 
 
-def require_active(user: dict[str, Any]) -> None:
+def require_active(user: Principal) -> None:
     if not user.get("active"):
         raise Forbidden("account is not active")
 
 
-def may_write(user: dict[str, Any], namespace: str) -> bool:
+def may_write(user: Principal, namespace: str) -> bool:
     """May ``user`` create repositories in ``namespace``? (see :mod:`index.permissions`)"""
     return permissions.can_create(user, namespace)
 
@@ -182,7 +182,7 @@ def _verified_grant(name: RepoName | None) -> Grant:
     return grant
 
 
-def _check_generation(grant: Grant, user: dict[str, Any]) -> None:
+def _check_generation(grant: Grant, user: Principal) -> None:
     """A token lives only as long as the account generation it was issued to.
 
     Tokens from before generations existed carry none: they may still read until they expire
@@ -239,7 +239,7 @@ def add_endpoints(response: Response, hosts: Iterable[str] | None = None) -> Res
 
 
 def add_token(response: Response, name: RepoName, access: str,
-              user: Mapping[str, Any] | str | None, hosts: Iterable[str] | None = None, *,
+              user: Principal | str | None, hosts: Iterable[str] | None = None, *,
               delete_id: str | None = None) -> Response:
     """The token headers of protocol.md 4.1/5/8, plus the endpoints that accept the token
     (``hosts``: what :func:`endpoints` returned earlier in this request).
@@ -254,8 +254,8 @@ def add_token(response: Response, name: RepoName, access: str,
         if record is None:
             raise ValueError(f"no account {user!r} to issue a token to")
         user = record
-    subject = principals.token_subject(dict(user)) if user is not None else None
-    generation = generation_of(dict(user)) if user is not None else None
+    subject = principals.token_subject(user) if user is not None else None
+    generation = generation_of(user) if user is not None else None
     token = found.signer.issue(name.full, access, subject, generation=generation, delete_id=delete_id)
     # add, not set: the response is new and has none of these yet (set scans for old values).
     response.headers.add("X-Docker-Token", token)

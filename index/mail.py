@@ -22,20 +22,24 @@ def send(config: Mapping[str, Any], to: str, subject: str, body: str) -> None:
     message["To"] = to
     message["Subject"] = subject
     message.set_content(body)
-    host, port, security = config["SMTP_HOST"], config["SMTP_PORT"], config["SMTP_SECURITY"]
-    context = ssl.create_default_context()
-    if security == "ssl":
-        connection: smtplib.SMTP = smtplib.SMTP_SSL(host, port, timeout=SMTP_TIMEOUT_SECONDS,
-                                                    context=context)
-    else:
-        connection = smtplib.SMTP(host, port, timeout=SMTP_TIMEOUT_SECONDS)
+    connection, context = _connect(config, SMTP_TIMEOUT_SECONDS)
     with connection:
-        if security == "starttls":
+        if config["SMTP_SECURITY"] == "starttls":
             # Refuse to go on in clear text: the server must offer STARTTLS.
             connection.starttls(context=context)
         if config["SMTP_USERNAME"]:
             connection.login(config["SMTP_USERNAME"], config["SMTP_PASSWORD"])
         connection.send_message(message)
+
+
+def _connect(config: Mapping[str, Any], timeout: float) -> tuple[smtplib.SMTP, ssl.SSLContext]:
+    """A connection to the configured server (TLS from the first byte with ``ssl``), and the
+    TLS context that a STARTTLS on it is to use."""
+    host, port = config["SMTP_HOST"], config["SMTP_PORT"]
+    context = ssl.create_default_context()
+    if config["SMTP_SECURITY"] == "ssl":
+        return smtplib.SMTP_SSL(host, port, timeout=timeout, context=context), context
+    return smtplib.SMTP(host, port, timeout=timeout), context
 
 
 PROBE_TIMEOUT_SECONDS = 5
@@ -54,12 +58,7 @@ def probe(config: Mapping[str, Any]) -> tuple[bool, str]:
     where = f"{host}:{port}"
     fallback = "registrations will get their activation link only in this log"
     try:
-        context = ssl.create_default_context()
-        if security == "ssl":
-            connection: smtplib.SMTP = smtplib.SMTP_SSL(host, port, timeout=PROBE_TIMEOUT_SECONDS,
-                                                        context=context)
-        else:
-            connection = smtplib.SMTP(host, port, timeout=PROBE_TIMEOUT_SECONDS)
+        connection, context = _connect(config, PROBE_TIMEOUT_SECONDS)
         with connection:
             connection.ehlo_or_helo_if_needed()
             if security == "starttls":

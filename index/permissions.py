@@ -21,15 +21,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import IntEnum
-from typing import Any
 
 from flask import current_app
 
 from .names import LIBRARY, RepoName
 from .services import services
 from .store.access import PUBLIC, find_organization, holders_of, repository_facts
-
-Principal = dict[str, Any]
+from .store.records import Grants, Principal
+from .store.records import is_robot as is_robot  # the routes ask here, beside the other questions
 
 
 class Role(IntEnum):
@@ -46,10 +45,6 @@ TOKEN_NEEDS = {"read": Role.READ, "write": Role.WRITE, "delete": Role.ADMIN}
 
 def _acting(user: Principal | None) -> Principal | None:
     return user if user is not None and user.get("active") else None
-
-
-def is_robot(user: Principal | None) -> bool:
-    return bool(user and user.get("robot"))
 
 
 def team_roles(user: Principal | None, organization: str) -> dict[str, str]:
@@ -136,7 +131,7 @@ def can_admin_namespace(user: Principal | None, namespace: str) -> bool:
     return _namespace_admin(user, namespace)
 
 
-def creator_grants(user: Principal, namespace: str) -> dict[str, Any]:
+def creator_grants(user: Principal, namespace: str) -> Grants:
     """The grants a new repository starts with: a team ``creator`` is admin of what it creates."""
     if _namespace_admin(user, namespace):
         return {}

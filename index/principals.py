@@ -22,7 +22,7 @@ from flask import current_app
 from .names import NAMESPACE_RE, ValidationError
 from .services import services
 from .store.access import find_robot
-from .store.records import caller
+from .store.records import Principal, RobotPrincipal, RobotRecord, is_robot
 
 ROBOT_SHORT_RE = re.compile(r"[a-z][a-z0-9_]{1,29}")
 NONCE_BYTES = 32
@@ -55,7 +55,7 @@ def _derive(key: str, name: str, nonce: str) -> str:
     return hmac.new(key.encode("utf-8", "surrogatepass"), message, hashlib.sha256).hexdigest().upper()
 
 
-def token_of(record: dict[str, Any]) -> str:
+def token_of(record: RobotRecord) -> str:
     """The robot's current token (what it logs in with)."""
     return _derive(current_app.extensions[ROBOT_KEYS][0], record["name"], record["nonce"])
 
@@ -63,24 +63,24 @@ def token_of(record: dict[str, Any]) -> str:
 GENERATION_CHARS = 12
 
 
-def robot_principal(record: dict[str, Any]) -> dict[str, Any]:
+def robot_principal(record: RobotRecord) -> RobotPrincipal:
     return {"username": record["name"], "robot": True, "namespace": record["namespace"],
             "active": True, "admin": False, "emails": [],
             "generation": record["nonce"][:GENERATION_CHARS]}
 
 
-def token_subject(user: dict[str, Any] | None) -> str | None:
+def token_subject(user: Principal | None) -> str | None:
     """Who an index token is issued to: the account's name; a robot's name with its token
     generation (``acme+ci#<12 hex>``), so that regenerating or deleting the robot also stops the
     index tokens it was handed (``find`` no longer resolves the old subject)."""
     if user is None:
         return None
-    if user.get("robot"):
+    if is_robot(user):
         return f"{user['username']}#{user['generation']}"
     return user["username"]
 
 
-def find(name: str) -> dict[str, Any] | None:
+def find(name: str) -> Principal | None:
     """The account or robot called ``name``, or None."""
     store = services().store
     if "+" in name:
@@ -91,11 +91,10 @@ def find(name: str) -> dict[str, Any] | None:
         if record is None or (generation and record["nonce"][:GENERATION_CHARS] != generation):
             return None
         return robot_principal(record)
-    user = store.find_user(name)
-    return caller(user) if user is not None else None
+    return store.find_user(name)
 
 
-def check_robot_token(name: str, token: str) -> dict[str, Any] | None:
+def check_robot_token(name: str, token: str) -> RobotPrincipal | None:
     """The robot if ``token`` is its current token, else None."""
     record = find_robot(services().store, name) if is_robot_name(name) else None
     if record is None:

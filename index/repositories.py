@@ -17,7 +17,7 @@ from .names import LIBRARY, RepoName
 from .payloads import empty_response, json_response, read_json
 from .repository_urls import View, repository_route, visible_repository
 from .services import services
-from .store.records import RepositoryRecord
+from .store.records import Principal, RepositoryRecord
 
 bp = Blueprint("repositories", __name__)
 
@@ -25,7 +25,7 @@ def route(suffix: str, methods: list[str], **options: Any) -> Callable[[View], V
     return repository_route(bp, suffix, methods, **options)
 
 
-def _readable(name: RepoName, user: dict[str, Any] | None) -> RepositoryRecord:
+def _readable(name: RepoName, user: Principal | None) -> RepositoryRecord:
     if not permissions.can_read(user, name):
         raise auth.not_found(name)  # a hidden repository answers exactly as a missing one
     return visible_repository(name)
@@ -46,7 +46,7 @@ def put_repository(namespace: str, repository: str) -> Response:
     return add_token(json_response(""), name, "write", user, hosts)
 
 
-def _may_announce(name: RepoName, user: dict[str, Any]) -> dict[str, Any] | None:
+def _may_announce(name: RepoName, user: Principal) -> dict[str, Any] | None:
     """Re-announcing needs write; creating needs the namespace (owner, organization creator or
     admin team, site admin). Returns the fields a new repository starts with (None: it exists).
 
@@ -69,7 +69,7 @@ def _may_announce(name: RepoName, user: dict[str, Any]) -> dict[str, Any] | None
             "permissions": permissions.creator_grants(user, name.namespace)}
 
 
-def _writer_of(name: RepoName, role: permissions.Role = permissions.Role.WRITE) -> dict[str, Any]:
+def _writer_of(name: RepoName, role: permissions.Role = permissions.Role.WRITE) -> Principal:
     """The caller, if it may read the repository (else 404 as if missing) and has ``role``."""
     user = auth.require_user()
     found = permissions.role_for(user, name)

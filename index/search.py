@@ -12,6 +12,7 @@ from .errors import BadRequest
 from .names import LIBRARY, RepoName
 from .payloads import json_response
 from .services import services
+from .store.records import Principal
 
 bp = Blueprint("search", __name__)
 
@@ -47,7 +48,7 @@ def _result(name: str, description: str) -> dict[str, Any]:
             "is_official": name.startswith(f"{LIBRARY}/"), "is_trusted": False, "is_automated": False}
 
 
-def find(query: str, offset: int, limit: int, viewer: dict[str, Any] | None) -> tuple[int, list[tuple[str, str]]]:
+def find(query: str, offset: int, limit: int, viewer: Principal | None) -> tuple[int, list[tuple[str, str]]]:
     """Repositories matching ``query`` that ``viewer`` may see: (how many, the requested slice
     of (name, description)). The API and the web pages both answer from here."""
     # Matches the lower-cased query in "namespace/name" or the lower-cased description.

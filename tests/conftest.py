@@ -114,14 +114,33 @@ def alice(docker) -> DockerActions:
     return docker
 
 
-# Fixtures that start a gunicorn process: every test using one is a live test.
-LIVE_FIXTURES = {"server", "live_server"}
+# Fixtures that start processes (a served index, gunicorn, the Swift server behind the S3 tests):
+# every test using one, directly or through another fixture, is a live test.
+LIVE_FIXTURES = {"server", "live_server", "swift_s3"}
 
 
-def pytest_collection_modifyitems(items) -> None:
+def pytest_addoption(parser) -> None:
+    parser.addoption("--first-case-only", action="store_true",
+                     help="run a parametrized test with its first case only (make test-fast; "
+                          "make test runs every case)")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         if LIVE_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.live)
+    if config.getoption("--first-case-only"):
+        # Most of a case's cost is the fresh app it gets; the long tables of bad inputs are what
+        # make the in-process tests slow, and their first case already runs the code path.
+        seen: set[str] = set()
+        kept, dropped = [], []
+        for item in items:
+            function = item.nodeid.partition("[")[0]
+            (dropped if function in seen else kept).append(item)
+            seen.add(function)
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = kept
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

@@ -108,6 +108,7 @@ def test_pages_and_page_sizes_answer_as_the_full_scan(shared):
                 assert answer(client, needle, page, page_size) == scan(store, needle, page, page_size)
 
 
+@pytest.mark.slow
 def test_random_queries_answer_as_the_full_scan(shared):
     client, store = shared
     rng = random.Random(11)

@@ -15,6 +15,7 @@ from .. import names
 from ..errors import ApiError
 from ..names import LIBRARY, RepoName, ValidationError
 from ..services import services
+from ..store.access import find_organization
 from . import operations
 
 organizations = AppGroup("organizations", help="Manage organizations: create, list, show, delete.")
@@ -154,7 +155,7 @@ def _robot(full: str) -> tuple[str, str]:
 def robots_create(name: str) -> None:
     """Create robot NAME (<namespace>+<short>) and print its token."""
     namespace, short = _robot(name)
-    if operations.find_organization(services().store, namespace) is None and \
+    if find_organization(services().store, namespace) is None and \
             services().store.find_user(namespace) is None:
         _fail(f"no user or organization {namespace!r}")
     view, created = _run(lambda: operations.create_robot(namespace, short))
@@ -211,8 +212,8 @@ def permissions_list(repository: str) -> None:
     name = _repo(repository)
     users = _run(lambda: operations.grants(name, "user"))
     team_grants = _run(lambda: operations.grants(name, "team"))
-    record = services().store.get_repository(name.namespace, name.repository) or {}
-    click.echo(f"{name.display}: {record.get('visibility', 'public')}")
+    record = services().store.get_repository(name.namespace, name.repository)
+    click.echo(f"{name.display}: {record.get('visibility', 'public') if record else 'public'}")
     for who, role in sorted(users.items()):
         click.echo(f"{'robot' if '+' in who else 'user':<6} {who:<40} {role}")
     for team, role in sorted(team_grants.items()):

@@ -5,23 +5,24 @@ from typing import Any
 
 from flask import Blueprint
 
-from .. import auth, names
+from .. import auth, names, permissions
 from ..errors import BadRequest, Forbidden
 from ..names import RepoName
 from ..payloads import read_json
+from ..store.records import Principal, UserRecord
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
-def caller() -> dict[str, Any]:
+def caller() -> Principal:
     """The authenticated, active account or robot: 401 without credentials, 403 if inactive."""
     return auth.require_user()
 
 
-def person() -> dict[str, Any]:
+def person() -> UserRecord:
     """The caller, who must be a login account (robots do not manage anything)."""
     user = caller()
-    if user.get("robot"):
+    if permissions.is_robot(user):
         raise Forbidden("robot accounts cannot use this call")
     return user
 

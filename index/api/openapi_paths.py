@@ -11,8 +11,8 @@ from .operations import MAX_DESCRIPTION_CHARS
 Json = dict[str, Any]
 
 ERROR = {"$ref": "#/components/schemas/Error"}
-BASIC = [{"basic": []}]
-OPTIONAL_BASIC = [{}, {"basic": []}]
+BASIC: list[Json] = [{"basic": []}]
+OPTIONAL_BASIC: list[Json] = [{}, {"basic": []}]
 NAMESPACE_PATTERN = r"^[a-z0-9_]+(-[a-z0-9_]+)*$"
 REPOSITORY_PATTERN = r"^\.?([a-z0-9_-]+\.)*[a-z0-9_-]+\.?$"
 SHORT_PATTERN = "^" + principals.ROBOT_SHORT_RE.pattern + "$"
@@ -57,7 +57,7 @@ def _errors(*statuses: str) -> Json:
 
 
 def _op(summary: str, responses: Json, parameters: list[Json], *, body: Json | None = None,
-        security: list | None = None, body_errors: bool = False) -> Json:
+        security: list[Json] | None = None, body_errors: bool = False) -> Json:
     errors = ("400", "401", "403", "404", "429") + (("413", "415") if body_errors or body else ())
     operation: Json = {"tags": ["index"], "summary": summary, "security": security or BASIC,
                        "responses": {**responses, **_errors(*errors)}}

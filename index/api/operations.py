@@ -15,6 +15,7 @@ from ..services import services
 from ..store import ACTIVE, AlreadyExists
 from ..store import RecordNotFound as StoreNotFound
 from ..store.access import OWNERS_TEAM, VISIBILITIES, AccessStore, NotEmpty, find_organization, find_robot
+from ..store.records import OrganizationRecord, Principal, RobotRecord, TeamRecord
 
 TEAM_RE = principals.ROBOT_SHORT_RE  # same rule: 2-30 of a-z, 0-9, _; starting with a letter
 MAX_DESCRIPTION_CHARS = 2000
@@ -59,16 +60,16 @@ def team_name(value: Any) -> str:
 
 
 def organization_name(value: Any) -> str:
-    names.repo_name(value, "x")  # a namespace: same rules
-    if value == LIBRARY:
+    name = names.repo_name(value, "x").namespace  # a namespace: same rules
+    if name == LIBRARY:
         raise ValidationError("'library' is the administrators' namespace")
-    if "+" in value:
+    if "+" in name:
         raise ValidationError("an organization name cannot contain '+'")
-    return value
+    return name
 
 
 # -- repositories -----------------------------------------------------------------------------
-def repository_view(name: RepoName, user: dict[str, Any] | None) -> dict[str, Any]:
+def repository_view(name: RepoName, user: Principal | None) -> dict[str, Any]:
     record = services().store.get_repository(name.namespace, name.repository)
     assert record is not None
     role = permissions.role_for(user, name)
@@ -79,7 +80,7 @@ def repository_view(name: RepoName, user: dict[str, Any] | None) -> dict[str, An
             "can_admin": role is not None and role >= permissions.Role.ADMIN}
 
 
-def create_repository(name: RepoName, creator: dict[str, Any], chosen_visibility: str,
+def create_repository(name: RepoName, creator: Principal, chosen_visibility: str,
                       text: str) -> None:
     grants = permissions.creator_grants(creator, name.namespace) if creator else {}
     try:
@@ -143,14 +144,14 @@ def _set_grant(name: RepoName, kind: str, who: str, role: str | None) -> bool:
 
 
 # -- organizations ----------------------------------------------------------------------------
-def organization_or_404(org: str) -> dict[str, Any]:
+def organization_or_404(org: str) -> OrganizationRecord:
     found = find_organization(services().store, org) if names.NAMESPACE_RE.fullmatch(org) else None
     if found is None:
         raise NotFound(f"organization {org} not found")
     return found
 
 
-def create_organization(name: Any, email: Any, creator: str) -> dict[str, Any]:
+def create_organization(name: Any, email: Any, creator: str) -> OrganizationRecord:
     name = organization_name(name)
     email = names.email(email)
     try:
@@ -169,7 +170,7 @@ def delete_organization(org: str) -> None:
         raise NotFound(f"organization {org} not found") from None
 
 
-def set_team(org: str, team: Any, role: str, text: Any) -> dict[str, Any]:
+def set_team(org: str, team: Any, role: str, text: Any) -> TeamRecord:
     team = team_name(team)
     if team == OWNERS_TEAM and role != "admin":
         raise BadRequest("the owners team always has role admin")
@@ -219,7 +220,7 @@ def set_member(org: str, team: str, member: str, present: bool) -> None:
 
 
 # -- robots -----------------------------------------------------------------------------------
-def robot_view(record: dict[str, Any]) -> dict[str, str]:
+def robot_view(record: RobotRecord) -> dict[str, str]:
     return {"name": record["name"], "token": principals.token_of(record)}
 
 
@@ -230,7 +231,7 @@ def create_robot(namespace: str, short: Any, text: Any = None) -> tuple[dict[str
     return robot_view(record), created
 
 
-def robot_or_404(namespace: str, short: str) -> dict[str, Any]:
+def robot_or_404(namespace: str, short: str) -> RobotRecord:
     full = f"{namespace}+{short}"
     record = find_robot(services().store, full) if principals.is_robot_name(full) else None
     if record is None:

@@ -1,18 +1,17 @@
 """``/api/v1/organization``: organizations, their teams and members."""
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Response
 
 from .. import permissions
 from ..errors import Forbidden
 from ..payloads import empty_response, json_response
+from ..store.records import OrganizationRecord
 from . import operations
 from .common import body, bp, caller, person
 
 
-def _admin_of(org: str) -> dict[str, Any]:
+def _admin_of(org: str) -> OrganizationRecord:
     """The organization, if the caller administers it (404 unknown, 403 not an admin)."""
     user = caller()
     found = operations.organization_or_404(org)
@@ -21,7 +20,7 @@ def _admin_of(org: str) -> dict[str, Any]:
     return found
 
 
-def _member_of(org: str) -> dict[str, Any]:
+def _member_of(org: str) -> OrganizationRecord:
     user = caller()
     found = operations.organization_or_404(org)
     if not (permissions.can_admin_namespace(user, org) or permissions.team_roles(user, org)):

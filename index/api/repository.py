@@ -1,8 +1,6 @@
 """``/api/v1/repository``: create, show, change visibility, and grants to users, robots, teams."""
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Response, current_app
 
 from .. import auth, names, permissions
@@ -10,11 +8,12 @@ from ..errors import Conflict, Forbidden
 from ..names import LIBRARY, RepoName
 from ..payloads import empty_response, json_response
 from ..services import services
+from ..store.records import Principal
 from . import operations
 from .common import body, bp, caller, repo
 
 
-def _role_or_404(name: RepoName, user: dict[str, Any] | None) -> permissions.Role:
+def _role_or_404(name: RepoName, user: Principal | None) -> permissions.Role:
     """The caller's role; a repository it may not read answers exactly as a missing one."""
     role = permissions.role_for(user, name)
     record = services().store.get_repository(name.namespace, name.repository)

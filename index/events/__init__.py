@@ -78,7 +78,8 @@ def install(app: Flask) -> Events:
 
 
 def current() -> Events:
-    return current_app.extensions[EXTENSION_KEY]
+    events: Events = current_app.extensions[EXTENSION_KEY]
+    return events
 
 
 def shutdown(app: Flask) -> None:
@@ -208,7 +209,7 @@ def tags_deleted(name: RepoName, username: str | None, tags: dict[str, str]) -> 
 
 
 def _public_host() -> str | None:
-    configured = current_app.config.get("PUBLIC_HOST")
+    configured: str | None = current_app.config.get("PUBLIC_HOST")
     if configured:
         return configured
     return request.host if has_request_context() else None

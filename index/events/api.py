@@ -18,6 +18,7 @@ from ..errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from ..names import RepoName
 from ..payloads import empty_response, json_response, read_json
 from ..services import services
+from ..store.records import Principal, UserRecord
 from . import TooManyNotifications, add_notification, current, queue_test, remove_notification
 from .audit import EVENTS as AUDIT_EVENTS
 from .audit import Query, parse_since
@@ -35,15 +36,15 @@ Scope = tuple[str, "str | None"]  # (namespace, repository name or None for the 
 
 
 # -- who may manage which scope ----------------------------------------------------------------
-def _person() -> dict[str, Any]:
+def _person() -> UserRecord:
     """The caller, an active login account: robot accounts manage nothing."""
     user = auth.require_user()
-    if user.get("robot"):
+    if permissions.is_robot(user):
         raise Forbidden("robot accounts cannot use this call")
     return user
 
 
-def _repository_scope(namespace: str, repository: str) -> tuple[dict[str, Any], RepoName]:
+def _repository_scope(namespace: str, repository: str) -> tuple[Principal, RepoName]:
     name = names.repo_name(namespace, repository)
     user = _person()
     if not permissions.can_admin(user, name):
@@ -58,7 +59,7 @@ def _existing_repository(name: RepoName) -> None:
         raise NotFound(f"repository {name.display} not found")
 
 
-def _namespace_scope(namespace: str) -> dict[str, Any]:
+def _namespace_scope(namespace: str) -> Principal:
     if not names.NAMESPACE_RE.fullmatch(namespace):
         raise NotFound(f"organization {namespace[:80]!r} not found")
     user = _person()
@@ -67,7 +68,7 @@ def _namespace_scope(namespace: str) -> dict[str, Any]:
     return user
 
 
-def _scoped_routes(prefix: str, endpoint: str, resolve_scope: Callable[..., tuple[dict[str, Any], Scope]]) -> None:
+def _scoped_routes(prefix: str, endpoint: str, resolve_scope: Callable[..., tuple[Principal, Scope]]) -> None:
     """The five notification routes under one URL prefix."""
 
     def collection(**kwargs: str) -> Response:
@@ -97,18 +98,18 @@ def _scoped_routes(prefix: str, endpoint: str, resolve_scope: Callable[..., tupl
                     methods=["POST"], strict_slashes=False)
 
 
-def _repository_resolver(namespace: str, repository: str) -> tuple[dict[str, Any], Scope]:
+def _repository_resolver(namespace: str, repository: str) -> tuple[Principal, Scope]:
     # No existence check here: the webhooks of a deleted repository stay listable and removable
     # (they would fire again for a new repository of that name); only adding one needs it.
     user, name = _repository_scope(namespace, repository)
     return user, (name.namespace, name.repository)
 
 
-def _organization_resolver(org: str) -> tuple[dict[str, Any], Scope]:
+def _organization_resolver(org: str) -> tuple[Principal, Scope]:
     return _namespace_scope(org), (org, None)
 
 
-def _user_resolver() -> tuple[dict[str, Any], Scope]:
+def _user_resolver() -> tuple[Principal, Scope]:
     user = _person()
     return _namespace_scope(user["username"]), (user["username"], None)
 
@@ -120,7 +121,7 @@ def _notification_in(scope: Scope, uuid: str) -> dict[str, Any]:
     return notification
 
 
-def _create(user: dict[str, Any], scope: Scope) -> Response:
+def _create(user: Principal, scope: Scope) -> Response:
     namespace, repository = scope
     if repository is not None:
         _existing_repository(RepoName(namespace, repository))

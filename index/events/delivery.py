@@ -35,7 +35,7 @@ def signature(secret: str, body: bytes) -> str:
 
 def retry_delay(attempts: int, first: float, longest: float) -> float:
     """Seconds before the next try after ``attempts`` failures: first, doubling, capped."""
-    return min(longest, first * (2 ** min(attempts - 1, 40)))
+    return min(longest, first * (2.0 ** min(attempts - 1, 40)))
 
 
 class Dispatcher:

@@ -59,14 +59,16 @@ class Metrics:
 
     def __init__(self) -> None:
         from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, values
-        disable_created_metrics()  # *_created series double the output and tell nothing here
+        # *_created series double the output and tell nothing here. (prometheus_client leaves
+        # this and the multi-process helpers below unannotated.)
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         if multiprocess():
             # A folder that vanished (a temp dir cleaned up) must not stop the app from starting.
             Path(os.environ[MULTIPROC_ENV]).mkdir(parents=True, exist_ok=True)
         if multiprocess() and values.ValueClass is values.MutexValue:
             # prometheus_client was imported before the folder was set: switch it over now,
             # before the first metric object is made.
-            values.ValueClass = values.MultiProcessValue()
+            values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
         self.multiprocess = multiprocess()
         # Multi-process: the files are the registry, collected per scrape; otherwise our own one.
         self.registry = None if self.multiprocess else CollectorRegistry(auto_describe=True)
@@ -108,7 +110,7 @@ class Metrics:
         from prometheus_client.multiprocess import MultiProcessCollector
         if self.multiprocess:
             registry = CollectorRegistry()
-            MultiProcessCollector(registry)
+            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         else:
             assert self.registry is not None
             registry = self.registry
@@ -143,7 +145,7 @@ class StateCollector:
         self._cached: tuple[float, dict[str, float]] | None = None
         self._lock = threading.Lock()
 
-    def describe(self) -> list:
+    def describe(self) -> list[Any]:
         return []
 
     def collect(self) -> Iterator[Any]:

@@ -9,7 +9,7 @@ Json = dict[str, Any]
 # tests/events/test_webhooks.py keeps the copies equal.
 _NAMESPACE_PATTERN = r"^[a-z0-9_]+(-[a-z0-9_]+)*$"
 _REPOSITORY_PATTERN = r"^\.?([a-z0-9_-]+\.)*[a-z0-9_-]+\.?$"
-BASIC = [{"basic": []}]
+BASIC: list[Json] = [{"basic": []}]
 ERROR = {"$ref": "#/components/schemas/Error"}
 
 
@@ -72,7 +72,7 @@ LOG_PAGE = {"type": "object", "required": ["logs", "page", "per_page", "has_more
 
 
 def _op(summary: str, responses: Json, parameters: list[Json], *, body: Json | None = None,
-        tag: str = "index", security: list | None = None, query: list[Json] | None = None) -> Json:
+        tag: str = "index", security: list[Json] | None = None, query: list[Json] | None = None) -> Json:
     operation: Json = {"tags": [tag], "summary": summary, "responses": responses,
                        "security": BASIC if security is None else security,
                        "parameters": [*parameters, *(query or [])]}

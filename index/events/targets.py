@@ -96,12 +96,13 @@ class _PinnedHTTPS(http.client.HTTPSConnection):
     """TLS to the checked address; the certificate must still name the URL's host."""
 
     def __init__(self, target: Target, address: str, timeout: float, context: ssl.SSLContext | None = None) -> None:
-        super().__init__(target.host, target.port, timeout=timeout, context=context or ssl.create_default_context())
+        self._tls = context or ssl.create_default_context()
+        super().__init__(target.host, target.port, timeout=timeout, context=self._tls)
         self._address = address
 
     def connect(self) -> None:
         sock = socket.create_connection((self._address, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+        self.sock = self._tls.wrap_socket(sock, server_hostname=self.host)
 
 
 def _abort(connection: http.client.HTTPConnection) -> None:

@@ -122,7 +122,9 @@ def serve() -> None:
     served = rsgi_app(app, settings)
     server = Server("index", **granian_options(settings))
     # Workers are forked from this process and use the app built above.
-    server.serve(target_loader=lambda *args, **kwargs: served, wrap_loader=False)
+    # granian types the loaded target as a callable (a WSGI/ASGI app); an RSGI app is an object
+    # with __rsgi__, which granian accepts at run time.
+    server.serve(target_loader=lambda *args, **kwargs: served, wrap_loader=False)  # type: ignore[arg-type]
 
 
 @click.command("serve")

@@ -168,7 +168,7 @@ class FileBlocks:
         return self
 
     def __next__(self) -> bytes:
-        data = self.file.read(self.block_size)
+        data: bytes = self.file.read(self.block_size)
         if data:
             return data
         raise StopIteration
@@ -200,7 +200,7 @@ class RequestThreads:
         for thread in self._threads:
             thread.start()
 
-    def run(self, function: Callable[..., Any], *args: Any) -> asyncio.Future:
+    def run(self, function: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
         future = self._loop.create_future()
         self._jobs.put((future, function, args))
         return future
@@ -226,12 +226,12 @@ class RequestThreads:
             thread.join(timeout=30)
 
 
-def _succeed(future: asyncio.Future, result: Any) -> None:
+def _succeed(future: asyncio.Future[Any], result: Any) -> None:
     if not future.done():
         future.set_result(result)
 
 
-def _fail(future: asyncio.Future, exc: BaseException) -> None:
+def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:
     if not future.done():
         future.set_exception(exc)
 
@@ -255,7 +255,11 @@ class WsgiOnRsgi:
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
         # Called in each worker after it started: threads must not be made before the fork.
+        self._start_pool(loop)
+
+    def _start_pool(self, loop: asyncio.AbstractEventLoop) -> RequestThreads:
         self._pool = RequestThreads(self.threads, loop)
+        return self._pool
 
     def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._pool is not None:
@@ -264,9 +268,8 @@ class WsgiOnRsgi:
     async def __rsgi__(self, scope: Any, proto: Any) -> None:
         if scope.proto != "http":
             return
-        if self._pool is None:
-            self.__rsgi_init__(asyncio.get_running_loop())
         loop = asyncio.get_running_loop()
+        pool = self._pool or self._start_pool(loop)
         environ = self._environ(scope)
         deadline = BodyDeadline(self.min_body_rate, self.body_grace)
         length = environ.get("CONTENT_LENGTH", "")
@@ -287,7 +290,7 @@ class WsgiOnRsgi:
             if streamed is None and self.inline is not None and self.inline(environ):
                 status, headers, first, rest = self._call_app(environ)
             else:
-                status, headers, first, rest = await self._pool.run(self._call_app, environ)
+                status, headers, first, rest = await pool.run(self._call_app, environ)
         except Exception:
             if streamed is not None and streamed.too_slow:
                 self._too_slow(proto)
@@ -300,7 +303,7 @@ class WsgiOnRsgi:
             # The app turned the broken body into an answer of its own (a 400 "upload broke
             # off"); the client is told why instead, and the connection closes.
             if rest is not None:
-                await self._pool.run(_close, rest)
+                await pool.run(_close, rest)
             self._too_slow(proto)
             return
         if streamed is not None and not await streamed.drain(DRAIN_BYTES):
@@ -315,10 +318,10 @@ class WsgiOnRsgi:
             else:
                 proto.response_file_range(status, headers, rest.path, rest.start, rest.end)
             return
-        await self._stream(loop, proto, status, headers, first, rest)
+        await self._stream(pool, proto, status, headers, first, rest)
 
     async def _read_small(self, proto: Any, deadline: BodyDeadline) -> bytes:
-        parts = []
+        parts: list[bytes] = []
         chunks = proto.__aiter__()
         while True:
             timeout = deadline.next_timeout()
@@ -337,11 +340,12 @@ class WsgiOnRsgi:
         proto.response_bytes(408, [("Content-Type", "application/json"), ("Connection", "close"),
                                    ("Content-Length", str(len(_TIMEOUT_BODY)))], _TIMEOUT_BODY)
 
-    async def _stream(self, loop: asyncio.AbstractEventLoop, proto: Any, status: int,
+    @staticmethod
+    async def _stream(pool: RequestThreads, proto: Any, status: int,
                       headers: list[tuple[str, str]], first: bytes, rest: Iterator[bytes]) -> None:
         transport = proto.response_stream(status, headers)
         # The next block is read (in a pool thread) while the current one is being sent.
-        upcoming = self._pool.run(next, rest, None)
+        upcoming = pool.run(next, rest, None)
         try:
             if first:
                 await transport.send_bytes(first)
@@ -349,7 +353,7 @@ class WsgiOnRsgi:
                 chunk = await upcoming
                 if chunk is None:
                     return
-                upcoming = self._pool.run(next, rest, None)
+                upcoming = pool.run(next, rest, None)
                 if chunk:
                     await transport.send_bytes(chunk)
         except Exception as exc:  # the client went away mid-download
@@ -360,13 +364,14 @@ class WsgiOnRsgi:
                 await upcoming
             close = getattr(rest, "close", None)
             if close is not None:
-                await self._pool.run(close)
+                await pool.run(close)
 
     def _call_app(self, environ: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes, Any]:
         """In a pool thread: run the app; its answer whole, or its first part and an iterator."""
         started: list[Any] = []
 
-        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable:
+        def start_response(status: str, headers: list[tuple[str, str]],
+                           exc_info: Any = None) -> Callable[[bytes], None]:
             if exc_info is not None and started:
                 raise exc_info[1].with_traceback(exc_info[2])
             started[:] = [status, headers]

@@ -12,15 +12,13 @@
 """
 from __future__ import annotations
 
-from typing import Any
-
 from .. import auth, permissions
 from ..errors import Forbidden, Unauthorized
 from ..names import RepoName
 from ..repository_urls import visible_repository
 from ..services import services
 from ..store.access import holders_of
-from ..store.records import RepositoryRecord
+from ..store.records import Principal, RepositoryRecord
 from . import scope
 from .scope import Scope
 
@@ -38,7 +36,7 @@ def _check_grant_level(granted: str, need: str) -> None:
         raise Forbidden(f"the token grants {granted} access; this request needs {need}")
 
 
-def _caller() -> dict[str, Any] | None:
+def _caller() -> Principal | None:
     """The Basic caller of a registry route: an active account or robot, or None (anonymous)."""
     user = auth.basic_user()
     if user is None:

@@ -24,6 +24,7 @@ from .. import permissions, principals
 from ..names import RepoName
 from ..services import services
 from ..store import ACTIVE
+from ..store.records import Principal
 
 Version = dict[str, Any]
 
@@ -48,7 +49,7 @@ def uploader_name(token_subject: str) -> str:
     return token_subject.partition("#")[0]
 
 
-def _principal(name: str) -> dict[str, Any] | None:
+def _principal(name: str) -> Principal | None:
     """The account an ``uploaded_by`` names, as the permissions module takes it (the one place
     to look up other kinds of principals, such as robots, when they exist)."""
     return principals.find(name)
@@ -78,7 +79,7 @@ def for_writer(username: str, names: list[RepoName]) -> Scope:
     return Scope(lambda version: writes(version["uploaded_by"]), [name.full for name in names], username)
 
 
-def for_reader(user: dict[str, Any] | None) -> Scope:
+def for_reader(user: Principal | None) -> Scope:
     """Reads without a Token (Basic or anonymous): a version some repository the reader may read
     holds (active ones only)."""
     store = services().store

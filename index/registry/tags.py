@@ -13,8 +13,10 @@ from flask import Blueprint, Response, g
 
 from .. import events, names
 from ..errors import Forbidden, NotFound
+from ..names import RepoName
 from ..payloads import json_response, read_json
 from ..repository_urls import repository_route
+from ..store.records import RepositoryRecord
 from . import access, scope
 from .core import registry
 
@@ -33,27 +35,27 @@ def list_tags(namespace: str, repository: str) -> Response:
     return json_response(record.get("tags", {}))
 
 
-@route("/tags/<tag>", ["GET"])
-def get_tag(namespace: str, repository: str, tag: str) -> Response:
+def _tagged(namespace: str, repository: str, tag: str) -> tuple[RepoName, RepositoryRecord, str]:
+    """The readable repository and the image id its ``tag`` names (404 when it names none)."""
     name = names.repo_name(namespace, repository)
     names.tag(tag)
     record = access.repository(name, "read")
     image_id = record.get("tags", {}).get(tag)
     if image_id is None:
         raise NotFound(f"tag {tag} not found in repository {name.display}")
-    return json_response(image_id)
+    return name, record, image_id
+
+
+@route("/tags/<tag>", ["GET"])
+def get_tag(namespace: str, repository: str, tag: str) -> Response:
+    return json_response(_tagged(namespace, repository, tag)[2])
 
 
 @route("/tags/<tag>/json", ["GET"])
 def get_tag_json(namespace: str, repository: str, tag: str) -> Response:
     """docker-registry 0.9's tag metadata (third-party v1 tools read it, e.g.
     docker-registry-client's ``Repository.data()``): taken from the tagged image's json."""
-    name = names.repo_name(namespace, repository)
-    names.tag(tag)
-    record = access.repository(name, "read")
-    image_id = record.get("tags", {}).get(tag)
-    if image_id is None:
-        raise NotFound(f"tag {tag} not found in repository {name.display}")
+    name, record, image_id = _tagged(namespace, repository, tag)
     image = registry().images.find(image_id, scope.for_repository(name, None).satisfies)
     try:
         image_json = json.loads(image["json"]) if image is not None else {}

@@ -33,7 +33,7 @@ from .files import (
     stat_or_none,
     walk_files,
 )
-from .records import RepositoryRecord, UserRecord, json_copy, now
+from .records import Principal, RepositoryRecord, UserRecord, is_robot, json_copy, now
 from .tables import Document, Tables
 
 __all__ = ["Store", "CHANGES_NAME", "StoreError", "StorageFailure", "CorruptDataFile", "RecordNotFound",
@@ -45,7 +45,7 @@ ACTIVE = "active"
 DELETING = "deleting"
 
 
-def generation_of(user: dict[str, Any]) -> str:
+def generation_of(user: Principal) -> str:
     """The account generation that tokens are bound to: ``<account id>.<serial>``.
 
     The serial goes up on every event that must end the account's tokens (password change,
@@ -54,8 +54,8 @@ def generation_of(user: dict[str, Any]) -> str:
     Records written before generations existed count as id "" and serial 0. A robot's generation
     is the start of its token's nonce (see ``index.principals``): regenerating it ends its tokens.
     """
-    if user.get("robot"):
-        return f"robot.{user.get('generation', '')}"
+    if is_robot(user):
+        return f"robot.{user['generation']}"
     return f"{user.get('account_id', '')}.{int(user.get('generation', 0))}"
 
 
@@ -169,9 +169,9 @@ class Store:
     def create_user(self, username: str, password_hash: str, email: str, *,
                     active: bool = True, admin: bool = False) -> UserRecord:
         """Add an account; AlreadyExists("username"|"email") when either is taken."""
-        user: dict[str, Any] = {"username": username, "password_hash": password_hash, "emails": [email],
-                "active": active, "admin": admin, "created": now(),
-                "account_id": secrets.token_hex(8), "generation": 1}
+        user: UserRecord = {"username": username, "password_hash": password_hash, "emails": [email],
+                            "active": active, "admin": admin, "created": now(),
+                            "account_id": secrets.token_hex(8), "generation": 1}
         with self._accounts_transaction() as (users, reserved):
             # A deleted account's name stays taken until an administrator releases it, and
             # organizations share the name space (store.access).
@@ -181,7 +181,7 @@ class Store:
             if _email_owner(users.all(), email) is not None:
                 raise AlreadyExists("email")
             users.insert(Document(user, doc_id=username))
-        return cast(UserRecord, json_copy(user))
+        return json_copy(user)
 
     def update_user(self, username: str, *, password_hash: str | None = None,
                     add_email: str | None = None, active: bool | None = None,

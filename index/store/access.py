@@ -12,15 +12,15 @@ accounts file is locked, and :meth:`Store.create_user` looks here under the same
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from . import ACTIVE, Store
 from .errors import AlreadyExists
 from .errors import RecordNotFound as NotFound
 from .files import DataFile
-from .records import json_copy
+from .records import Grants, OrganizationRecord, RepositoryFacts, RobotRecord, TeamRecord, json_copy
 from .records import now as _now
 from .tables import Document
 
@@ -31,6 +31,8 @@ PRIVATE = "private"
 VISIBILITIES = (PUBLIC, PRIVATE)
 OWNERS_TEAM = "owners"
 
+Result = TypeVar("Result")
+
 
 class NotEmpty(AlreadyExists):
     """The thing still holds something that must go first (an organization's repositories)."""
@@ -40,18 +42,18 @@ def organizations_path(store: Store) -> Path:
     return store.db_dir / "organizations.json"
 
 
-def find_organization(store: Store, name: str) -> dict[str, Any] | None:
+def find_organization(store: Store, name: str) -> OrganizationRecord | None:
     """The organization record (a copy), or None."""
     found = store._lookup(organizations_path(store), ORGANIZATIONS, name)
-    return json_copy(found) if found is not None else None
+    return cast(OrganizationRecord, json_copy(found)) if found is not None else None
 
 
-def find_robot(store: Store, full_name: str) -> dict[str, Any] | None:
+def find_robot(store: Store, full_name: str) -> RobotRecord | None:
     found = store._lookup(organizations_path(store), ROBOTS, full_name)
-    return json_copy(found) if found is not None else None
+    return cast(RobotRecord, json_copy(found)) if found is not None else None
 
 
-def repository_facts(store: Store, namespace: str, name: str) -> dict[str, Any] | None:
+def repository_facts(store: Store, namespace: str, name: str) -> RepositoryFacts | None:
     """What authorization needs of a repository (state, visibility, grants), without copying
     its image list; None when there is no such record."""
     doc = store._lookup(store._namespace_path(namespace), "repositories", name)
@@ -83,10 +85,10 @@ class AccessStore:
         return self._store._datafile(organizations_path(self._store))
 
     # -- organizations -------------------------------------------------------------------------
-    def create_organization(self, name: str, email: str, creator: str) -> dict[str, Any]:
+    def create_organization(self, name: str, email: str, creator: str) -> OrganizationRecord:
         """AlreadyExists("name") when a user, organization or namespace with repositories has it."""
         store = self._store
-        record = {"name": name, "email": email, "created": _now(),
+        record: OrganizationRecord = {"name": name, "email": email, "created": _now(),
                   "teams": {OWNERS_TEAM: {"role": "admin", "description": "owners of the organization",
                                           "members": [creator]}}}
         # The accounts file's lock first: no user of this name can be created meanwhile.
@@ -101,7 +103,7 @@ class AccessStore:
                 orgs.insert(Document(record, doc_id=name))
         return json_copy(record)
 
-    def delete_organization(self, name: str) -> dict[str, Any]:
+    def delete_organization(self, name: str) -> OrganizationRecord:
         """Remove an organization and its robots; NotEmpty while it holds repositories."""
         store = self._store
         if any(True for _ in store.iter_repositories(name)):
@@ -114,27 +116,30 @@ class AccessStore:
             robots = orgs.storage.read().get(ROBOTS, {})  # same working copy, same write
             for robot in [key for key, value in robots.items() if value.get("namespace") == name]:
                 del robots[robot]
-        return json_copy(dict(doc))
+        return cast(OrganizationRecord, json_copy(dict(doc)))
 
-    def list_organizations(self) -> list[dict[str, Any]]:
+    def list_organizations(self) -> list[OrganizationRecord]:
         datafile = self._store._existing(organizations_path(self._store))
         if datafile is None:
             return []
-        return [json_copy(doc) for doc in datafile.read_shared().get(ORGANIZATIONS, {}).values()]
+        return [cast(OrganizationRecord, json_copy(doc))
+                for doc in datafile.read_shared().get(ORGANIZATIONS, {}).values()]
 
-    def _change_organization(self, name: str, change) -> dict[str, Any]:
+    def _change_organization(self, name: str, change: Callable[[OrganizationRecord], Result]) -> Result:
         with self._store._transaction(self._file(), ORGANIZATIONS) as orgs:
             doc = orgs.get(doc_id=name)
             if doc is None:
                 raise NotFound(f"organization {name} not found")
-            record = json_copy(dict(doc))
+            record = cast(OrganizationRecord, json_copy(dict(doc)))
             result = change(record)
             orgs.upsert(Document(record, doc_id=name))
         return result
 
-    def set_team(self, org: str, team: str, role: str, description: str | None) -> dict[str, Any]:
-        def change(record: dict[str, Any]) -> dict[str, Any]:
-            current = record["teams"].get(team, {"members": [], "description": ""})
+    def set_team(self, org: str, team: str, role: str, description: str | None) -> TeamRecord:
+        def change(record: OrganizationRecord) -> TeamRecord:
+            current = record["teams"].get(team)
+            if current is None:
+                current = {"members": [], "description": "", "role": role}
             current["role"] = role
             if description is not None:
                 current["description"] = description
@@ -143,7 +148,7 @@ class AccessStore:
         return self._change_organization(org, change)
 
     def delete_team(self, org: str, team: str) -> None:
-        def change(record: dict[str, Any]) -> None:
+        def change(record: OrganizationRecord) -> None:
             if team not in record["teams"]:
                 raise NotFound(f"team {team} not found")
             del record["teams"][team]
@@ -152,7 +157,7 @@ class AccessStore:
 
     def set_member(self, org: str, team: str, member: str, present: bool) -> bool:
         """Add or remove ``member``; returns whether anything changed."""
-        def change(record: dict[str, Any]) -> bool:
+        def change(record: OrganizationRecord) -> bool:
             found = record["teams"].get(team)
             if found is None:
                 raise NotFound(f"team {team} not found")
@@ -168,32 +173,32 @@ class AccessStore:
 
     # -- robots --------------------------------------------------------------------------------
     def create_robot(self, namespace: str, short: str, nonce: str,
-                     description: str = "") -> tuple[dict[str, Any], bool]:
+                     description: str = "") -> tuple[RobotRecord, bool]:
         """(record, created): an existing robot is returned unchanged."""
         full = f"{namespace}+{short}"
         with self._store._transaction(self._file(), ROBOTS) as robots:
             doc = robots.get(doc_id=full)
             if doc is not None:
-                return json_copy(dict(doc)), False
-            record = {"name": full, "namespace": namespace, "short": short, "nonce": nonce,
+                return cast(RobotRecord, json_copy(dict(doc))), False
+            record: RobotRecord = {"name": full, "namespace": namespace, "short": short, "nonce": nonce,
                       "description": description, "created": _now()}
             robots.insert(Document(record, doc_id=full))
         return json_copy(record), True
 
-    def set_robot_token(self, full: str, nonce: str) -> dict[str, Any]:
+    def set_robot_token(self, full: str, nonce: str) -> RobotRecord:
         with self._store._transaction(self._file(), ROBOTS) as robots:
             doc = robots.get(doc_id=full)
             if doc is None:
                 raise NotFound(f"robot {full} not found")
             record = {**doc, "nonce": nonce, "regenerated": _now()}
             robots.upsert(Document(record, doc_id=full))
-        return json_copy(record)
+        return cast(RobotRecord, json_copy(record))
 
-    def list_robots(self, namespace: str) -> list[dict[str, Any]]:
+    def list_robots(self, namespace: str) -> list[RobotRecord]:
         datafile = self._store._existing(organizations_path(self._store))
         if datafile is None:
             return []
-        return [json_copy(doc) for doc in datafile.read_shared().get(ROBOTS, {}).values()
+        return [cast(RobotRecord, json_copy(doc)) for doc in datafile.read_shared().get(ROBOTS, {}).values()
                 if doc.get("namespace") == namespace]
 
     def delete_robot(self, full: str) -> None:
@@ -225,16 +230,16 @@ class AccessStore:
 
     # -- repositories --------------------------------------------------------------------------
     def create_repository(self, namespace: str, name: str, owner: str, description: str,
-                          visibility: str, permissions: dict[str, Any]) -> dict[str, Any]:
+                          visibility: str, permissions: Grants) -> None:
         """An empty repository (the management API's create); AlreadyExists("repository")."""
         with self._store._transaction(self._store._namespace_file(namespace), "repositories") as repos:
             if repos.contains(doc_id=name):
                 raise AlreadyExists("repository")
+            # The stored form: images as {id: checksum} (get_repository hands out the wire form).
             record = {"namespace": namespace, "name": name, "description": description,
                       "owner": owner, "state": ACTIVE, "created": _now(), "images": {},
                       "visibility": visibility, "permissions": permissions}
             repos.insert(Document(record, doc_id=name))
-        return json_copy(record)
 
     def set_visibility(self, namespace: str, name: str, visibility: str) -> None:
         self._change_repository(namespace, name, lambda doc: doc.__setitem__("visibility", visibility))
@@ -251,7 +256,7 @@ class AccessStore:
             return True
         return self._change_repository(namespace, name, change)
 
-    def _change_repository(self, namespace: str, name: str, change) -> Any:
+    def _change_repository(self, namespace: str, name: str, change: Callable[[dict[str, Any]], Result]) -> Result:
         with self._store._transaction(self._store._namespace_file(namespace), "repositories") as repos:
             doc = repos.get(doc_id=name)
             if doc is None or doc.get("state") != ACTIVE:

@@ -1,10 +1,13 @@
-"""The records the store hands out (their shapes), time stamps, and private copies."""
+"""The records the store hands out (their shapes), who acts on them, time stamps, and private copies."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, NotRequired, TypedDict, TypeVar, cast
+from typing import TYPE_CHECKING, Literal, NotRequired, TypedDict, TypeVar, cast
 
 from ..names import ImageEntry
+
+if TYPE_CHECKING:  # Python 3.13's typing.TypeIs; only mypy reads it (annotations are strings)
+    from typing_extensions import TypeIs
 
 
 class UserRecord(TypedDict):
@@ -17,6 +20,12 @@ class UserRecord(TypedDict):
     admin: bool
     created: str
     confirmed: NotRequired[str]  # when the activation link was first followed
+    account_id: NotRequired[str]  # random, fixed at creation (accounts from before have none)
+    generation: NotRequired[int]  # goes up when the account's tokens must stop working
+
+
+# Grants on one repository: "user" (accounts and robots) or "team" -> name -> role.
+Grants = dict[str, dict[str, str]]
 
 
 class RepositoryRecord(TypedDict):
@@ -34,17 +43,70 @@ class RepositoryRecord(TypedDict):
     delete_id: NotRequired[str]  # while a delete is under way: what its delete token names
     visibility: NotRequired[str]  # access control (store.access)
     moved_from: NotRequired[str]  # the namespace it came from when its owner's account was deleted
+    permissions: NotRequired[Grants]  # access control (store.access)
+
+
+class RepositoryFacts(TypedDict):
+    """What authorization needs of a repository (``store.access.repository_facts``)."""
+
+    state: str
+    visibility: str
+    permissions: Grants
+
+
+class TeamRecord(TypedDict):
+    """A team of an organization."""
+
+    role: str  # member, creator or admin (index.permissions.TEAM_ROLES)
+    description: str
+    members: list[str]  # account and robot names
+
+
+class OrganizationRecord(TypedDict):
+    """An organization (``db/organizations.json``, table ``organizations``, keyed by name)."""
+
+    name: str
+    email: str
+    created: str
+    teams: dict[str, TeamRecord]
+
+
+class RobotRecord(TypedDict):
+    """A robot account (``db/organizations.json``, table ``robots``, keyed by its full name)."""
+
+    name: str  # <namespace>+<short>
+    namespace: str
+    short: str
+    nonce: str  # its token is derived from this (index.principals); never the token itself
+    description: str
+    created: str
+    regenerated: NotRequired[str]
+
+
+class RobotPrincipal(TypedDict):
+    """A robot as the request side handles a caller: the fields of an account that
+    ``auth`` and ``permissions`` read, ``robot`` and the namespace it belongs to."""
+
+    username: str  # its full name
+    robot: Literal[True]
+    namespace: str
+    active: bool
+    admin: bool
+    emails: list[str]
+    generation: str  # the start of its nonce: regenerating the token ends its index tokens
+
+
+# Who makes a request: an account or a robot (is_robot tells them apart).
+Principal = UserRecord | RobotPrincipal
+
+
+def is_robot(user: Principal | None) -> TypeIs[RobotPrincipal]:
+    return bool(user and user.get("robot"))
 
 
 def now() -> str:
     """The current UTC time as stored in records (ISO 8601, whole seconds)."""
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def caller(user: UserRecord) -> dict[str, Any]:
-    """An account as the request side handles a caller (``auth``, ``permissions``), where robot
-    principals (plain dicts) travel too."""
-    return cast("dict[str, Any]", user)
 
 
 JsonValue = TypeVar("JsonValue")

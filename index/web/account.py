@@ -10,6 +10,7 @@ from .. import auth, permissions, users
 from ..errors import ApiError, TooManyRequests, Unauthorized
 from ..names import ValidationError
 from ..store import AlreadyExists, LimitReached
+from ..store.records import Principal, UserRecord
 from . import bp, session
 from .session import current_user
 
@@ -21,7 +22,7 @@ def _safe_next(target: str | None) -> str:
     return url_for("web.home")
 
 
-def signed_in() -> dict[str, Any]:
+def signed_in() -> UserRecord:
     """The signed-in account, or a 401 page that offers to sign in."""
     user = current_user()
     if user is None:
@@ -96,7 +97,7 @@ def account_page() -> str:
                            robots=_robots_of(user), robots_namespace=user["username"])
 
 
-def _robots_of(user: dict[str, Any]) -> list[dict[str, Any]] | None:
+def _robots_of(user: Principal) -> list[dict[str, Any]] | None:
     from . import manage
     return manage.robots_of(user["username"], user)
 

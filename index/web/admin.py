@@ -1,8 +1,6 @@
 """Administration pages for site administrators: accounts and repositories."""
 from __future__ import annotations
 
-from typing import Any
-
 from flask import redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -11,6 +9,7 @@ from ..errors import BadRequest, Forbidden, NotFound
 from ..events.audit import Query
 from ..names import LIBRARY
 from ..services import services
+from ..store.records import UserRecord
 from . import bp
 from .account import signed_in
 
@@ -23,7 +22,7 @@ _ACCOUNT_ACTIONS: dict[str, dict[str, bool]] = {
 }
 
 
-def site_admin() -> dict[str, Any]:
+def site_admin() -> UserRecord:
     user = signed_in()
     if not user.get("admin"):
         raise Forbidden("only site administrators may see this page")

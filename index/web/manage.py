@@ -18,7 +18,7 @@ from ..names import RepoName
 from ..services import services
 from ..store import ACTIVE
 from ..store.access import find_organization
-from ..store.records import RepositoryRecord
+from ..store.records import OrganizationRecord, Principal, RepositoryRecord
 from . import bp
 from .account import signed_in
 
@@ -26,7 +26,7 @@ from .account import signed_in
 _NO_ROLE = "none"
 
 
-def organization_view(namespace: str, viewer: dict[str, Any] | None) -> dict[str, Any] | None:
+def organization_view(namespace: str, viewer: Principal | None) -> dict[str, Any] | None:
     """Teams and members of organization ``namespace`` for its members and site admins; None when
     it is no organization or the viewer may not see inside it."""
     org = find_organization(services().store, namespace)
@@ -40,7 +40,7 @@ def organization_view(namespace: str, viewer: dict[str, Any] | None) -> dict[str
     return {"name": namespace, "teams": teams}
 
 
-def robots_of(namespace: str, viewer: dict[str, Any] | None) -> list[dict[str, Any]] | None:
+def robots_of(namespace: str, viewer: Principal | None) -> list[dict[str, Any]] | None:
     """The robot accounts of ``namespace`` with their tokens, for its admins (None otherwise)."""
     if viewer is None or permissions.is_robot(viewer) or not permissions.can_admin_namespace(viewer, namespace):
         return None
@@ -138,7 +138,7 @@ def repository_grant(namespace: str, repository: str) -> BaseResponse:
     return _back(name, f"granted {raw_role} to {who}" if role else f"{who} no longer has a role")
 
 
-def _org_admin(org: str) -> dict[str, Any]:
+def _org_admin(org: str) -> OrganizationRecord:
     viewer = signed_in()
     organization = operations.organization_or_404(org)
     if not permissions.can_admin_namespace(viewer, org):
@@ -207,7 +207,7 @@ def member_remove(org: str, team: str, member: str) -> BaseResponse:
     return _back_to_org(org, f"{member} removed from {team}")
 
 
-def _robot_admin(namespace: str) -> dict[str, Any]:
+def _robot_admin(namespace: str) -> Principal:
     viewer = signed_in()
     if permissions.is_robot(viewer) or not permissions.can_admin_namespace(viewer, namespace):
         raise Forbidden(f"only admins of {namespace} may manage its robot accounts")

@@ -13,7 +13,7 @@ from ..errors import Forbidden, NotFound
 from ..names import LIBRARY, RepoName
 from ..services import services
 from ..store import ACTIVE
-from ..store.records import RepositoryRecord
+from ..store.records import Principal, RepositoryRecord
 from . import bp, images, render
 from .session import current_user
 
@@ -21,7 +21,7 @@ RECENT_ON_HOME = 10
 SEARCH_PAGE_SIZE = 25
 
 
-def _readable(name: RepoName, viewer: dict[str, Any] | None) -> RepositoryRecord:
+def _readable(name: RepoName, viewer: Principal | None) -> RepositoryRecord:
     """The active repository ``name`` if ``viewer`` may read it; a 404 (the same as for a
     missing one) otherwise, so private names do not leak."""
     record = services().store.get_repository(name.namespace, name.repository)
@@ -115,7 +115,7 @@ def namespace_page(namespace: str) -> str:
                            can_manage=permissions.can_admin_namespace(viewer, namespace))
 
 
-def _organization(namespace: str, viewer: dict[str, Any] | None) -> dict[str, Any] | None:
+def _organization(namespace: str, viewer: Principal | None) -> dict[str, Any] | None:
     """The organization's teams and members, for viewers allowed to see them (see manage)."""
     from . import manage
     return manage.organization_view(namespace, viewer)

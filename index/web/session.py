@@ -21,7 +21,7 @@ from itsdangerous import URLSafeTimedSerializer
 
 from ..errors import Forbidden
 from ..services import services
-from ..store.records import caller
+from ..store.records import UserRecord
 
 COOKIE_NAME = "index_session"
 CSRF_FIELD = "csrf_token"
@@ -63,15 +63,14 @@ def _fingerprint(user: Mapping[str, Any]) -> str:
     return hmac.new(str(key).encode(), material, hashlib.sha256).hexdigest()[:32]
 
 
-def current_user() -> dict[str, Any] | None:
+def current_user() -> UserRecord | None:
     """The signed-in, active account, or None; an expired or outdated session is ended here."""
     username = session.get("user")
     if not username:
         return None
     now = int(time.time())
     idle = current_app.config["WEB_SESSION_IDLE_SECONDS"]
-    found = services().store.find_user(username)
-    user = caller(found) if found is not None else None
+    user = services().store.find_user(username)
     if (user is None or not user.get("active") or now - int(session.get("seen", 0)) > idle
             or not hmac.compare_digest(session.get("fp", ""), _fingerprint(user))):
         end()

@@ -119,6 +119,7 @@ def _read_token(client: V1Client, remote: str) -> tuple[int, dict[str, str]]:
     return 200, {"Authorization": f"Token {listed.headers['X-Docker-Token']}"}
 
 
+@pytest.mark.live
 def test_private_repository_through_docker_registry_09(stack):
     index, registry, log = stack
     owner, reader, stranger = (index.register(name) for name in ("regowner", "regreader", "regstranger"))

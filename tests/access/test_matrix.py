@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+import pytest
+
 from .world import ADMIN_ROLE, READ, WRITE, Caller, World, call_json
 
 NOT_VISIBLE = {"error": "repository acme/{repo} not found"}
@@ -159,6 +161,7 @@ def check(world: World, repo: str, role_of: Callable[[Caller], int | None]) -> l
     return wrong
 
 
+@pytest.mark.slow
 def test_matrix_private_and_public(world):
     wrong = check(world, "app", lambda c: c.role_app) + check(world, "pub", lambda c: c.role_pub)
     assert wrong == [], "\n" + "\n".join(wrong)
@@ -180,6 +183,7 @@ def _tokens(world: World, repo: str, names: list[str], access: str) -> dict[str,
     return tokens
 
 
+@pytest.mark.slow
 def test_matrix_after_grants_are_removed(world):
     readers = _tokens(world, "app", ["rita", "mira", "acme+reader"], "read")
     writers = _tokens(world, "app", ["wendy", "acme+writer"], "write")
@@ -207,6 +211,7 @@ def test_matrix_after_grants_are_removed(world):
         assert world.client.put(f"/v1/images/{top}/checksum", headers=token).status_code == 404
 
 
+@pytest.mark.slow
 def test_matrix_after_visibility_changes(world):
     public_readers = _tokens(world, "pub", ["anonymous", "alice", "bobby", "cody", "acme+none"], "read")
     assert world.api("POST", "/repository/acme/pub/changevisibility", "tara", {"visibility": "private"}).status_code == 200

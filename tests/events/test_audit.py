@@ -188,6 +188,7 @@ def test_the_cli_queries_by_user_repository_event_and_since(app, client, docker)
     assert bad.exit_code != 0 and "since" in bad.output
 
 
+@pytest.mark.live
 def test_a_writer_killed_with_sigkill_leaves_a_readable_trail(tmp_path):
     """A real process appending as fast as it can is killed -9: every record before the kill reads
     back in order (at most the last one lost), and the next append lands on a line of its own."""

@@ -10,11 +10,15 @@ import sys
 import time
 from collections import Counter
 
+import pytest
+
 from index.passwords import hash_password
 from index.store import Store
 from tests.processes import ROOT, clean_env, free_port, http_call, stop, wait_for_http
 
 from .receiver import Receiver
+
+pytestmark = pytest.mark.live  # starts processes
 
 AUTH = {"Authorization": "Basic " + base64.b64encode(b"alice:secret1").decode()}
 PUSHES = 6

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from index import create_app
@@ -118,6 +119,7 @@ def test_serve_prepares_a_fresh_folder_unless_one_is_given(monkeypatch, tmp_path
     assert prepare_multiprocess_dir() == tmp_path / "given" and (tmp_path / "given").is_dir()
 
 
+@pytest.mark.live
 def test_two_worker_processes_add_up(tmp_path):
     """Requests answered by either worker all count, whichever worker answers the scrape."""
     metrics_dir = tmp_path / "metrics"

@@ -12,6 +12,8 @@ import pytest
 from index import create_app
 from tests.processes import ROOT, clean_env
 
+pytestmark = pytest.mark.live  # runs the docker-index command in processes
+
 SCRIPT = Path(sys.executable).parent / "docker-index"
 
 

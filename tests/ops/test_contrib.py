@@ -10,6 +10,8 @@ import pytest
 
 from tests.processes import ROOT
 
+pytestmark = pytest.mark.live  # runs systemd-analyze
+
 CONTRIB = ROOT / "contrib"
 UNITS = ["docker-index.service", "docker-index-backup.service", "docker-index-backup.timer",
          "docker-index-gc.service", "docker-index-gc.timer"]

@@ -55,6 +55,7 @@ def test_no_server_and_no_host_are_said_too(tmp_path):
     assert ok is False and "without INDEX_SMTP_HOST" in message
 
 
+@pytest.mark.live
 def test_serve_logs_the_probe_at_start(tmp_path, relay):
     settings = {"INDEX_DATA_DIR": str(tmp_path / "data"), "INDEX_REGISTRATION": "confirm", "INDEX_PUBLIC_HOST": "index.lan",
                 "INDEX_SMTP_HOST": "127.0.0.1", "INDEX_SMTP_PORT": str(relay.port), "INDEX_WORKERS": "1"}

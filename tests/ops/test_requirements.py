@@ -6,6 +6,8 @@ import importlib.metadata
 import re
 import sys
 
+import pytest
+
 from tests.processes import ROOT
 
 TEST_TOOLS = {"pytest", "hypothesis", "schemathesis", "aiosmtpd", "docker-registry-client"}
@@ -33,6 +35,7 @@ def test_runtime_requirements_hold_no_test_tool_and_dev_builds_on_them():
     assert TEST_TOOLS <= _names(ROOT / "requirements-dev.txt")
 
 
+@pytest.mark.slow
 def test_every_third_party_import_of_the_package_is_a_runtime_requirement():
     runtime = {name.replace("_", "-") for name in _names(ROOT / "requirements.txt")}
     # Everything the pinned runtime packages pull in themselves is installed by `make run` too.

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
+from index.ops.v1client import V1Client
 from tests.processes import ROOT, clean_env, free_port, stop, wait_for_http
 
 from . import storage
-from .v1client import V1Client
 
 START_TIMEOUT = 30.0
 ADMIN = ("admin", "adminpass")

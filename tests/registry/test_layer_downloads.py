@@ -7,6 +7,8 @@ import socket
 import time
 from pathlib import Path
 
+import pytest
+
 from .conftest import running_server
 from .layers import Entry, Layer
 
@@ -20,6 +22,7 @@ def _rss_kib(pid: int) -> int:
     return total
 
 
+@pytest.mark.live
 def test_whole_and_ranged_downloads_and_a_slow_reader_costs_no_memory(tmp_path):
     with running_server(tmp_path / "data", tmp_path / "serve.log", workers=1) as server:
         alice = server.register("alice")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from index.ops.v1client import chunks
 from index.registry import localblobs as layers_module
 from index.registry.layers import UploadBroken
 from index.registry.localblobs import LocalBlobs
@@ -21,7 +22,6 @@ from index.registry.tarsum import TarError
 from index.store.errors import StorageFailure
 
 from .layers import Entry, Layer
-from .v1client import chunks
 
 ID = "cd" * 32
 

@@ -48,6 +48,7 @@ def with_json(pusher: Pusher) -> Layer:
     return layer
 
 
+@pytest.mark.slow
 def test_a_gzip_bomb_is_refused_within_seconds_with_the_default_settings(client, alice, app, bomb):
     pusher = Pusher(client, "alice/app", chain([image_id(1)]))
     layer = with_json(pusher)
@@ -67,6 +68,7 @@ def test_the_inflated_size_limit_holds_without_a_ratio_limit(settings):
     nothing_stored(app.config["DATA_DIR"], image_id(1))
 
 
+@pytest.mark.slow
 def test_a_tar_of_300000_entries_is_refused_with_the_default_settings(client, alice, app):
     pusher = Pusher(client, "alice/app", chain([image_id(1)]))
     reply = pusher.put_layer(with_json(pusher), body=many_entries(300_000))

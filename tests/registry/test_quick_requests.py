@@ -12,11 +12,15 @@ import socket
 import threading
 import time
 
+import pytest
+
 from .conftest import running_server
 from .layers import Entry, Layer
 from .v1client import V1Client
 
 # The stalled upload keeps its thread up to this long (then it is answered 408).
+pytestmark = pytest.mark.live  # starts processes
+
 SETTINGS = {"INDEX_THREADS": "1", "INDEX_HEADER_TIMEOUT": "20", "INDEX_MIN_BODY_RATE": "500"}
 
 

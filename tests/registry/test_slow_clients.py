@@ -13,11 +13,15 @@ import os
 import socket
 import time
 
-from tests.slow_clients import SlowClients
+import pytest
+
+from index.ops.slow_clients import SlowClients
+from index.ops.v1client import V1Client, chunks
 
 from .conftest import running_server
 from .layers import Entry, Layer
-from .v1client import V1Client, chunks
+
+pytestmark = pytest.mark.live  # starts processes
 
 HEADER_TIMEOUT = 2
 SETTINGS = {"INDEX_THREADS": "2", "INDEX_HEADER_TIMEOUT": str(HEADER_TIMEOUT), "INDEX_MIN_BODY_RATE": "500"}
@@ -47,7 +51,7 @@ def test_slow_clients_do_not_stall_ping_or_push_and_are_closed(tmp_path):
             token = {"Authorization": "Token " + announced.headers["X-Docker-Token"]}
             assert alice.request("GET", "/v1/repositories/alice/app/images", headers=token).status == 200
             committed = alice.request("PUT", "/v1/repositories/alice/app/images", b"[]",
-                                      {**alice._basic(), "Content-Type": "application/json"})
+                                      {**alice.basic(), "Content-Type": "application/json"})
             assert committed.status == 204
             handshake = time.monotonic() - started
             # All of it while the slow ones were still open (they get HEADER_TIMEOUT seconds).

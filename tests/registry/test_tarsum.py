@@ -93,6 +93,7 @@ def test_truncated_gzip_and_truncated_tar():
         digest(layer.json_bytes, layer.tar_bytes[:1200])
 
 
+@pytest.mark.slow
 def test_decompression_output_is_bounded_per_step():
     # 64 MiB of zeros compress to ~64 KiB; the digester must not inflate it in one piece.
     bomb_tar = io.BytesIO()

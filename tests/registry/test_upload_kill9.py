@@ -23,6 +23,8 @@ from . import storage
 from .conftest import LAYER_STORES, layer_storage_env, running_server
 from .layers import Entry, Layer
 
+pytestmark = pytest.mark.live  # serves the index in processes and kills one with SIGKILL
+
 WAIT_SECONDS = 30.0
 
 
@@ -95,8 +97,8 @@ def test_kill_9_mid_upload_leaves_no_visible_layer_and_leftovers_gc_removes(stor
 
     with running_server(data_dir, tmp_path / "second.log", workers=1, extra_env=env) as server:
         reader = server.client(("alice", "secret1"))
-        assert reader.request("GET", f"/v1/images/{layer.image_id}/layer", headers=reader._basic()).status == 404
-        assert reader.request("GET", f"/v1/images/{layer.image_id}/json", headers=reader._basic()).status == 404
+        assert reader.request("GET", f"/v1/images/{layer.image_id}/layer", headers=reader.basic()).status == 404
+        assert reader.request("GET", f"/v1/images/{layer.image_id}/json", headers=reader.basic()).status == 404
         for uploader, version in storage.versions(data_dir, layer.image_id).items():
             if version.get("blob"):  # a version that names a blob: the blob is there
                 assert server.layer_file(layer.image_id, uploader).exists()

@@ -116,6 +116,7 @@ def test_live_server_trips_within_workers_times_limit(live_server, report_figure
     assert live_server.request("GET", "/v1/search?q=x")[0] == 200
 
 
+@pytest.mark.slow
 def test_the_docker_client_sees_429_not_a_crash(alice, client):
     docker = DockerActions(client)
     for attempt in range(LIMIT):

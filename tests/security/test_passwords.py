@@ -31,6 +31,7 @@ def test_unknown_user_and_wrong_password_get_the_same_answer(alice, client):
     assert known.headers["WWW-Authenticate"] == unknown.headers["WWW-Authenticate"]
 
 
+@pytest.mark.slow
 def test_unknown_user_and_wrong_password_take_the_same_time(tmp_path, report_figure):
     """Medians of interleaved real-bcrypt logins; a missing dummy check would be ~100x faster."""
     app = create_app({"TESTING": True, "DATA_DIR": tmp_path / "data", "SECRET_KEY": "timing",

@@ -43,6 +43,7 @@ def test_the_activation_link_never_names_the_request_host(settings, caplog):
 
 # -- the failed-login limiter counts an attempt before bcrypt -------------------------------------
 
+@pytest.mark.slow
 def test_parallel_wrong_passwords_get_no_more_bcrypt_checks_than_the_limit(monkeypatch):
     checks = []
     real_check = passwords.check_password

@@ -3,8 +3,12 @@ import os
 import threading
 import time
 
+import pytest
+
 from index.store import Store
 from tests.store.crashes import image_id
+
+pytestmark = pytest.mark.live  # forks writers
 
 PROCESSES = 4
 THREADS = 2

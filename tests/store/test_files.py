@@ -116,6 +116,7 @@ def test_damaged_file_read_directly(tmp_path):
         DataFile(path).check()
 
 
+@pytest.mark.live
 def test_a_starting_worker_never_removes_the_temp_file_of_a_running_write(filled):
     """Store.open() cleans temp files under each file's lock: a live writer's one is left alone.
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from index.ops.v1client import V1Client, basic_header
 from tests.processes import ROOT, clean_env, free_port, stop, wait_for_http
 from tests.registry.layers import Layer, chain
-from tests.registry.v1client import V1Client, basic_header
 from tests.system import require
 
 ADMIN = ("root", "rootpass1")

@@ -1,5 +1,7 @@
 """Slow clients against a live server: connections that hold half-sent headers, and connections
-that trickle a request body. Standard library only (bench/slow_clients.py uses it too).
+that trickle a request body. Standard library only; the tests (tests/registry/test_slow_clients.py)
+and bench/slow_clients.py share it, as they share :mod:`index.ops.v1client`. Nothing of the index
+imports it.
 
 Every loop is bounded in count and time; all sockets are closed on exit.
 """
