@@ -14,9 +14,10 @@ import time
 
 import pytest
 
+from index.ops.v1client import V1Client
+
 from .conftest import running_server
 from .layers import Entry, Layer
-from .v1client import V1Client
 
 # The stalled upload keeps its thread up to this long (then it is answered 408).
 pytestmark = pytest.mark.live  # starts processes
@@ -57,7 +58,7 @@ def test_quick_reads_answer_while_the_only_request_thread_is_held(tmp_path):
             assert alice.request("GET", "/v1/repositories/alice/held/images", headers=token).status == 200
             pull = anonymous.request("GET", "/v1/repositories/alice/held/images", headers={"X-Docker-Token": "true"})
             assert pull.status == 200 and pull.headers["X-Docker-Token"]
-            assert alice.request("GET", "/v1/users/", headers=alice._basic()).status == 200
+            assert alice.request("GET", "/v1/users/", headers=alice.basic()).status == 200
             assert anonymous.request("GET", "/v1/search?q=held").json()["num_results"] == 1
             quick = time.monotonic() - started
             assert "status" not in write  # the write is waiting for the request thread
