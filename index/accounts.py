@@ -12,16 +12,25 @@ again):
    was given stop working at once, so it cannot push while it is being deleted;
 2. each repository of its namespace is deleted (records, tags, layers nothing else uses) or
    moved into the namespace of another account;
-3. its grants, team memberships and robots go (``AccessStore.forget_principal``), then the
+3. what it and its robots uploaded that other repositories still hold is re-keyed to a name no
+   account can have (``RegistryHooks.account_removed``), and its webhooks are retired
+   (``DeletionHooks.account_removed``);
+4. its grants, team memberships and robots go (``AccessStore.forget_principal``), then the
    account record, and its name is reserved (``Store.delete_user``).
 
+Each removed repository is announced like any other delete (``DeletionHooks``: the audit record
+and the ``repo_delete`` webhooks), and releasing a name runs step 3 again, for accounts deleted
+before it existed.
+
 No name is ever handed to whoever registers it next: a repository ``davey/app`` is gone or moved
-before ``davey`` is removed, and ``davey`` cannot be registered until ``release_name``.
+before ``davey`` is removed, ``davey`` cannot be registered until ``release_name``, and a new
+``davey`` then finds nothing of the old one: no grants, teams, robots, webhooks, repositories,
+image versions or counts.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from . import names
 from .names import RepoName
@@ -47,6 +56,20 @@ def create_account(store: Store, username: Any, password: Any, email: Any, *, ac
 
 
 REPOSITORY_CHOICES = ("delete", "transfer")
+
+
+class DeletionHooks(Protocol):
+    """What the rest of the index does when a deletion removes things (index.events has one)."""
+
+    def repository_removed(self, name: RepoName, removed: RepositoryRecord) -> None:
+        """A repository of the account was deleted (audit, ``repo_delete`` webhooks, counts)."""
+
+    def repository_moved(self, old: RepoName, record: RepositoryRecord) -> None:
+        """A repository of the account now lives as ``record``."""
+
+    def account_removed(self, username: str) -> None:
+        """The account's own records outside the store (its webhooks) must not pass to a later
+        account of that name. Safe to call again."""
 
 
 class AccountError(ValueError):
@@ -113,11 +136,12 @@ def plan_deletion(store: Store, username: str, action: str | None, to: str | Non
     return DeletionPlan(username, repositories, action if repositories else None, to)
 
 
-def delete_account(store: Store, registry: RegistryHooks | None, plan: DeletionPlan) -> DeletionPlan:
+def delete_account(store: Store, registry: RegistryHooks | None, plan: DeletionPlan,
+                   hooks: DeletionHooks | None = None) -> DeletionPlan:
     """Carry out a checked plan (see the module's steps); returns it with what was done."""
     username = plan.username
     try:
-        store.update_user(username, active=False)  # ends its logins and tokens first
+        user = store.update_user(username, active=False)  # ends its logins and tokens first
     except RecordNotFound:
         raise AccountError(f"no user {username!r}") from None
     # Repositories pushed meanwhile (before step 1 took effect) are handled too.
@@ -136,25 +160,43 @@ def delete_account(store: Store, registry: RegistryHooks | None, plan: DeletionP
                                    "were; resolve it and run the deletion again") from None
             if registry is not None:
                 registry.repository_moved(RepoName(username, record["name"]), moved)
+            if hooks is not None:
+                hooks.repository_moved(RepoName(username, record["name"]), moved)
             plan.moved.append(full)
         else:
             try:
                 removed = store.delete_repository(username, record["name"])
             except RecordNotFound:
                 continue  # removed meanwhile
+            if hooks is not None:
+                hooks.repository_removed(RepoName(username, record["name"]), removed)
             if registry is not None:
                 registry.repository_removed(removed)
             plan.deleted.append(full)
+    _retire(registry, hooks, username, str(user.get("account_id") or ""))
     # Its grants, team memberships and robots go too (also on the repositories just moved).
     AccessStore(store).forget_principal(username)
     store.delete_user(username)
     return plan
 
 
-def release_name(store: Store, username: str) -> None:
-    """Let a deleted account's name be registered again."""
+def _retire(registry: RegistryHooks | None, hooks: DeletionHooks | None, username: str, account_id: str) -> None:
+    if registry is not None:
+        registry.account_removed(username, account_id)
+    if hooks is not None:
+        hooks.account_removed(username)
+
+
+def release_name(store: Store, registry: RegistryHooks | None, username: str,
+                 hooks: DeletionHooks | None = None) -> None:
+    """Let a deleted account's name be registered again (once what the deleted account left is
+    retired: again, for accounts deleted before deletions did it)."""
     if store.find_user(username) is not None:
         raise AccountError(f"{username} is an existing account, not a reserved name")
+    reserved = next((entry for entry in store.reserved_names() if entry["username"] == username), None)
+    if reserved is None:
+        raise AccountError(f"the name {username!r} is not reserved")
+    _retire(registry, hooks, username, str(reserved.get("account_id") or ""))
     try:
         store.release_name(username)
     except RecordNotFound:

@@ -34,7 +34,9 @@ def after_registration(username: str, email: str) -> None:
     if policy == "approval":
         log.info("account %s awaits approval: docker-index users activate %s", username, username)
     elif policy == "confirm":
-        _send_link(config, username, email, _link_for(services().activation.token_for(username)))
+        user = services().store.find_user(username)
+        account_id = str(user.get("account_id") or "") if user is not None else ""
+        _send_link(config, username, email, _link_for(services().activation.token_for(username, account_id)))
 
 
 def _public_host() -> str:
@@ -73,9 +75,9 @@ def activate() -> Response:
     token = request.args.get("token", "")
     if not token:
         raise BadRequest("the activation link has no token")
-    username = services().activation.username_of(token)
+    username, account_id = services().activation.account_of(token)
     try:
-        first_time = services().store.confirm_user(username)
+        first_time = services().store.confirm_user(username, account_id)
     except RecordNotFound:  # the account was deleted after the link was sent
         raise NotFound(f"user {username} no longer exists") from None
     if first_time:

@@ -35,6 +35,13 @@ class RegistryHooks(Protocol):
     def repository_moved(self, old: RepoName, record: RepositoryRecord) -> None:
         """Repository ``old`` now lives as ``record`` (another namespace): its images follow."""
 
+    def account_removed(self, username: str, account_id: str) -> int:
+        """Account ``username`` is gone: what it and its robots uploaded must satisfy no later
+        account of that name."""
+
+    def principal_removed(self, name: str) -> int:
+        """Robot ``name`` is gone: a new robot of that name must satisfy none of its uploads."""
+
 
 @dataclass
 class Services:

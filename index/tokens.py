@@ -143,11 +143,18 @@ class ActivationLinks:
         self._serializer = URLSafeTimedSerializer([*fallback_keys, secret_key], salt=_ACTIVATION_SALT)
         self.ttl_seconds = ttl_seconds
 
-    def token_for(self, username: str) -> str:
-        return self._serializer.dumps({"u": username})
+    def token_for(self, username: str, account_id: str = "") -> str:
+        """A link for ``username``; with ``account_id``, for that account only (not for a later
+        account registered under the name once it was deleted and released)."""
+        return self._serializer.dumps({"u": username, "a": account_id} if account_id else {"u": username})
 
     def username_of(self, token: str) -> str:
         """The username, or ActivationError when the token is tampered with or expired."""
+        return self.account_of(token)[0]
+
+    def account_of(self, token: str) -> tuple[str, str | None]:
+        """The username and the account id (None in links made before ids were signed in);
+        ActivationError when the token is tampered with or expired."""
         try:
             signed = self._serializer.loads(token, max_age=self.ttl_seconds)
         except SignatureExpired:
@@ -155,6 +162,7 @@ class ActivationLinks:
         except BadSignature:
             raise ActivationError("this activation link is not valid") from None
         username = signed.get("u") if isinstance(signed, dict) else None
-        if not isinstance(username, str):
+        account_id = signed.get("a") if isinstance(signed, dict) else None
+        if not isinstance(username, str) or not isinstance(account_id, str | None):
             raise ActivationError("this activation link is not valid")
-        return username
+        return username, account_id

@@ -168,6 +168,12 @@ def delete_organization(org: str) -> None:
         raise Conflict(f"organization {org} still has repositories: delete them first") from None
     except StoreNotFound:
         raise NotFound(f"organization {org} not found") from None
+    # Its name is free again: an account registered under it starts with nothing of it (the
+    # image versions its robots uploaded are retired, its webhooks too).
+    registry = services().registry
+    if registry is not None:
+        registry.account_removed(org, "")
+    events.AccountRemoval().account_removed(org)
 
 
 def set_team(org: str, team: Any, role: str, text: Any) -> TeamRecord:
@@ -254,3 +260,7 @@ def delete_robot(namespace: str, short: str) -> None:
         access_store().delete_robot(record["name"])
     except StoreNotFound:
         raise NotFound(f"robot {record['name']} not found") from None
+    # A new robot of the same name is another robot: it must not satisfy this one's uploads.
+    registry = services().registry
+    if registry is not None:
+        registry.principal_removed(record["name"])

@@ -19,6 +19,7 @@ from flask import Flask, Response, current_app, g, has_request_context, request
 from ..names import RepoName
 from ..services import EXTENSION_KEY as SERVICES_KEY
 from ..store.errors import storage_failure
+from ..store.records import RepositoryRecord
 from .audit import AuditTrail, now_iso
 from .delivery import Dispatcher
 from .metrics import Metrics, StateCollector, count, directory_bytes, metrics
@@ -201,6 +202,34 @@ def push_completed(name: RepoName, username: str, repository: Mapping[str, Any])
 def repository_deleted(name: RepoName, username: str | None, removed: Mapping[str, Any]) -> None:
     record("repository_delete", user=username, repository=name)
     _notify("repo_delete", name, dict(removed.get("tags") or {}), username)
+
+
+class AccountRemoval:
+    """What a deleted account's repositories and records set off (``accounts.DeletionHooks``):
+    each removed repository is audited and heard by its ``repo_delete`` webhooks like any other
+    delete, its counts go, and the account's webhooks are retired (pending deliveries, such as
+    those ``repo_delete`` ones, still go out; nothing new reaches them, and a later account of
+    the name neither sees nor inherits them)."""
+
+    def __init__(self, actor: str | None = None) -> None:
+        self.actor = actor
+
+    def repository_removed(self, name: RepoName, removed: RepositoryRecord) -> None:
+        current_app.extensions[SERVICES_KEY].activity.forget(name.full)
+        repository_deleted(name, self.actor, removed)
+
+    def repository_moved(self, old: RepoName, record: RepositoryRecord) -> None:
+        current_app.extensions[SERVICES_KEY].activity.forget(old.full)
+
+    def account_removed(self, username: str) -> None:
+        found = current()
+        retired = found.notifications.retire_namespace(username)
+        queued = {entry["notification"] for entry in found.outbox.pending()}
+        for uuid in retired:
+            if uuid not in queued:  # else the dispatcher removes it after the last delivery
+                found.notifications.delete(uuid)
+            record("notification_delete", user=self.actor, repository=username, notification=uuid,
+                   reason="account deleted")
 
 
 def tags_deleted(name: RepoName, username: str | None, tags: dict[str, str]) -> None:

@@ -152,7 +152,7 @@ def _int_arg(name: str, default: int, highest: int) -> int:
     return int(raw)
 
 
-def _logs(query_repository: str | None) -> Response:
+def _logs(query_repository: str | None, current_only: bool = False) -> Response:
     known = {"page", "per_page", "user", "event", "since"} | ({"repository"} if query_repository is None else set())
     unknown = sorted(set(request.args) - known)
     if unknown:
@@ -169,7 +169,8 @@ def _logs(query_repository: str | None) -> Response:
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
     repository = query_repository if query_repository is not None else request.args.get("repository")
-    query = Query(user=request.args.get("user"), repository=repository, event=event, since=since)
+    query = Query(user=request.args.get("user"), repository=repository, event=event, since=since,
+                  current_repository_only=current_only)
     entries, more = current().audit.query(query, offset=(page - 1) * per_page, limit=per_page)
     body: dict[str, Any] = {"logs": entries, "page": page, "per_page": per_page, "has_more": more}
     if more:
@@ -188,7 +189,7 @@ def superuser_logs() -> Response:
 @bp.get("/api/v1/repository/<namespace>/<repository>/logs")
 def repository_logs(namespace: str, repository: str) -> Response:
     _, name = _repository_scope(namespace, repository)
-    return _logs(name.full)
+    return _logs(name.full, current_only=True)  # the superuser log keeps earlier ones
 
 
 # -- metrics ------------------------------------------------------------------------------------

@@ -72,6 +72,20 @@ class Query:
     repository: str | None = None  # ns/name
     event: str | None = None
     since: datetime | None = None
+    # Only what happened since ``repository`` was last deleted (an earlier repository of the
+    # name, maybe of a deleted account whose name was registered again, is not its history).
+    current_repository_only: bool = False
+
+    def ends_history(self, entry: dict[str, Any]) -> bool:
+        """Whether ``entry`` ended an earlier repository of that name (nothing older counts)."""
+        if not self.current_repository_only or self.repository is None:
+            return False
+        if entry.get("event") == "repository_delete":
+            return entry.get("repository") == self.repository
+        if entry.get("event") == "account_delete":  # recorded before deletions told each repository
+            gone = [*(entry.get("repositories_deleted") or []), *(entry.get("repositories_moved") or [])]
+            return self.repository in gone
+        return False
 
     def matches(self, entry: dict[str, Any]) -> bool:
         if self.user is not None and self.user not in (entry.get("user"), entry.get("username")):
@@ -186,6 +200,8 @@ class AuditTrail:
         found: list[dict[str, Any]] = []
         skipped = 0
         for entry in self.newest_first():
+            if query.ends_history(entry):
+                break
             if not query.matches(entry):
                 continue
             if skipped < offset:

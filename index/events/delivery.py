@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .audit import now_iso
-from .notifications import Notifications
+from .notifications import RETIRED_FIELD, Notifications
 from .outbox import Outbox
 from .targets import Outcome, post
 
@@ -132,15 +132,23 @@ class Dispatcher:
         if outcome.delivered:
             self.outbox.remove(entry["id"])
             self.on_outcome(entry["event"], "delivered")
+            self._drop_if_retired(notification)
         elif time.time() - float(entry["created"]) >= self.give_up_after:
             log.warning("webhook %s: giving up on delivery %s after %d attempts (%s)",
                         notification["uuid"], entry["event_id"], entry["attempts"], outcome.error)
             self.outbox.remove(entry["id"])
             self.on_outcome(entry["event"], "given_up")
+            self._drop_if_retired(notification)
         else:
             entry["next_at"] = time.time() + retry_delay(entry["attempts"], self.first_delay, self.longest_delay)
             self.outbox.reschedule(entry)
             self.on_outcome(entry["event"], "failed")
+
+    def _drop_if_retired(self, notification: dict[str, Any]) -> None:
+        """A retired webhook (its account was deleted) goes once nothing is queued for it."""
+        if notification.get(RETIRED_FIELD) and not any(
+                entry["notification"] == notification["uuid"] for entry in self.outbox.pending()):
+            self.notifications.delete(notification["uuid"])
 
     def _record(self, notification_id: str, entry: dict[str, Any], outcome: Outcome) -> None:
         attempt = {"at": now_iso(), "delivery": entry["event_id"], "event": entry["event"],

@@ -27,6 +27,9 @@ MAX_SECRET_CHARS = 256
 MIN_SECRET_CHARS = 16
 MAX_PER_SCOPE = 50
 KEEP_ATTEMPTS = 10
+# A retired webhook's namespace gets this suffix (no namespace holds it) and this field.
+RETIRED = "~retired"
+RETIRED_FIELD = "retired"
 
 
 class NotificationError(ValueError):
@@ -129,6 +132,18 @@ class Notifications:
     def delete(self, notification_id: str) -> bool:
         with self._changing() as table:
             return table.pop(notification_id, None) is not None
+
+    def retire_namespace(self, namespace: str) -> list[str]:
+        """The webhooks of a deleted account's namespace (its own and its repositories') leave
+        the namespace: they no longer match ``in_scope`` or ``listening``, so a later account
+        of that name neither sees nor inherits them, but deliveries already queued still find
+        them by id. The dispatcher removes each once nothing is queued for it (``RETIRED``).
+        Returns their ids."""
+        with self._changing() as table:
+            retired = [uuid for uuid, record in table.items() if record["namespace"] == namespace]
+            for uuid in retired:
+                table[uuid] = {**table[uuid], "namespace": f"{namespace}{RETIRED}", RETIRED_FIELD: True}
+        return retired
 
     def note_attempt(self, notification_id: str, attempt: dict[str, Any]) -> None:
         with self._changing() as table:

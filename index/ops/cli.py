@@ -188,7 +188,7 @@ def users_delete(username: str, repositories_action: str | None, to: str | None,
     if not yes:
         click.confirm(f"{plan.describe()}?", abort=True)
     try:
-        accounts.delete_account(found.store, found.registry, plan)
+        accounts.delete_account(found.store, found.registry, plan, events.AccountRemoval())
     except accounts.AccountError as exc:
         _fail(str(exc))
     events.record("account_delete", account=username, repositories_deleted=list(plan.deleted),
@@ -205,7 +205,8 @@ def users_delete(username: str, repositories_action: str | None, to: str | None,
 def users_release(username: str) -> None:
     """Let the name of deleted account USERNAME be registered again."""
     try:
-        accounts.release_name(services().store, username)
+        found = services()
+        accounts.release_name(found.store, found.registry, username, events.AccountRemoval())
     except accounts.AccountError as exc:
         _fail(str(exc))
     click.echo(f"released {username}: it can be registered again")

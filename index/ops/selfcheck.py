@@ -401,7 +401,7 @@ def clean_up_locally(session: Session, echo: Callable[[str], None]) -> bool:
         try:
             plan = plan_deletion(found.store, session.username, "delete", None)
             delete_account(found.store, found.registry, plan)
-            release_name(found.store, session.username)  # only this run had taken the name
+            release_name(found.store, found.registry, session.username)  # only this run had taken the name
             echo(f"cleanup: removed account {session.username} (registered by this run)")
         except AccountError as exc:
             echo(f"cleanup: could not remove account {session.username}: {exc}")

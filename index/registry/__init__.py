@@ -17,7 +17,7 @@ from . import images, tags
 from .blobs import BlobStore
 from .core import Registry
 from .layers import STALE_UPLOAD_SECONDS
-from .migrate import migrate_legacy
+from .migrate import migrate_legacy, retire_orphans
 
 __all__ = ["Registry", "install"]
 
@@ -40,6 +40,7 @@ def install(app: Flask) -> Registry:
     registry.blobs.remove_stale_uploads(STALE_UPLOAD_SECONDS)
     try:
         migrate_legacy(registry)
+        retire_orphans(registry)
         registry.expire_pending()
     except StorageFailure as exc:  # a read-only data dir still serves reads (see Store.open)
         log.error("could not convert or clean up image records at start: %s", exc)

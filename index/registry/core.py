@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from ..names import RepoName
 from ..payloads import json_response
 from ..services import services
 from ..store import Store
+from ..store.access import AccessStore
 from ..store.images import ImageStore
 from ..store.records import RepositoryRecord
 from . import access
@@ -25,6 +27,9 @@ log = logging.getLogger(__name__)
 # Every write of an image json also looks at one other shard for expired uploads, in turn, so
 # every shard is visited at least every 256 * this many seconds of write traffic.
 EXPIRE_ROTATION_SECONDS = 10
+# Joins a deleted account's name and id into the uploader name of its retired versions; no
+# account, organization or robot name may hold it (index.names).
+RETIRED_MARK = "~"
 
 
 class Registry:
@@ -58,11 +63,44 @@ class Registry:
         """A repository was moved (account deletion with transfer): the versions it held are
         now held under its new name, so its pulls and its later deletion still find them."""
         new = RepoName(record["namespace"], record["name"])
+        # The old owner's uploads, and its robots' (they go with the account), become the new
+        # owner's: else no writer of the moved repository would have uploaded them.
+        robots = [robot["name"] for robot in AccessStore(self.store).list_robots(old.namespace)]
         moved = self.images.rename_ref(old.full, new.full, self._references_of(old, record),
-                                       from_uploader=old.namespace, to_uploader=record["owner"])
+                                       from_uploaders=[old.namespace, *robots], to_uploader=record["owner"])
         for image_id, blob, _, size in moved:
             self.images.add_blob_user(blob, image_id, record["owner"], size, commit=lambda: None)
         self._drop([(image_id, uploader, blob) for image_id, blob, uploader, _ in moved])
+
+    def account_removed(self, username: str, account_id: str) -> int:
+        """Account ``username`` (and so its robots) is gone: the versions they uploaded that are
+        still held somewhere are re-keyed to ``<uploader>~<account id>``, a name no account can
+        have, so a later account registered under the released name satisfies none of them
+        (scope.py asks whether the *uploader* may write). They stay for reads by repositories
+        that hold them, exactly as before. Returns how many of them had a layer."""
+        suffix = f"{RETIRED_MARK}{account_id or secrets.token_hex(8)}"
+        robots = f"{username}+"
+
+        def renamed(uploader: str) -> str | None:
+            if RETIRED_MARK in uploader or not (uploader == username or uploader.startswith(robots)):
+                return None
+            return uploader + suffix
+        return self.retire(renamed)
+
+    def principal_removed(self, name: str) -> int:
+        """A robot (or another principal with its own name) is gone: its versions are retired
+        like a deleted account's, so a new one of the same name satisfies none of them."""
+        suffix = f"{RETIRED_MARK}{secrets.token_hex(8)}"
+        return self.retire(lambda uploader: uploader + suffix if uploader == name else None)
+
+    def retire(self, renamed: Callable[[str], str | None]) -> int:
+        """Re-key versions (``ImageStore.retire_uploaders``), their blob uses following; returns
+        how many of them had a layer."""
+        moved = self.images.retire_uploaders(renamed)
+        for image_id, _, new, blob, size in moved:
+            self.images.add_blob_user(blob, image_id, new, size, commit=lambda: None)
+        self._drop([(image_id, old, blob) for image_id, old, _, blob, _ in moved])
+        return len(moved)
 
     # -- deleting -----------------------------------------------------------------------------
     def forget(self, name: RepoName) -> list[str]:

@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..names import RepoName
+from ..store.access import find_robot
+from ..store.files import atomic_write_bytes
 from ..store.images import COMPLETE, LAYER_STORED
+from .core import RETIRED_MARK
 
 if TYPE_CHECKING:
     from .core import Registry
@@ -124,3 +128,42 @@ def _add(holders: dict[str, dict[str, list[str]]], image_id: str, owner: str, re
     held = holders.setdefault(image_id, {}).setdefault(owner, [])
     if repository not in held:
         held.append(repository)
+
+
+# Written into db/images/ once the pass below has run: it need not look at every shard again.
+ORPHANS_RETIRED = "orphans-retired"
+
+
+def retire_orphans(registry: Registry) -> int:
+    """Once per data dir: retire the versions of accounts and robots that no longer exist.
+
+    Deleting an account now retires its versions (``Registry.account_removed``); accounts deleted
+    by an older version left theirs under their name, which a later account of that name would
+    satisfy. (A name released *and* registered again before this ran cannot be told apart from
+    its first account: release and register again after upgrading.) Returns how many retired
+    versions had a layer."""
+    folder = registry.store.db_dir / "images"
+    marker = folder / ORPHANS_RETIRED
+    if marker.exists() or not folder.exists():  # (a fresh data dir has nothing to retire)
+        return 0
+    store = registry.store
+    suffix = f"{RETIRED_MARK}{secrets.token_hex(8)}"
+    exists: dict[str, bool] = {}
+
+    def renamed(uploader: str) -> str | None:
+        if RETIRED_MARK in uploader:
+            return None
+        if uploader not in exists:
+            found = find_robot(store, uploader) if "+" in uploader else store.find_user(uploader)
+            exists[uploader] = found is not None
+        return None if exists[uploader] else uploader + suffix
+    count = registry.retire(renamed)
+    try:
+        atomic_write_bytes(marker, b"versions of deleted accounts were retired\n")
+    except OSError as exc:  # a read-only data dir: the pass runs again at the next start
+        log.warning("could not note that the image versions of deleted accounts were retired: %s", exc)
+    retired = [name for name, alive in exists.items() if not alive]
+    if retired:
+        log.info("retired the image versions of %d deleted account(s) or robot(s): %s",
+                 len(retired), ", ".join(sorted(retired)[:20]))
+    return count

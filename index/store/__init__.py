@@ -233,7 +233,9 @@ class Store:
             if user is None:
                 raise RecordNotFound(f"user {username} not found")
             users.remove(doc_ids=[username])
-            reserved.upsert(Document({"username": username, "deleted": now()}, doc_id=username))
+            # The account id goes along: releasing the name retires what that account uploaded.
+            reserved.upsert(Document({"username": username, "deleted": now(),
+                                      "account_id": user.get("account_id", "")}, doc_id=username))
         return cast(UserRecord, json_copy(dict(user)))
 
     def reserved_names(self) -> list[dict[str, Any]]:
@@ -253,15 +255,16 @@ class Store:
                 raise RecordNotFound(f"name {username} is not reserved")
             reserved.remove(doc_ids=[username])
 
-    def confirm_user(self, username: str) -> bool:
+    def confirm_user(self, username: str, account_id: str | None = None) -> bool:
         """Activate an account whose e-mail was just confirmed, once.
 
         False when it was confirmed before: an old activation link must not undo an
-        administrator's later deactivation.
+        administrator's later deactivation. RecordNotFound also when ``account_id`` (the one the
+        link was made for) is another account's: a deleted one that had the name.
         """
         with self._transaction(self._users_file(), "users") as users:
             user = users.get(doc_id=username)
-            if user is None:
+            if user is None or (account_id is not None and user.get("account_id", "") != account_id):
                 raise RecordNotFound(f"user {username} not found")
             if user.get("confirmed"):
                 return False

@@ -265,15 +265,17 @@ class ImageStore:
                 _apply(images, changes)
         return released
 
-    def rename_ref(self, old: str, new: str, image_ids: Iterable[str], from_uploader: str,
+    def rename_ref(self, old: str, new: str, image_ids: Iterable[str], from_uploaders: Iterable[str],
                    to_uploader: str) -> list[tuple[str, str, str, int]]:
         """Versions held by repository ``old`` are held by ``new`` instead (a moved repository),
-        and those ``from_uploader`` uploaded become ``to_uploader``'s (the account it moved to),
-        unless that account has its own version of the id; one transaction per shard touched.
+        and one that ``from_uploaders`` uploaded (the first of them that has one) becomes
+        ``to_uploader``'s (the account it moved to), unless that account has its own version of
+        the id; one transaction per shard touched.
 
         Returns (image id, blob, old uploader, size) of each version that changed hands, whose
         blob use the caller moves over (:meth:`add_blob_user`, :meth:`drop_blob_users`)."""
         moved: list[tuple[str, str, str, int]] = []
+        uploaders = list(from_uploaders)
         by_shard: dict[str, list[str]] = {}
         for image_id, versions in self.versions_of(image_ids).items():
             if any(old in version["refs"] for version in versions.values()):
@@ -289,12 +291,48 @@ class ImageStore:
                         uploader: ({**version, "refs": sorted({*version["refs"], new} - {old})}
                                    if old in version["refs"] else version)
                         for uploader, version in doc["versions"].items()}
-                    mine = versions.get(from_uploader)
-                    if mine is not None and new in mine["refs"] and to_uploader not in versions:
+                    for from_uploader in uploaders:
+                        mine = versions.get(from_uploader)
+                        if mine is None or new not in mine["refs"] or to_uploader in versions:
+                            continue
                         versions[to_uploader] = {**versions.pop(from_uploader), "uploaded_by": to_uploader}
                         if mine.get("blob"):
                             moved.append((image_id, mine["blob"], from_uploader, int(mine.get("size") or 0)))
                     changes[image_id] = versions
+                _apply(images, changes)
+        return moved
+
+    def retire_uploaders(self, renamed: Callable[[str], str | None]) -> list[tuple[str, str, str, str, int]]:
+        """Re-key every version whose uploader ``renamed`` maps to a new name (None: keep it),
+        one transaction per shard that has any. Used for a deleted account's versions, which get
+        a name no account can ever have, so a later account of the same name inherits none.
+
+        Returns (image id, old uploader, new uploader, blob, size) of each re-keyed version that
+        has a blob, whose blob use the caller moves over."""
+        moved: list[tuple[str, str, str, str, int]] = []
+        for prefix in self.shard_prefixes():
+            datafile = self._store.tables.existing(self._store.db_dir / "images" / f"{prefix}.json")
+            if datafile is None:
+                continue
+            docs = datafile.read_shared().get(TABLE, {})
+            if not any(renamed(uploader) is not None for doc in docs.values() if not is_legacy(doc)
+                       for uploader in doc["versions"]):
+                continue
+            with self._store.tables.transaction(datafile, TABLE) as images:
+                changes: dict[str, dict[str, Version]] = {}
+                for doc in images.all():
+                    if is_legacy(doc):
+                        continue
+                    versions = dict(doc["versions"])
+                    for uploader in list(versions):
+                        new = renamed(uploader)
+                        if new is None or new in versions:
+                            continue
+                        version = versions.pop(uploader)
+                        versions[new] = {**version, "uploaded_by": new}
+                        changes[doc["id"]] = versions
+                        if version.get("blob"):
+                            moved.append((doc["id"], uploader, new, version["blob"], int(version.get("size") or 0)))
                 _apply(images, changes)
         return moved
 

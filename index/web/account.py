@@ -93,8 +93,14 @@ def register() -> BaseResponse | tuple[str, int]:
 @bp.get("/account")
 def account_page() -> str:
     user = signed_in()
-    return render_template("account.html", user=user, message=request.args.get("done"), error=None,
-                           robots=_robots_of(user), robots_namespace=user["username"])
+    return _account_page(user, request.args.get("done"), None)
+
+
+def _account_page(user: UserRecord, message: str | None, error: str | None) -> str:
+    from . import manage
+    return render_template("account.html", user=user, message=message, error=error,
+                           robots=_robots_of(user), robots_namespace=user["username"],
+                           **manage.webhook_page_context(user["username"], user))
 
 
 def _robots_of(user: Principal) -> list[dict[str, Any]] | None:
@@ -121,8 +127,7 @@ def change_password() -> BaseResponse | tuple[str, int]:
         else:
             session.refresh(changed)  # this session goes on; every other one ends
             return redirect(url_for("web.account_page", done="password changed"), 303)
-    return render_template("account.html", user=user, message=None, error=error,
-                           robots=_robots_of(user), robots_namespace=user["username"]), 400
+    return _account_page(user, None, error), 400
 
 
 @bp.post("/account/email")
@@ -138,5 +143,4 @@ def add_email() -> BaseResponse | tuple[str, int]:
         error = f"an account may hold at most {exc.limit} e-mail addresses"
     else:
         return redirect(url_for("web.account_page", done="e-mail address added"), 303)
-    return render_template("account.html", user=user, message=None, error=error,
-                           robots=_robots_of(user), robots_namespace=user["username"]), 400
+    return _account_page(user, None, error), 400

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
-from .. import events, names
+from .. import accounts, events, names
 from ..errors import BadRequest, Forbidden, NotFound
 from ..events.audit import Query
 from ..names import LIBRARY
@@ -47,8 +47,7 @@ def account_action(username: str, action: str) -> BaseResponse:
     if action == "delete":
         if username == admin["username"]:
             raise BadRequest("you cannot delete your own account here")
-        store.delete_user(username)
-        return redirect(url_for("web.admin_page", done=f"deleted {username}"), 303)
+        return _delete_account(admin, username)
     changes = _ACCOUNT_ACTIONS.get(action)
     if changes is None:
         raise NotFound(f"no account action {action[:32]}")
@@ -58,14 +57,32 @@ def account_action(username: str, action: str) -> BaseResponse:
     return redirect(url_for("web.admin_page", done=f"{action}d {username}"), 303)
 
 
+def _delete_account(admin: UserRecord, username: str) -> BaseResponse:
+    """What ``users delete`` does (index.accounts): its repositories are deleted or transferred
+    as the form says, and its name stays reserved."""
+    found = services()
+    try:
+        plan = accounts.plan_deletion(found.store, username, request.form.get("repositories") or None,
+                                      request.form.get("to") or None)
+        accounts.delete_account(found.store, found.registry, plan, events.AccountRemoval(admin["username"]))
+    except accounts.AccountError as exc:
+        raise BadRequest(str(exc)) from None
+    events.record("account_delete", account=username, repositories_deleted=list(plan.deleted),
+                  repositories_moved=list(plan.moved))
+    done = [f"deleted {username}"] + ([f"deleted {', '.join(plan.deleted)}"] if plan.deleted else []) + \
+        ([f"moved {', '.join(plan.moved)} to {plan.to}"] if plan.moved else [])
+    return redirect(url_for("web.admin_page", done="; ".join(done) + "; the name stays reserved"), 303)
+
+
 @bp.post("/admin/repositories/<namespace>/<repository>/delete")
 def repository_delete(namespace: str, repository: str) -> BaseResponse:
-    site_admin()
+    admin = site_admin()
     name = names.repo_name(namespace, repository)
     found = services()
     removed = found.store.delete_repository(name.namespace, name.repository)
+    found.activity.forget(name.full)
+    events.repository_deleted(name, admin["username"], removed)
     if found.registry is not None:
         found.registry.repository_removed(removed)
-    found.activity.forget(name.full)
     shown = name.repository if name.namespace == LIBRARY else name.full
     return redirect(url_for("web.admin_page", done=f"deleted repository {shown}"), 303)

@@ -173,7 +173,7 @@ def organization_settings(org: str) -> str:
     return render_template("organization_settings.html", org=org, organization=organization,
                            teams=view["teams"] if view else [], team_roles=permissions.TEAM_ROLES,
                            robots=robots_of(org, signed_in()), robots_namespace=org,
-                           message=request.args.get("done"))
+                           message=request.args.get("done"), **webhook_page_context(org, signed_in()))
 
 
 @bp.post("/organization/<org>/teams")
@@ -205,6 +205,75 @@ def member_remove(org: str, team: str, member: str) -> BaseResponse:
     _org_admin(org)
     operations.set_member(org, team, member, False)
     return _back_to_org(org, f"{member} removed from {team}")
+
+
+# -- webhooks of a whole namespace (a user's own, or an organization's) ------------------------------
+def namespace_webhooks(namespace: str, viewer: Principal | None) -> list[dict[str, Any]] | None:
+    """The namespace-wide webhooks of ``namespace`` for its admins (None otherwise), as the API
+    lists them (no secrets)."""
+    if viewer is None or permissions.is_robot(viewer) or not permissions.can_admin_namespace(viewer, namespace):
+        return None
+    return [public_view(found) for found in events.current().notifications.in_scope(namespace, None)]
+
+
+def webhook_page_context(namespace: str, viewer: Principal | None) -> dict[str, Any]:
+    """What the webhooks.html include needs on a namespace's page."""
+    return {"webhooks": namespace_webhooks(namespace, viewer), "webhook_events": EVENTS,
+            "hooks_namespace": namespace, "hooks_repository": None, "secret": request.args.get("secret")}
+
+
+def _hooks_admin(namespace: str) -> Principal:
+    """Who may manage ``namespace``'s webhooks: the API's rule (``can_admin_namespace``; robots never)."""
+    viewer = signed_in()
+    if not names.NAMESPACE_RE.fullmatch(namespace):
+        raise NotFound(f"namespace {namespace[:80]!r} not found")
+    if permissions.is_robot(viewer) or not permissions.can_admin_namespace(viewer, namespace):
+        raise Forbidden(f"only admins of {namespace} may manage its webhooks")
+    return viewer
+
+
+def _namespace_webhook(namespace: str, uuid: str) -> dict[str, Any]:
+    found = events.current().notifications.get(uuid) if len(uuid) <= 64 else None
+    if found is None or (found["namespace"], found["repository"]) != (namespace, None):
+        raise NotFound(f"webhook {uuid[:40]} not found")
+    return found
+
+
+def _after_webhook_change(namespace: str, done: str, secret: str | None = None) -> BaseResponse:
+    viewer = signed_in()
+    if namespace == viewer["username"]:
+        return redirect(url_for("web.account_page", done=done, secret=secret), 303)
+    if find_organization(services().store, namespace) is None:  # a site admin, for another user
+        return redirect(url_for("web.namespace_page", namespace=namespace), 303)
+    return redirect(url_for("web.organization_settings", org=namespace, done=done, secret=secret), 303)
+
+
+@bp.post("/webhooks/<namespace>")
+def namespace_webhook_add(namespace: str) -> BaseResponse:
+    """A webhook hearing every repository of the namespace (the API's ``/user`` or
+    ``/organization/<org>`` notifications), through the same function as the API and the CLI."""
+    viewer = _hooks_admin(namespace)
+    body = {"event": request.form.get("event"), "method": "webhook", "title": request.form.get("title", ""),
+            "config": {"url": request.form.get("url", "").strip()}}
+    try:
+        created, generated = events.add_notification(body, namespace, None, viewer["username"])
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    return _after_webhook_change(namespace, f"webhook {created['uuid'][:8]} added", generated)
+
+
+@bp.post("/webhooks/<namespace>/<uuid>/delete")
+def namespace_webhook_delete(namespace: str, uuid: str) -> BaseResponse:
+    viewer = _hooks_admin(namespace)
+    events.remove_notification(_namespace_webhook(namespace, uuid), viewer["username"])
+    return _after_webhook_change(namespace, f"webhook {uuid[:8]} removed")
+
+
+@bp.post("/webhooks/<namespace>/<uuid>/test")
+def namespace_webhook_test(namespace: str, uuid: str) -> BaseResponse:
+    viewer = _hooks_admin(namespace)
+    events.queue_test(_namespace_webhook(namespace, uuid), viewer["username"])
+    return _after_webhook_change(namespace, f"test delivery queued for webhook {uuid[:8]}")
 
 
 def _robot_admin(namespace: str) -> Principal:

@@ -367,3 +367,35 @@ def test_a_push_whose_event_cannot_be_queued_is_not_answered_done(client, alice,
                         headers={**_basic_alice(), "X-Docker-Endpoints": "localhost"})
     assert answer.status_code == 507
     assert "queue the repo_push webhook" in answer.get_json()["error"]
+
+
+def test_deleting_an_account_tells_the_repo_delete_hooks_of_each_of_its_repositories(client, alice, app, events, receiver):
+    """Issue 14's gap: repositories removed with their account are deletes like any other."""
+    push(client, "alice/one", 1)
+    push(client, "alice/two", 3)
+    namespace_hook = _hook(client, receiver, "repo_delete", path="/api/v1/user/notification/")
+    repository_hook = _hook(client, receiver, "repo_delete", path="/api/v1/repository/alice/two/notification/")
+    deleted = app.test_cli_runner().invoke(args=["users", "delete", "alice", "--repositories", "delete", "--yes"])
+    assert deleted.exit_code == 0, deleted.output
+    assert events.outbox.depth() == 3  # queued durably before the command returned
+    events.dispatcher.deliver_due()
+    received = receiver.wait_for(3)
+    heard = sorted((item.json["repository"], item.signed_with(namespace_hook["config"]["secret"])) for item in received)
+    assert heard == [("alice/one", True), ("alice/two", False), ("alice/two", True)]
+    assert all(item.json["event"] == "repo_delete" and item.json["pushed_by"] is None for item in received)
+    assert any(item.signed_with(repository_hook["config"]["secret"]) for item in received)
+    assert events.outbox.depth() == 0
+    # Delivered, the deleted account's hooks are gone (nothing more reaches them).
+    assert events.notifications.get(namespace_hook["uuid"]) is None
+    assert events.notifications.get(repository_hook["uuid"]) is None
+
+
+def test_a_transfer_is_no_delete(client, alice, docker, app, events, receiver):
+    assert docker.register("bobby", "secret2").status_code == 201
+    push(client, "alice/one", 1)
+    _hook(client, receiver, "repo_delete", path="/api/v1/user/notification/")
+    moved = app.test_cli_runner().invoke(args=["users", "delete", "alice", "--repositories", "transfer",
+                                               "--to", "bobby", "--yes"])
+    assert moved.exit_code == 0, moved.output
+    assert events.outbox.depth() == 0
+    assert events.dispatcher.deliver_due() == 0 and receiver.received == []

@@ -89,6 +89,26 @@ def test_an_old_link_does_not_undo_a_later_deactivation(settings, caplog):
     assert docker.login().status_code == 403
 
 
+def test_a_deleted_accounts_link_does_not_activate_a_later_account_of_its_name(settings, caplog):
+    """The old alice never confirmed; once her name is released, a new alice registers: the old
+    link (mailed to the old address) must not confirm the new account."""
+    caplog.set_level("INFO", logger="index")
+    app, docker = _docker(settings, REGISTRATION="confirm")
+    docker.register()
+    old_link = _activation_path(LINK_RE.search(caplog.text).group(0))
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["users", "delete", "alice", "--yes"]).exit_code == 0
+    assert runner.invoke(args=["users", "release", "alice"]).exit_code == 0
+    caplog.clear()
+    assert docker.register("alice", "other123", "new@example.com").status_code == 201
+    refused = docker.client.get(old_link)
+    assert refused.status_code == 404
+    assert docker.login("alice", "other123").status_code == 403  # still waiting for its own link
+    new_link = _activation_path(LINK_RE.search(caplog.text).group(0))
+    assert docker.client.get(new_link).status_code == 200
+    assert docker.login("alice", "other123").status_code == 200
+
+
 @pytest.mark.parametrize("query, message", [
     ("", "the activation link has no token"),
     ("?token=garbage", "this activation link is not valid"),

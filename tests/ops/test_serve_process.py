@@ -116,8 +116,13 @@ def test_sigterm_lets_a_request_in_flight_finish(tmp_path):
                 f"Authorization: {_basic('alice', 'secret1')}\r\nX-Docker-Token: true\r\n"
                 f"Content-Type: application/json\r\nContent-Length: {len(images)}\r\n"
                 f"Connection: close\r\n\r\n").encode()
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as upload:
+        # Timeouts are generous: on a loaded machine every step may take seconds.
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as upload:
             upload.sendall(head + images[:10])          # the upload has started ...
+            # ... and the server has read what was sent (so it is in flight: a connection the
+            # server has not read from when it is told to stop is closed unanswered) ...
+            _wait_until_read(port, upload.getsockname()[1])
+            time.sleep(0.5)  # and has passed it on to the app (microseconds of work, on a loaded machine more)
             served.process.send_signal(signal.SIGTERM)  # ... when the server is told to stop
             # Until the request is answered, the server is still running.
             with pytest.raises(subprocess.TimeoutExpired):
@@ -129,11 +134,30 @@ def test_sigterm_lets_a_request_in_flight_finish(tmp_path):
         status_line, _, rest = answer.partition(b"\r\n")
         assert status_line == b"HTTP/1.1 200 OK", answer[:300]
         assert b"x-docker-token: signature=" in rest.lower()
-        assert served.process.wait(15) == 0
+        assert served.process.wait(60) == 0
     entries = [json.loads(line) for line in served.log().splitlines()]  # granian's lines too
     assert any(entry.get("message") == "Shutting down granian" for entry in entries)
-    assert [(entry["method"], entry["path"], entry["status"]) for entry in entries if "method" in entry] == \
-        [("GET", "/healthz", 200), ("POST", "/v1/users/", 201), ("PUT", "/v1/repositories/alice/app/", 200)]
+    requests = [(entry["method"], entry["path"], entry["status"]) for entry in entries if "method" in entry]
+    # The start-up wait may have polled /healthz more than once (an answer slower than its timeout).
+    assert ("GET", "/healthz", 200) in requests
+    assert [request for request in requests if request[1] != "/healthz"] == \
+        [("POST", "/v1/users/", 201), ("PUT", "/v1/repositories/alice/app/", 200)]
+
+
+def _wait_until_read(server_port: int, client_port: int, timeout: float = 60.0) -> None:
+    """Wait until the server's end of the connection from ``client_port`` has nothing left
+    unread (``/proc/net/tcp``: its receive queue is empty), i.e. the server accepted it and
+    read the request's head."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+            fields = line.split()
+            local, remote, queues = fields[1], fields[2], fields[4]
+            if (int(local.rpartition(":")[2], 16), int(remote.rpartition(":")[2], 16)) == (server_port, client_port):
+                if int(queues.partition(":")[2], 16) == 0:
+                    return
+        assert time.monotonic() < deadline, "the server did not read the request within the timeout"
+        time.sleep(0.02)
 
 
 def test_without_proxy_count_no_forwarded_header_is_believed(tmp_path):

@@ -59,12 +59,21 @@ def many_files_layer(count: int = 1500, seed: int = 5) -> Layer:
     return Layer(ID, None, entries)
 
 
+_EARLIER_THREADS: set[int] = set()
+
+
 def helper_threads() -> list[str]:
-    return [thread.name for thread in threading.enumerate() if thread.name.startswith("layer-")]
+    """Upload helper threads started during this test and still running. (Threads of an earlier
+    test in this process, such as a server's upload its client abandoned, may still be winding
+    down on a loaded machine: they are not this test's.)"""
+    return [thread.name for thread in threading.enumerate()
+            if thread.name.startswith("layer-") and thread.ident not in _EARLIER_THREADS]
 
 
 @pytest.fixture
 def files(tmp_path):
+    _EARLIER_THREADS.clear()
+    _EARLIER_THREADS.update(thread.ident for thread in threading.enumerate() if thread.ident is not None)
     return LocalBlobs(tmp_path / "data")
 
 

@@ -41,7 +41,8 @@ def server(tmp_path_factory) -> Iterator[Server]:
                 "INDEX_ADMIN_PASSWORD": ADMIN[1], "INDEX_ACTIVITY_FLUSH_SECONDS": "1",
                 "INDEX_SECRET_KEY": "browser-test-secret-key-of-enough-length",
                 # Journeys start from public repositories and make them private in the pages.
-                "INDEX_DEFAULT_VISIBILITY": "public"}
+                "INDEX_DEFAULT_VISIBILITY": "public",
+                "INDEX_WEBHOOK_ALLOW_PRIVATE": "true"}  # a webhook to 127.0.0.1 (never delivered)
     with open(log_path, "wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "index", "serve"], cwd=ROOT,
                                    env=clean_env(settings), stdout=log, stderr=subprocess.STDOUT)
@@ -281,6 +282,10 @@ def test_organization_team_robot_grant_and_revoke(server, person, driver_factory
     assert len(token) > 20
     assert V1Client(server.host, ("acme_b+ci", token)).request(
         "GET", "/v1/users/", headers=basic_header("acme_b+ci", token)).status == 200  # docker login
+    # A webhook hearing every repository of acme_b; its secret is shown this once.
+    person.fill("hook-url", "http://127.0.0.1:9/acme-hook")
+    person.submit("Add webhook", "organization-webhook")
+    assert "shown this once" in person.text() and "http://127.0.0.1:9/acme-hook" in person.text()
     _push(server, "rita_b", "secret1", "acme_b/tool", "e5")
     person.open("/repository/acme_b/tool", "repository")
     person.click_link("Settings and permissions", "settings")

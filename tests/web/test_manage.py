@@ -165,3 +165,87 @@ def test_admin_page_shows_the_audit_trail(people, app):
     page = admin.get("/admin").get_data(as_text=True)
     assert "Audit trail" in page and "register" in page
     assert "<title>Administration ·" in page  # the trail is in the page, not in its title
+
+
+@pytest.fixture
+def hook_people(docker, settings):
+    """alice (owner of organization acme) and bobby, signed in, on an app that may reach loopback."""
+    from index import create_app
+    app = create_app({**settings, "WEBHOOK_ALLOW_PRIVATE": True})
+    actions = type(docker)(app.test_client())
+    browsers = {}
+    for name, password in (("alice", "secret1"), ("bobby", "secret2")):
+        assert actions.register(name, password).status_code == 201
+        browsers[name] = Browser(app.test_client())
+        assert browsers[name].sign_in(name, password).status_code == 303
+    made = browsers["alice"].post("/organization/new", {"name": "acme", "email": "ops@acme.example"}, page="/account")
+    assert made.status_code == 303
+    return app, browsers
+
+
+def _namespace_hooks(app, namespace):
+    from index.events import current
+    with app.app_context():
+        return current().notifications.in_scope(namespace, None)
+
+
+@pytest.mark.parametrize("namespace, page, api_path", [
+    ("alice", "/account", "/api/v1/user/notification/"),
+    ("acme", "/organization/acme/settings", "/api/v1/organization/acme/notification/"),
+])
+def test_namespace_webhooks_from_the_account_and_organization_pages(hook_people, namespace, page, api_path):
+    app, people = hook_people
+    alice = people["alice"]
+    assert "Webhooks" in alice.get(page).get_data(as_text=True)
+    added = alice.post(f"/webhooks/{namespace}", {"event": "repo_delete", "url": "http://127.0.0.1:9/ns",
+                                                 "title": "<i>all</i>"}, page=page)
+    assert added.status_code == 303
+    assert added.headers["Location"].startswith(page) and "secret=" in added.headers["Location"]
+    shown = alice.get(added.headers["Location"]).get_data(as_text=True)
+    assert "http://127.0.0.1:9/ns" in shown and "shown this once" in shown and "<i>all</i>" not in shown
+    [hook] = _namespace_hooks(app, namespace)
+    assert (hook["event"], hook["repository"], hook["created_by"]) == ("repo_delete", None, "alice")
+    # The API sees the same webhook (one store, one rule).
+    listed = app.test_client().get(api_path, headers=basic("alice", "secret1")).get_json()["notifications"]
+    assert [found["uuid"] for found in listed] == [hook["uuid"]]
+    assert f"/webhooks/{namespace}/{hook['uuid']}/delete" in alice.get(page).get_data(as_text=True)
+
+    from index.events import current
+    with app.app_context():
+        before = current().outbox.depth()
+    assert alice.post(f"/webhooks/{namespace}/{hook['uuid']}/test", page=page).status_code == 303
+    with app.app_context():
+        assert current().outbox.depth() == before + 1
+    assert alice.post(f"/webhooks/{namespace}/{hook['uuid']}/delete", page=page).status_code == 303
+    assert _namespace_hooks(app, namespace) == []
+    assert alice.post(f"/webhooks/{namespace}/{hook['uuid']}/delete", page=page).status_code == 404
+    refused = alice.post(f"/webhooks/{namespace}", {"event": "repo_push", "url": "ftp://x"}, page=page)
+    assert refused.status_code == 400
+
+
+def test_only_namespace_admins_manage_namespace_webhooks(hook_people, browser):
+    app, people = hook_people
+    alice, bobby = people["alice"], people["bobby"]
+    assert alice.post("/webhooks/alice", {"event": "repo_push", "url": "http://127.0.0.1:9/a"},
+                      page="/account").status_code == 303
+    [hook] = _namespace_hooks(app, "alice")
+    body = {"event": "repo_push", "url": "http://127.0.0.1:9/b"}
+    for namespace in ("alice", "acme"):
+        assert bobby.post(f"/webhooks/{namespace}", body, page="/account").status_code == 403
+        assert bobby.post(f"/webhooks/{namespace}/{hook['uuid']}/delete", page="/account").status_code == 403
+    # bobby's own namespace does not hold alice's webhook
+    assert bobby.post(f"/webhooks/bobby/{hook['uuid']}/delete", page="/account").status_code == 404
+    assert bobby.post(f"/webhooks/bobby/{hook['uuid']}/test", page="/account").status_code == 404
+    assert "http://127.0.0.1:9/a" not in bobby.get("/account").get_data(as_text=True)
+    assert "Webhooks" not in bobby.get("/organization/acme/settings").get_data(as_text=True)
+    # Signed out, or without the form's CSRF token: refused, nothing changes.
+    assert app.test_client().post("/webhooks/alice", data=body).status_code in (401, 403)
+    assert alice.post("/webhooks/alice", body, page="/account", csrf=False).status_code == 403
+    assert alice.post(f"/webhooks/alice/{hook['uuid']}/delete", page="/account", csrf=False).status_code == 403
+    assert [found["uuid"] for found in _namespace_hooks(app, "alice")] == [hook["uuid"]]
+
+
+def test_namespace_webhooks_to_private_addresses_are_refused_by_default(people):
+    response = people["alice"].post("/webhooks/alice", {"event": "repo_push", "url": "http://127.0.0.1:9/hook"},
+                                    page="/account")
+    assert response.status_code == 400

@@ -1,6 +1,8 @@
 """The web pages: status, escaping, CSRF, sessions and who sees what."""
 from __future__ import annotations
 
+from urllib.parse import unquote_plus
+
 from index.web.session import COOKIE_NAME
 from tests.conftest import ADMIN, basic, image_id
 
@@ -246,6 +248,23 @@ def test_admin_manages_accounts(alice, admin_browser, client):
     assert admin_browser.post(f"/admin/accounts/{ADMIN[0]}/demote", page="/admin").status_code == 400
     assert admin_browser.post("/admin/accounts/alice/delete", page="/admin").status_code == 303
     assert client.get("/v1/users/", headers=basic("alice", "secret1")).status_code == 401
+
+
+def test_deleting_an_account_on_the_page_is_the_whole_deletion(alice, docker, admin_browser, client):
+    """Not just the record: its repositories go as the form says (or nothing happens), and the
+    name stays reserved, so a new "alice" cannot take alice/app over."""
+    _push(docker, "alice/app", ("alice", "secret1"))
+    unsaid = admin_browser.post("/admin/accounts/alice/delete", page="/admin")
+    assert unsaid.status_code == 400 and "--repositories delete" in unsaid.get_data(as_text=True)
+    assert client.get("/v1/users/", headers=basic("alice", "secret1")).status_code == 200
+    assert admin_browser.post("/admin/accounts/alice/delete", {"repositories": "transfer", "to": "nobody"},
+                              page="/admin").status_code == 400
+    done = admin_browser.post("/admin/accounts/alice/delete", {"repositories": "delete"}, page="/admin")
+    assert done.status_code == 303 and "stays reserved" in unquote_plus(done.headers["Location"])
+    assert client.get("/v1/repositories/alice/app/tags", headers=basic(*ADMIN)).status_code == 404
+    assert docker.register("alice", "taker123").status_code == 400  # reserved
+    page = admin_browser.get("/admin").get_data(as_text=True)
+    assert 'name="repositories"' in page and "transfer them" in page
 
 
 def test_admin_deletes_repositories(alice, docker, admin_browser, client):
