@@ -36,6 +36,7 @@ _FIELDS = ("pulls", "pushes")
 def _flush_at_exit(ref: weakref.ref[Activity]) -> None:
     found = ref()
     if found is not None:
+        found.wait_for_flush()
         found.flush()
 
 
@@ -57,6 +58,7 @@ class Activity:
         self._changes = 0  # counts every _add, so a merged view can be reused until the next one
         self._merged: tuple[dict[str, dict[str, Any]], int, dict[str, dict[str, Any]]] | None = None
         self._recency: tuple[dict[str, dict[str, Any]], dict[str, float]] | None = None
+        self._flusher: threading.Thread | None = None
         ref = weakref.ref(self)
         atexit.register(_flush_at_exit, ref)
 
@@ -73,8 +75,18 @@ class Activity:
             entry.update(stamps)
             self._changes += 1
             due = time.monotonic() - self._since >= self._flush_seconds
-        if due:
-            self.flush()
+            if due and (self._flusher is None or not self._flusher.is_alive()):
+                # In a thread of its own: a pull answered on the event loop's thread
+                # (index/ops/quick_requests.py) must not wait for the file's lock and fsync.
+                self._since = time.monotonic()
+                self._flusher = threading.Thread(target=self.flush, name="activity-flush", daemon=True)
+                self._flusher.start()
+
+    def wait_for_flush(self, timeout: float = 30.0) -> None:
+        """Let a flush under way finish (at exit, before the last one)."""
+        flusher = self._flusher
+        if flusher is not None:
+            flusher.join(timeout)
 
     def flush(self) -> None:
         """Merge the pending counts into the file (a failure keeps them for the next try)."""
