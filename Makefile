@@ -77,10 +77,13 @@ fuzz: $(VENV)/.dev-installed
 clean-venv:
 	rm -rf $(VENV)
 
-# The trivial-Flask ping under each candidate server, then the HTTP workloads (push/pull
-# handshakes, login, search) beside the /v1/_ping ceiling, against a server started as `make run`
-# starts it; see bench/README.md. Shorter: CEILING_ARGS="--rounds 1" BENCH_ARGS="--duration 3".
-.PHONY: bench
+# Issue 18's figures in one run: the trivial-Flask ping under each candidate server (gunicorn,
+# granian) interleaved with the index's own requests under `make run` (push and pull handshakes,
+# login, search, new-image pushes), then slow clients against each; see bench/README.md.
+# `make bench` takes about 5 minutes, `make bench-short` about 1.5; BENCH_ARGS adds options.
+.PHONY: bench bench-short
 bench: $(VENV)/.dev-installed
-	$(BIN)/python bench/server_ceiling.py $(CEILING_ARGS)
-	$(BIN)/python bench/http_bench.py $(BENCH_ARGS)
+	$(BIN)/python bench/serving_bench.py $(BENCH_ARGS)
+
+bench-short: $(VENV)/.dev-installed
+	$(BIN)/python bench/serving_bench.py --short $(BENCH_ARGS)

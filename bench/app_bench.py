@@ -1,11 +1,11 @@
-"""The index's own cost per request, without gunicorn or sockets: the WSGI app called directly.
+"""The index's own cost per request, without the server or sockets: the WSGI app called directly.
 
     .venv/bin/python bench/app_bench.py [--requests 3000] [--profile]
 
 Builds each request of the HTTP workloads once, calls the Flask app with it ``--requests`` times
 in this one thread and prints microseconds per request; ``--profile`` adds cProfile's top
 functions for each. Compare with the server CPU per request that http_bench.py prints: the rest
-is gunicorn, the sockets and the kernel. The data dir is a temp dir (bcrypt at 4 rounds; the
+is the server, the sockets and the kernel. The data dir is a temp dir (bcrypt at 4 rounds; the
 credential cache makes the cost of later checks independent of it).
 """
 from __future__ import annotations

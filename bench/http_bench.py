@@ -4,7 +4,7 @@
     .venv/bin/python bench/http_bench.py --duration 5 --large 0 --only "login,search 1000 repos"
 
 The server is started exactly as ``make run`` starts it (``make -C <repo> run HOST=127.0.0.1
-PORT=<free port>``: gunicorn, the Makefile's workers/threads, access log) with a temporary
+PORT=<free port>``: granian, the Makefile's workers/threads) with a temporary
 ``INDEX_DATA_DIR``, once on a data dir with 1,000 repositories and once on one with 100,000.
 The data is written beforehand through the ``Store`` API (or, for the large set, its files are
 written whole and checked through it), never through HTTP.
@@ -13,7 +13,7 @@ This process is the load generator: ``--clients`` threads, each with its own kee
 connection and pre-built request bytes (closed loop: the next request goes out when the previous
 answer is read). Each workload is warmed up, then measured in ``--slices`` that alternate with
 slices of ``/v1/_ping``, so each ratio compares with a ceiling measured at the same time; the
-gunicorn workers' CPU time per request is reported too. Loopback only; every loop is bounded in
+server workers' CPU time per request is reported too. Loopback only; every loop is bounded in
 time and count. See bench/README.md.
 """
 from __future__ import annotations
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine()}")
     print(f"load: {args.clients} clients (threads of this process, one keep-alive connection each); per "
           f"workload {args.warmup:g} s warm-up, then {args.slices} x ({args.duration / args.slices:g} s ping, "
-          f"{args.duration / args.slices:g} s workload); server: make run (gunicorn)")
+          f"{args.duration / args.slices:g} s workload); server: make run (granian)")
     users = [BenchUser(f"bench{client}", f"benchpass{client}") for client in range(args.clients)]
     measurements: list[Measurement] = []
     workdir = Path(tempfile.mkdtemp(prefix="index-bench-", dir=args.data_parent))
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
                     overall.ceiling = overall.requests_per_second
                     overall.ceiling_cpu = overall.server_us_per_request
                     measurements.append(overall)
-                print(f"  server: {server.workers()} gunicorn workers booted (log {server.log_path.name})")
+                print(f"  server: {server.workers()} workers (log {server.log_path.name})")
             finally:
                 server.stop()
         print()

@@ -4,7 +4,7 @@
     .venv/bin/python bench/layer_throughput.py --size-mib 64   # a quick run
     .venv/bin/python bench/layer_throughput.py --content files # many small files
 
-Starts gunicorn (1 worker, 4 threads) on a free 127.0.0.1 port with a temporary data dir on the
+Starts the server as `make run` does (1 worker, 4 threads) on a free 127.0.0.1 port with a temporary data dir on the
 same disk as the layer file, pushes one image the way docker does (json, chunked layer, checksum),
 pulls the layer back, and prints MB/s for each next to ``cat layer > /dev/null``, plus the
 worker's resident memory: idle, peak (sampled every 20 ms, and the kernel's VmHWM).
@@ -40,6 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from procstat import status_kib  # noqa: E402
 from server import running  # noqa: E402
 
 from index.ops.v1client import Reply, V1Client, basic_header  # noqa: E402
@@ -132,13 +133,6 @@ class RssSampler(threading.Thread):
         while self.running and time.monotonic() < deadline:
             self.peak_kib = max(self.peak_kib, status_kib(self.pid, "VmRSS"))
             time.sleep(0.02)
-
-
-def status_kib(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
 
 
 def main() -> None:

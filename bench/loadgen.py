@@ -3,13 +3,12 @@ answer is read), a warm-up, a measured window, and what the server and this proc
 from __future__ import annotations
 
 import http.client
-import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
+from procstat import cpu_seconds
 from workloads import RESPONSE_TIMEOUT_SECONDS, ClientResult, HttpError, Workload, connect
 
 MAX_OPS_PER_CLIENT = 5_000_000  # a bound on every measuring loop besides its duration
@@ -27,7 +26,7 @@ class Measurement:
     latencies: list[float]
     step_latencies: dict[str, list[float]]
     sub_steps: bool
-    server_cpu: float = 0.0   # CPU seconds the gunicorn workers used in the measured window
+    server_cpu: float = 0.0   # CPU seconds the server workers used in the measured window
     client_cpu: float = 0.0   # CPU seconds this load generator used in it
     ceiling: float = 0.0      # req/s of /v1/_ping in the slices paired with this workload's
     ceiling_cpu: float = 0.0  # server CPU µs per ping request in those slices
@@ -62,25 +61,14 @@ class Measurement:
         return 1e6 * self.client_cpu / self.requests if self.requests else float("nan")
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time of these processes (all their threads) so far."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-    return total / ticks
-
-
 def run_workload(workload: Workload, port: int, clients: int, warmup: float, duration: float,
-                 on_measure: Callable[[], None] | None = None, server_pids: list[int] = ()) -> Measurement:
+                 on_measure: Callable[[], None] | None = None, server_pids: list[int] = (),
+                 timeout: float = RESPONSE_TIMEOUT_SECONDS) -> Measurement:
     """Warm up, then measure: ``clients`` threads, each on its own keep-alive connection.
 
     ``on_measure`` is called when the measured window opens (to attach a profiler); the CPU time
-    that ``server_pids`` and this process use in the window is recorded.
+    that ``server_pids`` and this process use in the window is recorded; an answer that takes
+    longer than ``timeout`` counts as an error.
     """
     operations = [workload.prepare(client) for client in range(clients)]
     results = [ClientResult() for _ in range(clients)]
@@ -89,7 +77,7 @@ def run_workload(workload: Workload, port: int, clients: int, warmup: float, dur
     window: dict[str, float] = {}
 
     def client_loop(index: int) -> None:
-        connection = connect(port)
+        connection = connect(port, timeout)
         op, result = operations[index], results[index]
         start.wait()
         for record, end in ((False, window["warmup_end"]), (True, window["end"])):
@@ -122,7 +110,7 @@ def run_workload(workload: Workload, port: int, clients: int, warmup: float, dur
     if on_measure is not None:
         on_measure()
     for thread in threads:
-        thread.join(timeout=warmup + duration + RESPONSE_TIMEOUT_SECONDS + 5)
+        thread.join(timeout=warmup + duration + timeout + 5)
     server_cpu = cpu_seconds(list(server_pids)) - server_cpu
     client_cpu = time.process_time() - client_cpu
     # Operations started before the end finish after it: the window closes at the last answer.

@@ -1,4 +1,4 @@
-"""Summarise py-spy's raw (collapsed) stacks: where a gunicorn worker spends its samples.
+"""Summarise py-spy's raw (collapsed) stacks: where a server worker spends its samples.
 
     py-spy record -p <worker pid> -d 10 -r 200 --nonblocking --format raw -o stacks.txt
     python bench/profile_summary.py stacks.txt [--top 25] [--match index/]

@@ -16,6 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # the index package, from this checkout
 
+from procstat import children  # noqa: E402
+
 from index.ops.v1client import V1Client  # noqa: E402
 
 HOST = "127.0.0.1"
@@ -44,7 +46,7 @@ def stop_process(process: subprocess.Popen, timeout: float = 15.0) -> None:
 @contextlib.contextmanager
 def running(data_dir: Path, log_path: Path, workers: int | None = None) -> Iterator[Server]:
     """A started :class:`Server`, stopped on exit whatever happens."""
-    server = Server(data_dir, log_path, workers)
+    server = Server(data_dir, log_path, workers=workers)
     server.start()
     try:
         yield server
@@ -55,7 +57,9 @@ def running(data_dir: Path, log_path: Path, workers: int | None = None) -> Itera
 class Server:
     """``make run`` on a free loopback port in its own process group (so it is stopped whole)."""
 
-    def __init__(self, data_dir: Path, log_path: Path, workers: int | None = None) -> None:
+    def __init__(self, data_dir: Path, log_path: Path, workers: int | None = None,
+                 root: Path = ROOT) -> None:
+        self.root = root  # another checkout (an older commit, for before/after) runs its own code
         self.data_dir = data_dir
         self.workers_wanted = workers  # None: the Makefile's default
         self.port = free_port()
@@ -65,6 +69,8 @@ class Server:
 
     def start(self) -> None:
         env = {**os.environ, "INDEX_DATA_DIR": str(self.data_dir)}
+        if self.root != ROOT:
+            env["PYTHONPATH"] = str(self.root)  # ahead of the editable install of this checkout
         for name in ("INDEX_SECRET_KEY", "INDEX_ADMIN_USERNAME", "INDEX_ADMIN_PASSWORD",
                      "INDEX_BCRYPT_ROUNDS", "INDEX_CREDENTIAL_CACHE_SECONDS", "INDEX_TOKEN_TTL",
                      "INDEX_REGISTRY_ENDPOINTS", "INDEX_REGISTRATION"):
@@ -73,7 +79,7 @@ class Server:
             env["INDEX_WORKERS"] = str(self.workers_wanted)
         log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
-            ["make", "--no-print-directory", "-C", str(ROOT), "run", f"HOST={HOST}", f"PORT={self.port}"],
+            ["make", "--no-print-directory", "-C", str(self.root), "run", f"HOST={HOST}", f"PORT={self.port}"],
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         log.close()
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
@@ -95,15 +101,9 @@ class Server:
         return f"{HOST}:{self.port}"
 
     def worker_pids(self) -> list[int]:
-        """gunicorn's workers: the children of the master, the child of the make we started."""
-        def children(pid: int) -> list[int]:
-            found: list[int] = []
-            for task in Path(f"/proc/{pid}/task").glob("*/children"):
-                found += [int(child) for child in task.read_text().split()]
-            return found
+        """The server's workers: the children of the server process, the child of our make."""
         assert self.process is not None
-        masters = children(self.process.pid)
-        return [worker for master in masters for worker in children(master)]
+        return [worker for master in children(self.process.pid) for worker in children(master)]
 
     def profile(self, py_spy: str, prefix: Path, seconds: float) -> None:
         """Sample every worker with py-spy for ``seconds`` (in the background), raw stacks to files."""
@@ -114,7 +114,7 @@ class Server:
             self.profilers.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
     def workers(self) -> int:
-        return self.log_path.read_text(errors="replace").count("Booting worker")
+        return len(self.worker_pids()) if self.process is not None and self.process.poll() is None else 0
 
     def log_tail(self, lines: int = 20) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -137,7 +137,7 @@ class Server:
             self.process.wait(timeout=10)
         except ProcessLookupError:
             pass
-        # make exits before gunicorn has finished its graceful stop: wait for the group to end.
+        # make exits before the server has finished its graceful stop: wait for the group to end.
         deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             try:

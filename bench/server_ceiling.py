@@ -13,20 +13,25 @@ answering here). Loopback only; every loop is bounded in count and time.
 from __future__ import annotations
 
 import argparse
+import http.client
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from http_bench import HOST, Connection, Single, Step, build_request, free_port, percentile, run_workload  # noqa: E402
+from loadgen import Measurement, merged, percentile, run_workload  # noqa: E402
+from procstat import descendants, load_average, rss_mib  # noqa: E402
+from server import HOST, free_port  # noqa: E402
+from workloads import Single, Step, build_request, connect, send  # noqa: E402
+
+from index.ops.slow_clients import SlowClients  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
 START_TIMEOUT_SECONDS = 30.0
@@ -45,39 +50,24 @@ class Candidate:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             try:
-                connection = Connection(self.port, timeout=2.0)
-                status, _, _ = connection.exchange(build_request("GET", "/v1/_ping"))
-                connection.close()
+                connection = connect(self.port, timeout=2.0)
+                try:
+                    status = send(connection, build_request("GET", "/v1/_ping")).status
+                finally:
+                    connection.close()
                 if status == 200:
                     return
-            except OSError:
+            except (OSError, http.client.HTTPException):
                 time.sleep(0.1)
         raise RuntimeError(f"{self.name} did not answer within {START_TIMEOUT_SECONDS:.0f} s")
 
     def pids(self) -> list[int]:
         """The server process and all its descendants (the workers)."""
         assert self.process is not None
-        found, queue = [], [self.process.pid]
-        while queue:
-            pid = queue.pop()
-            found.append(pid)
-            for task in Path(f"/proc/{pid}/task").glob("*/children"):
-                try:
-                    queue += [int(child) for child in task.read_text().split()]
-                except OSError:
-                    pass
-        return found
+        return descendants(self.process.pid)
 
     def rss_mib(self) -> float:
-        total = 0
-        for pid in self.pids():
-            try:
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
-            except OSError:
-                pass
-        return total / 1024
+        return rss_mib(self.pids())
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -113,55 +103,74 @@ def candidates(workers: int, threads: int) -> list[Candidate]:
                 granian, "--interface", "rsgi", "--host", HOST, "--port", str(port), "--workers", str(count),
                 "--http", "1", "--no-ws", "--log-level", "warning", "--http1-header-read-timeout", "10000",
                 "trivial_app:bridged"], port))
+        port = free_port()
+        found.append(Candidate(f"granian rsgi+bridge inline {workers}w", [
+            granian, "--interface", "rsgi", "--host", HOST, "--port", str(port), "--workers", str(workers),
+            "--http", "1", "--no-ws", "--log-level", "warning", "--http1-header-read-timeout", "10000",
+            "trivial_app:bridged_inline"], port))
     return found
-
-
-class SlowClients:
-    """``count`` connections with half-sent headers and ``count`` trickling a body, held open."""
-
-    def __init__(self, port: int, count: int, seconds: float) -> None:
-        self.port, self.count, self.seconds = port, count, seconds
-        self.sockets: list[socket.socket] = []
-        self.closed_by_server = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._trickle, daemon=True)
-
-    def __enter__(self) -> SlowClients:
-        for index in range(2 * self.count):
-            try:
-                sock = socket.create_connection((HOST, self.port), timeout=5)
-            except OSError:
-                continue
-            if index % 2 == 0:
-                sock.sendall(b"GET /v1/_ping HTTP/1.1\r\nHost: x\r\n")
-            else:
-                sock.sendall(b"POST /v1/users/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                             b"Content-Length: 1000\r\n\r\n{")
-            self.sockets.append(sock)
-        self._thread.start()
-        return self
-
-    def _trickle(self) -> None:
-        for _ in range(int(self.seconds) + 1):
-            if self._stop.wait(1.0):
-                return
-            for index, sock in enumerate(self.sockets):
-                if index % 2 == 1 and sock.fileno() != -1:
-                    try:
-                        sock.send(b" ")
-                    except OSError:
-                        sock.close()
-                        self.closed_by_server += 1
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        for sock in self.sockets:
-            sock.close()
 
 
 def ping_workload() -> Single:
     return Single("ping", lambda client: [Step("GET /v1/_ping", build_request("GET", "/v1/_ping"), 200)])
+
+
+def start_all(servers: list[Candidate]) -> None:
+    for server in servers:
+        server.start()
+
+
+def stop_all(servers: list[Candidate]) -> None:
+    for server in servers:
+        server.stop()
+
+
+def measure_round(servers: list[Candidate], clients: int, seconds: float,
+                  results: dict[str, list[Measurement]]) -> None:
+    """One slice of the ping under each candidate, one after the other."""
+    ping = ping_workload()
+    for server in servers:
+        results.setdefault(server.name, []).append(
+            run_workload(ping, server.port, clients, 1.0, seconds, server_pids=server.pids()))
+
+
+def measure_beside_slow(server: Candidate, count: int, clients: int, seconds: float) -> tuple[Measurement, float]:
+    """The ping again, with ``count`` half-sent-header and ``count`` trickling connections open;
+    and how much the server's memory grew meanwhile."""
+    idle_rss = server.rss_mib()
+    with SlowClients(server.port, count, count, interval=1.0, limit_seconds=seconds + 10):
+        time.sleep(0.5)
+        # A server whose threads all wait on slow clients answers nothing: 5 s without an answer is an error.
+        measured = run_workload(ping_workload(), server.port, clients, 0.5, seconds, server_pids=server.pids(),
+                                timeout=5.0)
+        grown = server.rss_mib() - idle_rss
+    return measured, grown
+
+
+def fastest(servers: list[Candidate], results: dict[str, list[Measurement]]) -> tuple[str, float]:
+    """The candidate with the most pings a second over all its slices, and that rate."""
+    rates = {server.name: merged(results[server.name]).requests_per_second for server in servers}
+    name = max(rates, key=rates.__getitem__)
+    return name, rates[name]
+
+
+def table(servers: list[Candidate], results: dict[str, list[Measurement]],
+          slow: dict[str, tuple[Measurement, float]]) -> str:
+    header = f"{'server (trivial Flask ping)':<28} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'srv µs/req':>10}"
+    if slow:
+        header += f" | {'with slow':>9} {'p99 ms':>7} {'err':>4} {'+RSS MiB':>8}"
+    lines = [header, "-" * len(header)]
+    for server in servers:
+        total = merged(results[server.name])
+        latencies = sorted(total.latencies)
+        line = (f"{server.name:<28} {total.requests_per_second:>7.0f} {percentile(latencies, .5):>7.2f} "
+                f"{percentile(latencies, .99):>7.2f} {total.server_us_per_request:>10.0f}")
+        if server.name in slow:
+            measured, grown = slow[server.name]
+            line += (f" | {measured.requests_per_second:>9.0f} {percentile(sorted(measured.latencies), .99):>7.2f} "
+                     f"{measured.errors:>4} {grown:>8.1f}")
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def main() -> int:
@@ -176,49 +185,22 @@ def main() -> int:
     args = parser.parse_args()
     if not (1 <= args.rounds <= 10 and 0 < args.seconds <= 60 and 0 <= args.slow <= 1000):
         parser.error("--rounds 1..10, --seconds (0, 60], --slow 0..1000")
-    print(f"# {time.strftime('%H:%M:%S', time.gmtime())} UTC, load average "
-          f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}, {os.cpu_count()} CPUs; "
-          f"{args.clients} keep-alive clients, {args.rounds} x {args.seconds:g} s per candidate, interleaved")
+    print(f"# {time.strftime('%H:%M:%S', time.gmtime())} UTC, load average {load_average()}, "
+          f"{os.cpu_count()} CPUs; {args.clients} keep-alive clients, {args.rounds} x {args.seconds:g} s "
+          f"per candidate, interleaved")
     servers = candidates(args.workers, args.threads)
-    ping = ping_workload()
-    results: dict[str, list] = {server.name: [] for server in servers}
-    slow: dict[str, tuple] = {}
+    results: dict[str, list[Measurement]] = {}
+    slow: dict[str, tuple[Measurement, float]] = {}
     try:
-        for server in servers:
-            server.start()
+        start_all(servers)
         for _ in range(args.rounds):
-            for server in servers:
-                results[server.name].append(run_workload(ping, server.port, args.clients, 1.0, args.seconds,
-                                                          server_pids=server.pids()))
+            measure_round(servers, args.clients, args.seconds, results)
         if args.slow:
             for server in servers:
-                idle_rss = server.rss_mib()
-                with SlowClients(server.port, args.slow, args.seconds + 3) as held:
-                    time.sleep(0.5)
-                    measured = run_workload(ping, server.port, args.clients, 0.5, args.seconds,
-                                            server_pids=server.pids())
-                    slow[server.name] = (measured, server.rss_mib() - idle_rss, len(held.sockets))
+                slow[server.name] = measure_beside_slow(server, args.slow, args.clients, args.seconds)
     finally:
-        for server in servers:
-            server.stop()
-    header = f"{'server':<28} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'srv µs/req':>10}"
-    if args.slow:
-        header += f" | {'with slow':>9} {'p99 ms':>7} {'err':>4} {'+RSS MiB':>8}"
-    print(header)
-    print("-" * len(header))
-    for server in servers:
-        slices = results[server.name]
-        requests = sum(m.requests for m in slices)
-        seconds = sum(m.seconds for m in slices)
-        latencies = sorted(x for m in slices for x in m.latencies)
-        cpu = sum(m.server_cpu for m in slices)
-        line = (f"{server.name:<28} {requests / seconds:>7.0f} {percentile(latencies, .5):>7.2f} "
-                f"{percentile(latencies, .99):>7.2f} {1e6 * cpu / max(1, requests):>10.0f}")
-        if server.name in slow:
-            measured, grown, held = slow[server.name]
-            line += (f" | {measured.requests_per_second:>9.0f} {percentile(sorted(measured.latencies), .99):>7.2f} "
-                     f"{measured.errors:>4} {grown:>8.1f}")
-        print(line)
+        stop_all(servers)
+    print(table(servers, results, slow))
     if args.slow:
         print(f"(with slow: {args.slow} connections holding half-sent headers and {args.slow} trickling a "
               f"body one byte a second, opened before the ping was measured again)")

@@ -20,13 +20,15 @@ def body():
     return jsonify(len(request.get_data()))
 
 
-def _bridged():
+def _bridged(inline=None):
     import sys
     from pathlib import Path
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from index.ops.wsgi_on_rsgi import WsgiOnRsgi
-    return WsgiOnRsgi(app, threads=4, min_body_rate=500, body_grace=10.0)
+    return WsgiOnRsgi(app, threads=4, min_body_rate=500, body_grace=10.0, inline=inline)
 
 
 # The same app through the index's RSGI bridge (granian --interface rsgi trivial_app:bridged).
 bridged = _bridged()
+# The same, with requests without a body run on the event loop's thread.
+bridged_inline = _bridged(lambda environ: True)

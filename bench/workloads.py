@@ -214,7 +214,7 @@ class PullHandshake(Workload):
 def prime_credentials(port: int, users: list[BenchUser], attempts: int = 60) -> None:
     """Log every bench user in on fresh connections until several answers in a row are fast.
 
-    Each gunicorn worker pays bcrypt once per user before its credential cache knows them; a
+    Each server worker pays bcrypt once per user before its credential cache knows them; a
     fresh connection lands on either worker, so a run of fast answers means both have paid.
     """
     for user in users:

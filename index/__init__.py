@@ -25,6 +25,7 @@ from . import (
 )
 from .accounts import create_account
 from .activity import Activity
+from .app_class import IndexApp
 from .config import load_config
 from .errors import register_error_handlers
 from .names import ValidationError
@@ -45,7 +46,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the index: settings, data, services, error handling, then the API's blueprints."""
     settings = load_config(config)
     logs.configure(settings)
-    app = Flask(__name__, static_folder=None)  # an API: no /static route
+    app = IndexApp(__name__, static_folder=None)  # an API: no /static route
     # "ns//images" is not "ns/images": an empty path segment is a 404, never merged and redirected.
     app.url_map.merge_slashes = False
     app.config.update(settings)

@@ -58,6 +58,7 @@ def shard_of(repository: str) -> str:
 def _flush_at_exit(ref: weakref.ref[Activity]) -> None:
     found = ref()
     if found is not None:
+        found.wait_for_flush()
         found.flush()
 
 
@@ -119,6 +120,7 @@ class Activity:
         self._view_lock = threading.Lock()
         self._shards: dict[str, _Shard] = {shard: _Shard() for shard in self._files}
         self._recency: dict[str, float] = {}  # ns/repo -> latest pull or push, flushed or pending
+        self._flusher: threading.Thread | None = None
         ref = weakref.ref(self)
         atexit.register(_flush_at_exit, ref)
 
@@ -136,8 +138,18 @@ class Activity:
             entry.update(stamps)
             self._changes += 1
             due = time.monotonic() - self._since >= self._flush_seconds
-        if due:
-            self.flush()
+            if due and (self._flusher is None or not self._flusher.is_alive()):
+                # In a thread of its own: a pull answered on the event loop's thread
+                # (index/ops/quick_requests.py) must not wait for the file's lock and fsync.
+                self._since = time.monotonic()
+                self._flusher = threading.Thread(target=self.flush, name="activity-flush", daemon=True)
+                self._flusher.start()
+
+    def wait_for_flush(self, timeout: float = 30.0) -> None:
+        """Let a flush under way finish (at exit, before the last one)."""
+        flusher = self._flusher
+        if flusher is not None:
+            flusher.join(timeout)
 
     def flush(self) -> None:
         """Merge the pending counts into their shards (a failure keeps a shard's for the next try)."""

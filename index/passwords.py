@@ -74,8 +74,25 @@ class VerifiedCredentials:
     def is_verified(self, username: str, password: str, stored_hash: str) -> bool:
         if self._ttl <= 0:
             return False
+        key = self._key(username, password)
+        entry = self._entries.get(key)
+        if entry is None or entry[1] <= time.monotonic():
+            return False
+        if hmac.compare_digest(entry[0], stored_hash):
+            return True
+        # The password changed since: forget the pair, so that it no longer counts as remembered
+        # (index/ops/quick_requests.py sends only remembered pairs past bcrypt's thread).
+        with self._lock:
+            self._entries.pop(key, None)
+        return False
+
+    def remembers(self, username: str, password: str) -> bool:
+        """Whether these credentials were verified recently (against whatever hash they matched):
+        the request will most likely pass without bcrypt."""
+        if self._ttl <= 0:
+            return False
         entry = self._entries.get(self._key(username, password))
-        return entry is not None and entry[1] > time.monotonic() and hmac.compare_digest(entry[0], stored_hash)
+        return entry is not None and entry[1] > time.monotonic()
 
     def remember(self, username: str, password: str, stored_hash: str) -> None:
         if self._ttl <= 0:

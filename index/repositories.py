@@ -53,8 +53,8 @@ def _may_announce(name: RepoName, user: Principal) -> dict[str, Any] | None:
     Whoever may not create in the namespace gets the same 403 for a missing and for a hidden
     repository, so names do not leak.
     """
-    record = services().store.get_repository(name.namespace, name.repository)
-    readable = record is not None and permissions.can_read(user, name)
+    exists = services().store.has_repository(name.namespace, name.repository)
+    readable = exists and permissions.can_read(user, name)
     if readable:
         if not permissions.can_write(user, name):
             raise Forbidden(f"you may not push to repository {name.display}")
@@ -63,7 +63,7 @@ def _may_announce(name: RepoName, user: Principal) -> dict[str, Any] | None:
         if name.namespace == LIBRARY:
             raise Forbidden("only administrators may change library repositories")
         raise Forbidden(f"you may not create repositories in namespace {name.namespace}")
-    if record is not None:
+    if exists:
         raise Forbidden(f"you may not push to repository {name.display}")
     return {"visibility": current_app.config["DEFAULT_VISIBILITY"],
             "permissions": permissions.creator_grants(user, name.namespace)}

@@ -107,9 +107,10 @@ def _count_request(measured: Metrics, response: Response) -> None:
     started = g.get("events_started")
     rule = request.url_rule.rule if request.url_rule is not None else "(unmatched)"
     method = request.method if request.method in ("GET", "HEAD", "PUT", "POST", "DELETE", "PATCH", "OPTIONS") else "OTHER"
-    measured.requests.labels(rule, method, str(response.status_code)).inc()
+    counter, latency = measured.request_series(rule, method, response.status_code)
+    counter.inc()
     if started is not None:
-        measured.latency.labels(rule, method).observe(time.perf_counter() - started)
+        latency.observe(time.perf_counter() - started)
     if 200 <= response.status_code < 300:
         _count_traffic(measured, rule, method, response)
 

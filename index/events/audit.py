@@ -23,6 +23,8 @@ from typing import Any
 
 from filelock import FileLock
 
+from ..store.files import LOCK_POLL_SECONDS
+
 log = logging.getLogger(__name__)
 
 AUDIT_FOLDER = "audit"
@@ -120,7 +122,7 @@ class AuditTrail:
             self._thread_lock = threading.Lock()
             self._lock = FileLock(str(self.folder / LOCK_NAME), thread_local=False)
             self._lock_pid = os.getpid()
-        with self._thread_lock, self._lock.acquire(timeout=LOCK_TIMEOUT_SECONDS):
+        with self._thread_lock, self._lock.acquire(timeout=LOCK_TIMEOUT_SECONDS, poll_interval=LOCK_POLL_SECONDS):
             yield
 
     def append(self, entry: dict[str, Any]) -> None:
@@ -139,9 +141,17 @@ class AuditTrail:
                 if size and os.pread(fd, 1, size - 1) != b"\n":
                     line = b"\n" + line
                 os.write(fd, line + b"\n")
-                os.fsync(fd)
-            finally:
+            except BaseException:
                 os.close(fd)
+                raise
+        # Group commit: the fsync runs outside the lock, so concurrent writers' fsyncs of the file
+        # overlap and the kernel serves them with one journal commit; each writer still returns
+        # only after an fsync that started after its own write (a rotation meanwhile renames the
+        # file, and this descriptor still reaches its data).
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def _rotate_if_full(self) -> None:
         try:

@@ -22,9 +22,11 @@ from flask import Flask
 from .. import mail
 from ..config import ConfigError, describe, load_config
 from ..events.metrics import prepare_multiprocess_dir
+from ..services import EXTENSION_KEY, Services
 from ..store import CorruptDataFile, StorageFailure
 from .malloc import limit_heap_growth
 from .preflight import PreflightError, check_port_free
+from .quick_requests import quick_request_test
 from .wsgi_on_rsgi import WsgiOnRsgi
 
 log = logging.getLogger("index")
@@ -62,9 +64,12 @@ def log_effective_settings(app: Flask) -> None:
 
 
 def rsgi_app(app: Flask, settings: Mapping[str, Any]) -> WsgiOnRsgi:
-    """The Flask app as granian's workers call it: bodies read under the rate deadline."""
+    """The Flask app as granian's workers call it: bodies read under the rate deadline, the
+    handshake's reads answered on the event loop's thread (:mod:`.quick_requests`)."""
+    found: Services = app.extensions[EXTENSION_KEY]
     return WsgiOnRsgi(app, threads=settings["THREADS"], min_body_rate=settings["MIN_BODY_RATE"],
-                      body_grace=float(settings["HEADER_TIMEOUT"]))
+                      body_grace=float(settings["HEADER_TIMEOUT"]),
+                      inline=quick_request_test(found.credentials))
 
 
 def granian_options(settings: Mapping[str, Any]) -> dict[str, Any]:

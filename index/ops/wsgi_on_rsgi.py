@@ -237,11 +237,17 @@ def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:
 
 
 class WsgiOnRsgi:
-    """An RSGI application (``__rsgi__``) that runs ``wsgi_app`` in a pool of ``threads``."""
+    """An RSGI application (``__rsgi__``) that runs ``wsgi_app`` in a pool of ``threads``.
+
+    ``inline(environ)``, when given, picks requests without a body that run on the event loop's
+    thread instead: no hand-over to a pool thread and back (the caller vouches that they wait on
+    nothing: see :mod:`index.ops.quick_requests`).
+    """
 
     def __init__(self, wsgi_app: Callable[..., Iterable[bytes]], *, threads: int, min_body_rate: int,
-                 body_grace: float) -> None:
+                 body_grace: float, inline: Callable[[dict[str, Any]], bool] | None = None) -> None:
         self.wsgi_app = wsgi_app
+        self.inline = inline
         self.threads = threads
         self.min_body_rate = min_body_rate
         self.body_grace = body_grace
@@ -281,7 +287,10 @@ class WsgiOnRsgi:
             streamed = StreamedBody(loop, proto, deadline)
             environ["wsgi.input"] = streamed
         try:
-            status, headers, first, rest = await pool.run(self._call_app, environ)
+            if streamed is None and self.inline is not None and self.inline(environ):
+                status, headers, first, rest = self._call_app(environ)
+            else:
+                status, headers, first, rest = await pool.run(self._call_app, environ)
         except Exception:
             if streamed is not None and streamed.too_slow:
                 self._too_slow(proto)

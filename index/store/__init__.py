@@ -288,6 +288,10 @@ class Store:
         doc = self._lookup(self._namespace_path(namespace), "repositories", name)
         return _repository_view(doc) if doc is not None else None
 
+    def has_repository(self, namespace: str, name: str) -> bool:
+        """Whether the repository exists, in whatever state (no copy of its image list is made)."""
+        return self._lookup(self._namespace_path(namespace), "repositories", name) is not None
+
     def _unchanged_by(self, namespace: str, name: str, images: list[ImageEntry]) -> RepositoryRecord | None:
         """The active repository's view if merging ``images`` would change nothing, else None.
 
@@ -296,7 +300,7 @@ class Store:
         neither the locks nor a private parse.
         """
         doc = self._lookup(self._namespace_path(namespace), "repositories", name)
-        if doc is None or doc["state"] != ACTIVE or _merge(doc["images"], images) != doc["images"]:
+        if doc is None or doc["state"] != ACTIVE or _adds_to(doc["images"], images):
             return None
         return _repository_view(doc)
 
@@ -520,6 +524,15 @@ def _merge(known: dict[str, str], images: Iterable[ImageEntry]) -> dict[str, str
         if not merged.get(image["id"]):
             merged[image["id"]] = checksum
     return merged
+
+
+def _adds_to(known: Mapping[str, str], images: Iterable[ImageEntry]) -> bool:
+    """Whether :func:`_merge` of ``images`` into ``known`` would change it (without copying it)."""
+    for image in images:
+        checksum = known.get(image["id"])
+        if checksum is None or (not checksum and image.get("checksum")):
+            return True
+    return False
 
 
 def _email_owner(users: Iterable[dict[str, Any]], email: str) -> str | None:

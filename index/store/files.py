@@ -41,6 +41,9 @@ LOCK_SUFFIX = ".lock"
 GATE_LOCK = ".gate.lock"
 IN_USE_LOCK = ".in-use.lock"
 LOCK_TIMEOUT_SECONDS = 30.0
+# filelock retries a lock held by another process every 50 ms unless told otherwise: a write that
+# waits behind another (a few ms) would wait 50. Retrying every 2 ms costs a waiter little CPU.
+LOCK_POLL_SECONDS = 0.002
 
 # Every file we write starts with this key and a random value that is new on every write. Inode
 # numbers are reused once a replaced file is freed, and mtime has a coarse clock, so (inode, size,
@@ -329,7 +332,7 @@ class DataFile(ForkSafe):
             file_lock = self._file_lock
             try:
                 ensure_dir(self.path.parent)
-                file_lock.acquire(timeout=timeout)
+                file_lock.acquire(timeout=timeout, poll_interval=LOCK_POLL_SECONDS)
             except Timeout:
                 raise busy from None
             except OSError as exc:
