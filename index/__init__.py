@@ -33,10 +33,10 @@ from .ops import commands
 from .passwords import VerifiedCredentials, warm_up
 from .probes import API_VERSION
 from .ratelimit import LoginThrottle, RegistrationThrottle
-from .search_index import SearchIndex
+from .search_index import SNAPSHOT_NAME, SearchIndex
 from .secrets import load_or_create_key, stored_fallbacks
 from .services import EXTENSION_KEY, Services
-from .store import AlreadyExists, Store
+from .store import AlreadyExists, Store, StoreError
 from .tokens import ActivationLinks, TokenSigner
 
 log = logging.getLogger(__name__)
@@ -68,10 +68,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         activation=ActivationLinks(secret_key, settings["ACTIVATION_TTL"], settings["SECRET_KEY_FALLBACKS"]),
         login_throttle=LoginThrottle(settings["LOGIN_FAILURES_PER_MINUTE"]),
         registration_throttle=RegistrationThrottle(settings["REGISTRATIONS_PER_HOUR"]),
-        search=SearchIndex(store),
+        search=SearchIndex(store, snapshot=store.db_dir / SNAPSHOT_NAME),
         activity=Activity(store, settings["ACTIVITY_FLUSH_SECONDS"]),
     )
     _bootstrap_admin(store, settings)
+    _split_activity(app.extensions[EXTENSION_KEY].activity)
     warm_up(settings["BCRYPT_ROUNDS"])  # so the first unknown user is not slower than the rest
 
     register_error_handlers(app)
@@ -86,6 +87,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if not settings["REGISTRY_ENDPOINTS"]:
         registry.install(app)  # built-in registry; otherwise external ones serve the layers
     return app
+
+
+def _split_activity(activity: Activity) -> None:
+    """Pull/push counts saved by an earlier version (one file) go into their shards."""
+    try:
+        activity.split_legacy_file()
+    except StoreError as exc:  # a read-only data dir is still served; its old counts are not shown
+        log.warning("could not move the pull/push counts into shards: %s", exc)
 
 
 def _bootstrap_admin(store: Store, settings: Mapping[str, Any]) -> None:

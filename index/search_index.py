@@ -22,18 +22,31 @@ the lower-cased query in ``namespace/name`` or in their lower-cased description)
   are coarse) is not trusted until it is older than :data:`RACY_NS` (:data:`RACY_COARSE_NS` on
   file systems with whole-second times). A file edited in place while the index runs (not
   something the index does; restoring a backup means stopping it) is seen after the next write.
+* A snapshot (``db/search-index.snapshot``) of what a worker built is saved after a scan that read
+  many files; a worker that starts later loads it and its first scan re-reads only the namespaces
+  whose (inode, size, mtime_ns) changed since, so not every worker parses every file.
 """
 from __future__ import annotations
 
+import contextlib
 import heapq
+import logging
+import marshal
+import os
 import re
+import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping
+from array import array
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .store import ACTIVE, Store
 from .store.records import RepositoryRecord
+
+log = logging.getLogger(__name__)
 
 # Anything in ASCII but letters and digits; lower-casing keeps every one of them as it is.
 _SEPARATORS = re.compile(r"[\x00-\x2f\x3a-\x40\x5b-\x60\x7b-\x7f]+")
@@ -75,46 +88,55 @@ def _racy(mtime_ns: int, now_ns: int) -> bool:
     return now_ns - mtime_ns <= window
 
 
-@dataclass(frozen=True, slots=True)
-class _Entry:
-    """One active repository as search sees it."""
+# A scan that read this many namespace files (a first build, mostly) saves the index to the
+# snapshot, which later workers and restarts load instead of parsing every file again.
+SNAPSHOT_AFTER_LOADS = 500
+SNAPSHOT_NAME = "search-index.snapshot"
+_SNAPSHOT_TEMP = ".search-index-"
+_SNAPSHOT_FORMAT = f"search-index 1 {sys.byteorder} {array('I').itemsize}"
 
-    name: str               # what results show: ``ns/repo`` (``library/repo`` too)
-    full: str               # ``ns/repo``, what the query is matched against (names are lower-case)
-    public: bool            # visibility when read; readers of private ones are asked at query time
-    description: str        # as stored, for the result
-    description_lower: str
-
-    def matches(self, needle: str) -> bool:
-        return needle in self.full or needle in self.description_lower
-
-    def tokens(self) -> set[str]:
-        # Recomputed when needed rather than kept: a set per repository costs more memory
-        # than the repository's texts.
-        return tokens(self.full) | tokens(self.description_lower)
+# After this many dropped entries (and more than there are live ones) the numbers are given out
+# afresh; until then a dropped entry costs its slot and its numbers in the postings.
+COMPACT_AFTER_DROPS = 4096
 
 
-@dataclass
+@dataclass(slots=True)
 class _Namespace:
     version: tuple[int, int, int]
     racy: bool
-    names: list[str] = field(default_factory=list)
+    ids: array[int] = field(default_factory=lambda: array("I"))  # its entries' numbers
 
 
 class SearchIndex:
-    """Substring search over active repositories, answered from memory (thread-safe)."""
+    """Substring search over active repositories, answered from memory (thread-safe).
 
-    def __init__(self, store: Store, clock: Callable[[], int] = time.time_ns) -> None:
+    Entries are numbered and kept in parallel lists (name, description, visibility), and each
+    token's postings are an array of numbers: no object per repository and no set per token, so
+    100,000 repositories cost about 20 MB instead of 70 (bench/README.md, "Flat memory"). A
+    re-read namespace keeps the numbers of its unchanged repositories (a push changes no
+    posting); a changed or removed one leaves its number behind as a gap, skipped by queries,
+    until :data:`COMPACT_AFTER_DROPS` of them are renumbered away.
+    """
+
+    def __init__(self, store: Store, clock: Callable[[], int] = time.time_ns,
+                 snapshot: Path | None = None) -> None:
         self._store = store
         self._clock = clock
+        self._snapshot = snapshot  # where the index is saved for other workers and restarts
+        self._restorable = snapshot is not None
         self._lock = threading.Lock()
         self._folder: tuple[int, int] | None = None
         self._folder_trusted = False
         self._position: tuple[int, int] | None = None  # how far the change log was read
         self._scanned_at = 0
         self._namespaces: dict[str, _Namespace] = {}
-        self._entries: dict[str, _Entry] = {}
-        self._postings: dict[str, set[str]] = {}
+        self._names: list[str | None] = []  # number -> "ns/repo" (what results show); None: dropped
+        # number -> description as stored, in UTF-8: a bytes object costs 16 bytes less than a str,
+        # and encoding copies it out of the parse it came from (which would otherwise stay pinned)
+        self._descriptions: list[bytes] = []
+        self._public = bytearray()          # number -> 1 if public when read (others asked at query time)
+        self._dropped = 0
+        self._postings: dict[str, array[int]] = {}  # token -> numbers (dropped ones included)
         self._vocabulary: str | None = None  # "\n"-joined distinct tokens, rebuilt when they change
 
     # -- queries -------------------------------------------------------------------------------
@@ -133,26 +155,38 @@ class SearchIndex:
             self._refresh()
             matches = self._matches(needle)
             if visible is not None:
-                entries = self._entries
-                matches = [name for name in matches if visible(entries[name].full, entries[name].public)]
+                names, public = self._names, self._public
+                matches = [number for number in matches if visible(names[number] or "", public[number] == 1)]
             return len(matches), self._page(matches, offset, limit, needle, recency or {})
 
-    def _matches(self, needle: str) -> Collection[str]:
+    def __len__(self) -> int:
+        """How many repositories the index holds (as of the last query)."""
+        return len(self._names) - self._dropped
+
+    def _matches(self, needle: str) -> list[int]:
+        names = self._names
         if not needle:
-            return self._entries.keys()
+            return [number for number, name in enumerate(names) if name is not None]
         pieces = [piece for piece in _SEPARATORS.split(needle) if piece]
         if not pieces:  # only separators ("-", "/", " "): no token narrows it down
-            return [name for name, entry in self._entries.items() if entry.matches(needle)]
+            return [number for number, name in enumerate(names)
+                    if name is not None and self._contains(number, needle)]
         candidates = self._with_token_containing(max(pieces, key=len))
         if len(pieces) == 1 and pieces[0] == needle:
             return candidates  # inside a token: every candidate matches
-        return [name for name in candidates if self._entries[name].matches(needle)]
+        return [number for number in candidates if self._contains(number, needle)]
 
-    def _with_token_containing(self, piece: str) -> set[str]:
-        found: set[str] = set()
+    def _contains(self, number: int, needle: str) -> bool:
+        # Descriptions are lower-cased here rather than kept twice: only queries with separators get here.
+        name = self._names[number]
+        return name is not None and (needle in name or needle in self._descriptions[number].decode().lower())
+
+    def _with_token_containing(self, piece: str) -> list[int]:
+        found: set[int] = set()
         for token in self._tokens_containing(piece):
-            found |= self._postings[token]
-        return found
+            found.update(self._postings[token])
+        names = self._names
+        return [number for number in found if names[number] is not None]
 
     def _tokens_containing(self, piece: str) -> list[str]:
         if self._vocabulary is None:
@@ -167,21 +201,21 @@ class SearchIndex:
             position = vocabulary.find(piece, end)
         return found
 
-    def _page(self, matches: Iterable[str], offset: int, limit: int, needle: str,
+    def _page(self, matches: Iterable[int], offset: int, limit: int, needle: str,
               recency: Mapping[str, float]) -> list[tuple[str, str]]:
-        entries = self._entries
+        names, descriptions = self._names, self._descriptions
 
-        def order(name: str) -> tuple[int, float, str]:
-            entry = entries[name]
-            return rank(entry.full, needle), -recency.get(entry.full, 0.0), name
+        def order(number: int) -> tuple[int, float, str]:
+            name = names[number] or ""
+            return rank(name, needle), -recency.get(name, 0.0), name
 
-        names = list(matches)
+        numbers = list(matches)
         wanted = offset + limit
-        if wanted * 8 < len(names):  # a first page of many matches: no need to sort them all
-            ordered = heapq.nsmallest(wanted, names, key=order)
+        if wanted * 8 < len(numbers):  # a first page of many matches: no need to sort them all
+            ordered = heapq.nsmallest(wanted, numbers, key=order)
         else:
-            ordered = sorted(names, key=order)
-        return [(name, entries[name].description) for name in ordered[offset:wanted]]
+            ordered = sorted(numbers, key=order)
+        return [(names[number] or "", descriptions[number].decode()) for number in ordered[offset:wanted]]
 
     # -- freshness -------------------------------------------------------------------------------
     def _refresh(self) -> None:
@@ -197,71 +231,195 @@ class SearchIndex:
                         self._forget(namespace)
                     else:
                         self._load(namespace, version, now)
+                self._compact_if_worthwhile()
                 return
+        if self._restorable:
+            self._restorable = False
+            self._restore()
         # Where the log ends, taken before the scan: what is appended meanwhile is read next time.
         self._position = self._store.changes_position()
         self._scanned_at = now
-        self._scan(now)
+        loaded = self._scan(now)
+        self._compact_if_worthwhile()
+        if loaded >= SNAPSHOT_AFTER_LOADS:
+            self._save()
 
-    def _scan(self, now: int) -> None:
+    def _scan(self, now: int) -> int:
+        """Re-read the namespaces whose files changed; returns how many were read."""
         folder = self._store.namespaces_version()
         if folder is not None and folder == self._folder and self._folder_trusted:
-            return
+            return 0
         # Stat the folder before the files: a write that lands during this scan changes the folder
         # after the version kept here, so the next query scans again.
         versions = self._store.namespace_versions()
         for namespace in [ns for ns in self._namespaces if ns not in versions]:
             self._forget(namespace)
+        loaded = 0
         for namespace, version in versions.items():
             known = self._namespaces.get(namespace)
             if known is None or known.version != version or known.racy:
                 self._load(namespace, version, now)
+                loaded += 1
         self._folder = folder
         self._folder_trusted = folder is not None and not _racy(folder[1], now)
+        return loaded
 
     def _load(self, namespace: str, version: tuple[int, int, int], now: int) -> None:
         # The version was taken before this read, so the records are at least that new; a write
         # in between only causes one more read at the next query. Everything is read before the
-        # old entries go, so a damaged file (an exception here) leaves the index as it was.
-        entries = [_entry(record) for record in self._store.iter_repositories(namespace, retain=False)
-                   if record.get("state") == ACTIVE]
-        self._forget(namespace)
-        known = _Namespace(version, _racy(version[2], now))
-        for entry in entries:
-            known.names.append(entry.name)
-            self._entries[entry.name] = entry
-            for token in entry.tokens():
-                holders = self._postings.get(token)
-                if holders is None:
-                    self._postings[token] = {entry.name}
-                    self._vocabulary = None
-                else:
-                    holders.add(entry.name)
-        self._namespaces[namespace] = known
+        # old entries change, so a damaged file (an exception here) leaves the index as it was.
+        fresh = [_entry(record) for record in self._store.iter_repositories(namespace, retain=False)
+                 if record.get("state") == ACTIVE]
+        known = self._namespaces.get(namespace)
+        names, descriptions = self._names, self._descriptions
+        previous = {names[number]: number for number in known.ids} if known is not None else {}
+        numbers: array[int] = array("I")
+        for owner, repository, text, public in fresh:
+            # Made now that the file's parse is gone, so what is kept does not sit among its holes;
+            # interned, so the pull/push counts' ranking keys (index.activity) are the same strings.
+            name, description = sys.intern(f"{owner}/{repository}"), text.encode()
+            number = previous.pop(name, None)
+            if number is not None and descriptions[number] == description:
+                self._public[number] = public  # a push or a visibility change: no posting changes
+            else:
+                if number is not None:
+                    self._drop(number)
+                number = self._add(name, description, text, public)
+            numbers.append(number)
+        for number in previous.values():
+            self._drop(number)
+        self._namespaces[namespace] = _Namespace(version, _racy(version[2], now), numbers)
 
     def _forget(self, namespace: str) -> None:
         known = self._namespaces.pop(namespace, None)
-        if known is None:
+        if known is not None:
+            for number in known.ids:
+                self._drop(number)
+
+    def _add(self, name: str, description: bytes, text: str, public: bool) -> int:
+        """A new entry; ``text`` is ``description`` decoded."""
+        number = len(self._names)
+        self._names.append(name)
+        self._descriptions.append(description)
+        self._public.append(public)
+        postings = self._postings
+        for token in tokens(name) | tokens(text.lower()):
+            holders = postings.get(token)
+            if holders is None:
+                postings[token] = array("I", (number,))
+                self._vocabulary = None
+            else:
+                holders.append(number)
+        return number
+
+    def _drop(self, number: int) -> None:
+        self._names[number] = None
+        self._descriptions[number] = b""
+        self._public[number] = 0
+        self._dropped += 1
+
+    # -- the snapshot shared with other workers ---------------------------------------------------
+    def _save(self) -> None:
+        """Write what the index holds to the snapshot (a cache: replaced whole, never fsynced).
+
+        A worker that starts later loads it instead of parsing every namespace file, then re-reads
+        the namespaces whose files changed since (the versions are in the snapshot)."""
+        if self._snapshot is None:
             return
-        for name in known.names:
-            entry = self._entries.pop(name, None)
-            if entry is None:  # only if two files held the same name (damaged data)
-                continue
-            for token in entry.tokens():
-                holders = self._postings.get(token, set())
-                holders.discard(name)
-                if not holders and token in self._postings:
-                    del self._postings[token]
-                    self._vocabulary = None
+        blob = bytearray()
+        postings: dict[str, tuple[int, int]] = {}
+        for token, numbers in self._postings.items():
+            postings[token] = (len(blob), len(numbers))
+            blob += numbers.tobytes()
+        namespaces = {namespace: (known.version, known.racy, known.ids.tobytes())
+                      for namespace, known in self._namespaces.items()}
+        payload = marshal.dumps((_SNAPSHOT_FORMAT, self._names, self._descriptions, bytes(self._public),
+                                 self._dropped, postings, bytes(blob), namespaces))
+        try:
+            fd, temp = tempfile.mkstemp(prefix=_SNAPSHOT_TEMP, dir=self._snapshot.parent)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(payload)
+                os.replace(temp, self._snapshot)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp)
+                raise
+        except OSError as exc:
+            log.warning("could not save the search index for other workers: %s", exc)
+
+    def _restore(self) -> None:
+        """Start from the snapshot, if there is a usable one (anything odd: start empty)."""
+        assert self._snapshot is not None
+        for leftover in self._snapshot.parent.glob(_SNAPSHOT_TEMP + "*"):  # a writer killed mid-write
+            with contextlib.suppress(OSError):
+                if time.time() - leftover.stat().st_mtime > 60:
+                    leftover.unlink()
+        try:
+            raw = self._snapshot.read_bytes()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            log.warning("could not read the search index snapshot: %s", exc)
+            return
+        try:
+            restored = _restored(marshal.loads(raw))
+        except (ValueError, TypeError, EOFError, KeyError, IndexError, OverflowError) as exc:
+            log.warning("ignoring a damaged search index snapshot (%s); building it again", exc)
+            return
+        (self._names, self._descriptions, self._public, self._dropped, self._postings,
+         self._namespaces) = restored
+        self._vocabulary = None
+
+    def _compact_if_worthwhile(self) -> None:
+        """Number the entries afresh once the gaps outnumber them (and :data:`COMPACT_AFTER_DROPS`):
+        their slots and postings are then given back, and tokens nobody holds leave the vocabulary."""
+        if self._dropped < max(COMPACT_AFTER_DROPS, len(self)):
+            return
+        names, descriptions, public = self._names, self._descriptions, self._public
+        self._names, self._descriptions, self._public = [], [], bytearray()
+        self._postings, self._vocabulary, self._dropped = {}, None, 0
+        for known in self._namespaces.values():
+            known.ids = array("I", (self._add(names[number] or "", descriptions[number],
+                                              descriptions[number].decode(), public[number] == 1)
+                                    for number in known.ids))
 
 
-def _entry(record: RepositoryRecord) -> _Entry:
-    namespace, name = record["namespace"], record["name"]
-    full = f"{namespace}/{name}"
-    description = record.get("description") or ""
-    lower = description.lower()
-    if lower == description:
-        lower = description  # one string, not two equal ones: memory at 100,000 repositories
+def _restored(loaded: object) -> tuple[list[str | None], list[bytes], bytearray, int,
+                                       dict[str, array[int]], dict[str, _Namespace]]:
+    """The index's parts from an unmarshalled snapshot, checked; ValueError when they do not fit."""
+    if not isinstance(loaded, tuple) or len(loaded) != 8 or loaded[0] != _SNAPSHOT_FORMAT:
+        raise ValueError("not a snapshot of this version")
+    _, names, descriptions, public, dropped, where, blob, namespaces = loaded
+    if not (isinstance(names, list) and isinstance(descriptions, list) and isinstance(public, bytes)
+            and isinstance(dropped, int) and isinstance(where, dict) and isinstance(blob, bytes)
+            and isinstance(namespaces, dict) and len(names) == len(descriptions) == len(public)):
+        raise ValueError("parts of the wrong shape")
+    if not all(isinstance(name, str) or name is None for name in names) or \
+            not all(isinstance(description, bytes) for description in descriptions):
+        raise ValueError("entries of the wrong type")
+    count = len(names)
+    view = memoryview(blob)
+    postings: dict[str, array[int]] = {}
+    for token, (start, length) in where.items():
+        numbers = array("I")
+        numbers.frombytes(view[start:start + length * numbers.itemsize])
+        if len(numbers) != length or (numbers and max(numbers) >= count):
+            raise ValueError(f"postings of {token!r} out of range")
+        postings[token] = numbers
+    kept: dict[str, _Namespace] = {}
+    for namespace, (version, racy, ids) in namespaces.items():
+        numbers = array("I")
+        numbers.frombytes(ids)
+        if numbers and max(numbers) >= count:
+            raise ValueError(f"entries of {namespace!r} out of range")
+        inode, size, mtime = version  # three ints, or the snapshot is not ours
+        kept[namespace] = _Namespace((int(inode), int(size), int(mtime)), bool(racy), numbers)
+    return names, descriptions, bytearray(public), dropped, postings, kept
+
+
+def _entry(record: RepositoryRecord) -> tuple[str, str, str, bool]:
+    """(namespace, name, description, public) of an active repository's record."""
     # Results name library repositories "library/<name>" too, as docker-registry 0.9 did.
-    return _Entry(name=full, full=full, public=record.get("visibility", "public") == "public",
-                  description=description, description_lower=lower)
+    return (record["namespace"], record["name"], record.get("description") or "",
+            record.get("visibility", "public") == "public")

@@ -24,6 +24,7 @@ from ..config import ConfigError, describe, load_config
 from ..events.metrics import prepare_multiprocess_dir
 from ..services import EXTENSION_KEY, Services
 from ..store import CorruptDataFile, StorageFailure
+from .malloc import limit_heap_growth
 from .preflight import PreflightError, check_port_free
 from .quick_requests import quick_request_test
 from .wsgi_on_rsgi import WsgiOnRsgi
@@ -116,6 +117,7 @@ def serve() -> None:
     except (ConfigError, PreflightError) as exc:
         fail(str(exc))
     prepare_multiprocess_dir()  # before any worker exists: /metrics then adds up every worker
+    limit_heap_growth()  # inherited by the workers
     app = create_app_or_exit()
     log_effective_settings(app)
     mail.log_probe(app.config)  # confirm mode: say now whether activation mail will go out

@@ -7,6 +7,7 @@ holds:
     <data dir>/db/users.json                 every account, keyed by username (table "users"), and
                                              the names of deleted accounts, reserved (table "reserved")
     <data dir>/db/namespaces/<namespace>.json that namespace's repositories and their image lists
+    <data dir>/db/activity/<00..0f>.json      pull/push counts (written by index.activity)
 
 Methods return plain dicts (copies) or raise the errors of :mod:`index.store.errors`.
 """
@@ -66,6 +67,7 @@ class Store:
         self.root = Path(root)
         self.db_dir = self.root / "db"
         self.namespaces_dir = self.db_dir / "namespaces"
+        self.activity_dir = self.db_dir / "activity"
         self._users_json = self.db_dir / "users.json"  # built once: paths are made on every read
         self.tables = Tables(self.root, on_commit=self._committed)
         self.changes = ChangeLog(self.db_dir / CHANGES_NAME)
@@ -103,8 +105,8 @@ class Store:
     def _lookup(self, path: Path, table: str, key: str) -> dict[str, Any] | None:
         return self.tables.lookup(path, table, key)
 
-    def _existing(self, path: Path) -> DataFile | None:
-        return self.tables.existing(path)
+    def _existing(self, path: Path, keep: bool = True) -> DataFile | None:
+        return self.tables.existing(path, keep)
 
     def _committed(self, path: Path) -> None:
         if path.parent == self.namespaces_dir:
@@ -114,8 +116,9 @@ class Store:
         """Prepare the data dir: finish interrupted writes' clean-up, then check every file.
 
         Raises CorruptDataFile naming the first damaged file. Namespace files (one per
-        namespace: tens of thousands) get the cheap framing check, the others a full parse; none
-        is kept in memory. A data dir that exists but cannot be written (read-only mount) is
+        namespace: tens of thousands) and the pull/push count shards (14 MB at 100,000
+        repositories) get the cheap framing check, the others a full parse; none is kept in
+        memory. A data dir that exists but cannot be written (read-only mount) is
         still opened, so reads keep being served.
         """
         try:
@@ -128,13 +131,13 @@ class Store:
             remove_stale_temp_files(self.db_dir, self._datafile)
         except StorageFailure as exc:
             log.error("could not clean up temp files (the data dir is not writable?): %s", exc)
-        namespaces = str(self.namespaces_dir)
+        framed = {str(self.namespaces_dir), str(self.activity_dir)}
         for parent, folders, names in os.walk(self.db_dir):  # strings: Path objects cost here
             folders.sort()
             for name in sorted(names):
                 if not name.endswith(".json"):
                     continue
-                if parent == namespaces:
+                if parent in framed:
                     check_framing(os.path.join(parent, name))
                 else:
                     self._datafile(Path(parent, name)).check()
@@ -452,10 +455,11 @@ class Store:
         """Every repository record (all states), namespace by namespace.
 
         ``retain=False`` for a pass over many namespaces (the search index): each file's parse is
-        dropped after use instead of staying in this process's read cache.
+        dropped after use instead of staying in this process's read cache, and no DataFile is
+        kept for a file this process did not hold one for.
         """
         for ns in ([namespace] if namespace else self.namespaces()):
-            datafile = self._existing(self._namespace_path(ns))
+            datafile = self._existing(self._namespace_path(ns), keep=retain)
             if datafile is None:
                 continue
             for doc in self._reader(datafile, "repositories", retain).all():

@@ -25,6 +25,7 @@ import tempfile
 import threading
 import time
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -261,18 +262,63 @@ class ForkSafe(abc.ABC):
 os.register_at_fork(after_in_child=ForkSafe._after_fork_in_child)
 
 
-class DataFile(ForkSafe):
-    """One JSON document on disk, shared by every thread of this process."""
+# A file's version: (inode, size, mtime_ns) and its first bytes (the write stamp).
+FileVersion = tuple[tuple[int, int, int], bytes]
+MISSING: FileVersion = ((0, 0, 0), b"")
 
-    def __init__(self, path: Path) -> None:
+# What the data files of one Store may keep parsed in a worker, counted in bytes of JSON on disk
+# (a parse takes about 3.5 times that): the most recently read files; others are parsed again.
+KEPT_PARSES_BYTES = 4 << 20
+
+
+class KeptParses(ForkSafe):
+    """The DataFiles that keep their parse: the most recently used, up to ``limit`` bytes of file.
+
+    Without a bound, a worker that had read every namespace file once (a pass over all
+    repositories, or long enough serving pulls) kept them all parsed: 3.5 times the data.
+    The most recently used file is always kept, however large.
+    """
+
+    def __init__(self, limit: int = KEPT_PARSES_BYTES) -> None:
+        self.limit = limit
+        self._kept: OrderedDict[DataFile, int] = OrderedDict()  # oldest first -> bytes on disk
+        self._bytes = 0
+        super().__init__()
+
+    def _new_locks(self) -> None:
+        self._lock = threading.Lock()
+
+    def used(self, datafile: DataFile, size: int) -> None:
+        """``datafile`` keeps a parse of a ``size``-byte file and was just read or written."""
+        with self._lock:
+            self._bytes += size - self._kept.pop(datafile, 0)
+            self._kept[datafile] = size
+            while self._bytes > self.limit and len(self._kept) > 1:
+                oldest, dropped = self._kept.popitem(last=False)
+                self._bytes -= dropped
+                oldest.drop_parse()
+
+    def kept_bytes(self) -> int:
+        return self._bytes
+
+
+class DataFile(ForkSafe):
+    """One JSON document on disk, shared by every thread of this process.
+
+    With ``kept``, the file's parse stays only while ``kept`` has room for it.
+    """
+
+    def __init__(self, path: Path, kept: KeptParses | None = None) -> None:
         self.path = path
+        self._kept = kept
         # ((inode, size, mtime_ns), first bytes) -> parsed content; replaced whole, never mutated.
-        self._cache: tuple[tuple[tuple[int, int, int], bytes], dict[str, Any]] | None = None
+        self._cache: tuple[FileVersion, dict[str, Any]] | None = None
         super().__init__()
 
     def _new_locks(self) -> None:
         self._thread_lock = threading.RLock()
-        self._file_lock = FileLock(str(self.path) + LOCK_SUFFIX, thread_local=False)
+        # Made at the first write: a FileLock is ~1 KB, and a worker reads thousands of files.
+        self._file_lock: FileLock | None = None
 
     @contextlib.contextmanager
     def locked(self, timeout: float = LOCK_TIMEOUT_SECONDS) -> Iterator[None]:
@@ -281,9 +327,12 @@ class DataFile(ForkSafe):
         if not self._thread_lock.acquire(timeout=timeout):
             raise busy
         try:
+            if self._file_lock is None:
+                self._file_lock = FileLock(str(self.path) + LOCK_SUFFIX, thread_local=False)
+            file_lock = self._file_lock
             try:
                 ensure_dir(self.path.parent)
-                self._file_lock.acquire(timeout=timeout, poll_interval=LOCK_POLL_SECONDS)
+                file_lock.acquire(timeout=timeout, poll_interval=LOCK_POLL_SECONDS)
             except Timeout:
                 raise busy from None
             except OSError as exc:
@@ -291,7 +340,7 @@ class DataFile(ForkSafe):
             try:
                 yield
             finally:
-                self._file_lock.release()
+                file_lock.release()
         finally:
             self._thread_lock.release()
 
@@ -307,6 +356,8 @@ class DataFile(ForkSafe):
                 cached = self._cache
                 if cached is not None and cached[0][0] == _stat_key(info):
                     if handle.read(_PREFIX_LEN) == cached[0][1]:
+                        if self._kept is not None:
+                            self._kept.used(self, info.st_size)
                         return cached[1]
                     handle.seek(0)
                 raw = handle.read()
@@ -316,8 +367,36 @@ class DataFile(ForkSafe):
             raise failure("read", self.path, exc) from None
         data = self._parse(raw)
         if retain:
-            self._cache = ((_stat_key(info), raw[:_PREFIX_LEN]), data)
+            self._keep(_stat_key(info), raw[:_PREFIX_LEN], data)
         return data
+
+    def read_if_changed(self, since: FileVersion | None) -> tuple[FileVersion, dict[str, Any]] | None:
+        """The parsed file and its version, or None while it is still at version ``since``.
+
+        For readers that keep something derived from the file instead of its parse (nothing is
+        kept here). A missing file reads as ``{}`` at version :data:`MISSING`.
+        """
+        try:
+            with open(self.path, "rb") as handle:
+                key = _stat_key(os.fstat(handle.fileno()))
+                if since is not None and since[0] == key and handle.read(_PREFIX_LEN) == since[1]:
+                    return None
+                handle.seek(0)
+                raw = handle.read()
+        except FileNotFoundError:
+            return None if since == MISSING else (MISSING, {})
+        except OSError as exc:
+            raise failure("read", self.path, exc) from None
+        return (key, raw[:_PREFIX_LEN]), self._parse(raw)
+
+    def _keep(self, key: tuple[int, int, int], prefix: bytes, data: dict[str, Any]) -> None:
+        self._cache = ((key, prefix), data)
+        if self._kept is not None:
+            self._kept.used(self, key[1])
+
+    def drop_parse(self) -> None:
+        """Forget the kept parse (the next read parses the file again)."""
+        self._cache = None
 
     def read_private(self) -> dict[str, Any]:
         """A freshly parsed copy that the caller may change (used inside ``locked``)."""
@@ -339,10 +418,11 @@ class DataFile(ForkSafe):
         data.pop(STAMP_KEY, None)
         return data
 
-    def write(self, data: dict[str, Any]) -> None:
+    def write(self, data: dict[str, Any], retain: bool = True) -> None:
         """Replace the file with ``data``; durable on return. Call inside ``locked``.
 
-        ``data`` becomes the read cache: the caller must not change it afterwards.
+        ``data`` becomes the read cache (unless ``retain=False``): the caller must not change it
+        afterwards.
         """
         stamped = {STAMP_KEY: secrets.token_hex(_STAMP_HEX // 2), **data}
         payload = json.dumps(stamped, separators=(",", ":")).encode("utf-8")
@@ -352,7 +432,8 @@ class DataFile(ForkSafe):
             info = os.stat(self.path)
         except OSError as exc:
             raise failure("write", self.path, exc) from None
-        self._cache = ((_stat_key(info), payload[:_PREFIX_LEN]), data)
+        if retain:
+            self._keep(_stat_key(info), payload[:_PREFIX_LEN], data)
 
     def check(self) -> None:
         """Parse the file now: raises CorruptDataFile for a damaged one (the parse is not kept)."""

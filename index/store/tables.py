@@ -17,7 +17,7 @@ from tinydb import Storage, TinyDB
 from tinydb.table import Table
 
 from .errors import CorruptDataFile
-from .files import GATE_LOCK, LOCK_TIMEOUT_SECONDS, DataFile, ForkSafe, flocked
+from .files import GATE_LOCK, LOCK_TIMEOUT_SECONDS, DataFile, ForkSafe, KeptParses, flocked
 
 # A document keyed by a string (see KeyedTable); TinyDB's type hints only allow int ids.
 Document: Any = tinydb.table.Document
@@ -103,6 +103,7 @@ class Tables(ForkSafe):
         self.root = Path(root)
         self._on_commit = on_commit
         self._files: dict[Path, DataFile] = {}
+        self.kept = KeptParses()  # how many of their parses stay in memory
         super().__init__()
 
     def _new_locks(self) -> None:
@@ -115,18 +116,22 @@ class Tables(ForkSafe):
         with self._files_lock:
             datafile = self._files.get(path)
             if datafile is None:
-                datafile = self._files[path] = DataFile(path)
+                datafile = self._files[path] = DataFile(path, self.kept)
             return datafile
 
-    def existing(self, path: Path) -> DataFile | None:
+    def existing(self, path: Path, keep: bool = True) -> DataFile | None:
         """The DataFile for reading ``path``; None when the file does not exist.
 
-        Reads of names that do not exist (any URL can name one) create no lasting object.
+        Reads of names that do not exist (any URL can name one) create no lasting object, nor
+        does ``keep=False`` (one pass over every file: the search index): a read takes no lock,
+        so a DataFile of its own serves it as well as the shared one.
         """
         with self._files_lock:
             datafile = self._files.get(path)
         if datafile is None and not path.exists():
             return None
+        if datafile is None and not keep:
+            return DataFile(path)
         return datafile or self.datafile(path)
 
     @contextlib.contextmanager

@@ -39,9 +39,7 @@ def home() -> str:
     viewer = current_user()
     store = services().store
     recent: list[dict[str, Any]] = []
-    by_push = sorted(((stats.get("last_push", ""), full) for full, stats in services_activity().all().items()
-                      if stats.get("last_push")), reverse=True)
-    for pushed_at, full in by_push:
+    for pushed_at, full in services_activity().latest_pushes():
         namespace, _, repository = full.partition("/")
         record = store.get_repository(namespace, repository)
         if record is None or record["state"] != ACTIVE or not permissions.can_read(viewer, _name_of(record)):
