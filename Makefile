@@ -80,10 +80,15 @@ clean-venv:
 # Issue 18's figures in one run: the trivial-Flask ping under each candidate server (gunicorn,
 # granian) interleaved with the index's own requests under `make run` (push and pull handshakes,
 # login, search, new-image pushes), then slow clients against each; see bench/README.md.
-# `make bench` takes about 5 minutes, `make bench-short` about 1.5; BENCH_ARGS adds options.
+# Then part 4: memory per worker, start-up, search and announce/merge at 100 and 100,000
+# repositories side by side (bench/memory_scale.py; the short run compares 100 and 10,000).
+# `make bench` takes about 5 minutes plus the memory run, `make bench-short` about 2;
+# BENCH_ARGS and MEMORY_ARGS add options.
 .PHONY: bench bench-short
 bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/serving_bench.py $(BENCH_ARGS)
+	$(BIN)/python bench/memory_scale.py $(MEMORY_ARGS)
 
 bench-short: $(VENV)/.dev-installed
 	$(BIN)/python bench/serving_bench.py --short $(BENCH_ARGS)
+	$(BIN)/python bench/memory_scale.py --sizes 100,10000 --samples 50 $(MEMORY_ARGS)

@@ -80,15 +80,15 @@ class Store:
     def _users_path(self) -> Path:
         return self._users_json
 
-    def _namespace_path(self, namespace: str) -> Path:
+    def namespace_path(self, namespace: str) -> Path:
         # Namespaces are validated by names.NAMESPACE_RE before they get here: no separators.
         return self.namespaces_dir / f"{namespace}.json"
 
-    def _users_file(self) -> DataFile:
+    def users_file(self) -> DataFile:
         return self._datafile(self._users_path())
 
-    def _namespace_file(self, namespace: str) -> DataFile:
-        return self._datafile(self._namespace_path(namespace))
+    def namespace_file(self, namespace: str) -> DataFile:
+        return self._datafile(self.namespace_path(namespace))
 
     def _transaction(self, datafile: DataFile, table: str) -> contextlib.AbstractContextManager[Any]:
         return self.tables.transaction(datafile, table)
@@ -96,7 +96,7 @@ class Store:
     @contextlib.contextmanager
     def _accounts_transaction(self) -> Iterator[tuple[Any, Any]]:
         """The users and the reserved names, changed together."""
-        with self.tables.database_transaction(self._users_file()) as database:
+        with self.tables.database_transaction(self.users_file()) as database:
             yield database.table("users", cache_size=0), database.table("reserved", cache_size=0)
 
     def _reader(self, datafile: DataFile, table: str, retain: bool = True) -> Any:
@@ -192,7 +192,7 @@ class Store:
         """Change an account; a new e-mail is added beside the old ones (LimitReached past
         ``max_emails``). A new password or a deactivation starts a new generation: every token
         issued before stops working."""
-        with self._transaction(self._users_file(), "users") as users:
+        with self._transaction(self.users_file(), "users") as users:
             user = users.get(doc_id=username)
             if user is None:
                 raise RecordNotFound(f"user {username} not found")
@@ -220,7 +220,7 @@ class Store:
     def bump_generation(self, username: str) -> UserRecord:
         """Start a new generation of the account: every token issued to it before stops working
         (for callers that replace an account's secret, e.g. a robot token regeneration)."""
-        with self._transaction(self._users_file(), "users") as users:
+        with self._transaction(self.users_file(), "users") as users:
             user = users.get(doc_id=username)
             if user is None:
                 raise RecordNotFound(f"user {username} not found")
@@ -253,7 +253,7 @@ class Store:
 
     def release_name(self, username: str) -> None:
         """Let ``username`` be registered again; RecordNotFound when it is not reserved."""
-        with self._transaction(self._users_file(), "reserved") as reserved:
+        with self._transaction(self.users_file(), "reserved") as reserved:
             if not reserved.contains(doc_id=username):
                 raise RecordNotFound(f"name {username} is not reserved")
             reserved.remove(doc_ids=[username])
@@ -265,7 +265,7 @@ class Store:
         administrator's later deactivation. RecordNotFound also when ``account_id`` (the one the
         link was made for) is another account's: a deleted one that had the name.
         """
-        with self._transaction(self._users_file(), "users") as users:
+        with self._transaction(self.users_file(), "users") as users:
             user = users.get(doc_id=username)
             if user is None or (account_id is not None and user.get("account_id", "") != account_id):
                 raise RecordNotFound(f"user {username} not found")
@@ -277,7 +277,7 @@ class Store:
     def users_lock_available(self, timeout: float) -> bool:
         """Whether the accounts file's lock can be taken within ``timeout`` seconds (readiness)."""
         try:
-            with self._users_file().locked(timeout):
+            with self.users_file().locked(timeout):
                 return True
         except StorageFailure:
             return False
@@ -285,12 +285,12 @@ class Store:
     # -- repositories -----------------------------------------------------------------------
     def get_repository(self, namespace: str, name: str) -> RepositoryRecord | None:
         """The repository record, in whatever state (``active`` or ``deleting``)."""
-        doc = self._lookup(self._namespace_path(namespace), "repositories", name)
+        doc = self._lookup(self.namespace_path(namespace), "repositories", name)
         return _repository_view(doc) if doc is not None else None
 
     def has_repository(self, namespace: str, name: str) -> bool:
         """Whether the repository exists, in whatever state (no copy of its image list is made)."""
-        return self._lookup(self._namespace_path(namespace), "repositories", name) is not None
+        return self._lookup(self.namespace_path(namespace), "repositories", name) is not None
 
     def _unchanged_by(self, namespace: str, name: str, images: list[ImageEntry]) -> RepositoryRecord | None:
         """The active repository's view if merging ``images`` would change nothing, else None.
@@ -299,7 +299,7 @@ class Store:
         (consistent, whole-file) version it read, so a re-push or docker's final ``[]`` costs
         neither the locks nor a private parse.
         """
-        doc = self._lookup(self._namespace_path(namespace), "repositories", name)
+        doc = self._lookup(self.namespace_path(namespace), "repositories", name)
         if doc is None or doc["state"] != ACTIVE or _adds_to(doc["images"], images):
             return None
         return _repository_view(doc)
@@ -313,7 +313,7 @@ class Store:
         unchanged = self._unchanged_by(namespace, name, images)
         if unchanged is not None:
             return unchanged
-        with self._transaction(self._namespace_file(namespace), "repositories") as repos:
+        with self._transaction(self.namespace_file(namespace), "repositories") as repos:
             doc = repos.get(doc_id=name)
             record: dict[str, Any]
             if doc is None:
@@ -338,7 +338,7 @@ class Store:
         unchanged = self._unchanged_by(namespace, name, images)
         if unchanged is not None:
             return unchanged
-        with self._transaction(self._namespace_file(namespace), "repositories") as repos:
+        with self._transaction(self.namespace_file(namespace), "repositories") as repos:
             doc = repos.get(doc_id=name)
             if doc is None or doc["state"] != ACTIVE:
                 raise _missing_repository(namespace, name)
@@ -357,7 +357,7 @@ class Store:
         delete token carries: the token is good for this delete only, and is spent when the
         record goes (or a new push makes the repository active again).
         """
-        with self._transaction(self._namespace_file(namespace), "repositories") as repos:
+        with self._transaction(self.namespace_file(namespace), "repositories") as repos:
             doc = repos.get(doc_id=name)
             if doc is None:
                 raise _missing_repository(namespace, name)
@@ -375,7 +375,7 @@ class Store:
         return self._set_fields(namespace, name, {"description": description})
 
     def _set_fields(self, namespace: str, name: str, fields: dict[str, Any]) -> RepositoryRecord:
-        with self._transaction(self._namespace_file(namespace), "repositories") as repos:
+        with self._transaction(self.namespace_file(namespace), "repositories") as repos:
             doc = repos.get(doc_id=name)
             if doc is None:
                 raise _missing_repository(namespace, name)
@@ -385,7 +385,7 @@ class Store:
 
     def delete_repository(self, namespace: str, name: str) -> RepositoryRecord:
         """Remove the repository's records; returns what was removed."""
-        datafile = self._namespace_file(namespace)
+        datafile = self.namespace_file(namespace)
         with self._transaction(datafile, "repositories") as repos:
             doc = repos.get(doc_id=name)
             if doc is None:
@@ -396,7 +396,7 @@ class Store:
     # -- tags (the built-in registry's; kept in the repository record) -------------------------
     def set_tag(self, namespace: str, name: str, tag: str, image_id: str) -> dict[str, str]:
         """Point ``tag`` at ``image_id`` in an active repository."""
-        with self._transaction(self._namespace_file(namespace), "repositories") as repos:
+        with self._transaction(self.namespace_file(namespace), "repositories") as repos:
             doc = repos.get(doc_id=name)
             if doc is None or doc["state"] != ACTIVE:
                 raise _missing_repository(namespace, name)
@@ -413,10 +413,10 @@ class Store:
         AlreadyExists("repository") when the target namespace already holds another one so named.
         """
         source = f"{namespace}/{name}"
-        doc = self._lookup(self._namespace_path(namespace), "repositories", name)
+        doc = self._lookup(self.namespace_path(namespace), "repositories", name)
         if doc is None:
             raise _missing_repository(namespace, name)
-        with self._transaction(self._namespace_file(to_namespace), "repositories") as repos:
+        with self._transaction(self.namespace_file(to_namespace), "repositories") as repos:
             existing = repos.get(doc_id=name)
             if existing is not None and existing.get("moved_from") != source:
                 raise AlreadyExists("repository")
@@ -426,14 +426,14 @@ class Store:
             if record.get("state") == DELETING:
                 record["state"] = ACTIVE  # the delete under way was the old owner's, not the new one's
             repos.upsert(Document(record, doc_id=name))
-        with self._transaction(self._namespace_file(namespace), "repositories") as repos:
+        with self._transaction(self.namespace_file(namespace), "repositories") as repos:
             if repos.contains(doc_id=name):
                 repos.remove(doc_ids=[name])
         return _repository_view(record)
 
     def delete_tags(self, namespace: str, name: str, tags: Iterable[str] | None = None) -> list[str]:
         """Remove the given tags (all with None) of a repository in any state; returns those removed."""
-        with self._transaction(self._namespace_file(namespace), "repositories") as repos:
+        with self._transaction(self.namespace_file(namespace), "repositories") as repos:
             doc = repos.get(doc_id=name)
             if doc is None:
                 raise _missing_repository(namespace, name)
@@ -459,7 +459,7 @@ class Store:
         kept for a file this process did not hold one for.
         """
         for ns in ([namespace] if namespace else self.namespaces()):
-            datafile = self._existing(self._namespace_path(ns), keep=retain)
+            datafile = self._existing(self.namespace_path(ns), keep=retain)
             if datafile is None:
                 continue
             for doc in self._reader(datafile, "repositories", retain).all():
@@ -487,7 +487,7 @@ class Store:
 
     def namespace_version(self, namespace: str) -> tuple[int, int, int] | None:
         """The (inode, size, mtime_ns) of one namespace's file; None when there is none."""
-        info = stat_or_none(self._namespace_path(namespace), f"namespace {namespace}")
+        info = stat_or_none(self.namespace_path(namespace), f"namespace {namespace}")
         return (info.st_ino, info.st_size, info.st_mtime_ns) if info else None
 
     def namespace_versions(self) -> dict[str, tuple[int, int, int]]:

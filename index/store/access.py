@@ -44,19 +44,19 @@ def organizations_path(store: Store) -> Path:
 
 def find_organization(store: Store, name: str) -> OrganizationRecord | None:
     """The organization record (a copy), or None."""
-    found = store._lookup(organizations_path(store), ORGANIZATIONS, name)
+    found = store.tables.lookup(organizations_path(store), ORGANIZATIONS, name)
     return cast(OrganizationRecord, json_copy(found)) if found is not None else None
 
 
 def find_robot(store: Store, full_name: str) -> RobotRecord | None:
-    found = store._lookup(organizations_path(store), ROBOTS, full_name)
+    found = store.tables.lookup(organizations_path(store), ROBOTS, full_name)
     return cast(RobotRecord, json_copy(found)) if found is not None else None
 
 
 def repository_facts(store: Store, namespace: str, name: str) -> RepositoryFacts | None:
     """What authorization needs of a repository (state, visibility, grants), without copying
     its image list; None when there is no such record."""
-    doc = store._lookup(store._namespace_path(namespace), "repositories", name)
+    doc = store.tables.lookup(store.namespace_path(namespace), "repositories", name)
     if doc is None:
         return None
     return {"state": doc.get("state", ACTIVE), "visibility": doc.get("visibility", PUBLIC),
@@ -66,7 +66,7 @@ def repository_facts(store: Store, namespace: str, name: str) -> RepositoryFacts
 def holders_of(store: Store, image_id: str) -> Iterator[tuple[str, str]]:
     """(namespace, name) of every active repository that announced ``image_id``."""
     for namespace in store.namespaces():
-        datafile = store._existing(store._namespace_path(namespace))
+        datafile = store.tables.existing(store.namespace_path(namespace))
         if datafile is None:
             continue
         records = datafile.read_shared().get("repositories", {})
@@ -82,7 +82,7 @@ class AccessStore:
         self._store = store
 
     def _file(self) -> DataFile:
-        return self._store._datafile(organizations_path(self._store))
+        return self._store.tables.datafile(organizations_path(self._store))
 
     # -- organizations -------------------------------------------------------------------------
     def create_organization(self, name: str, email: str, creator: str) -> OrganizationRecord:
@@ -92,12 +92,12 @@ class AccessStore:
                   "teams": {OWNERS_TEAM: {"role": "admin", "description": "owners of the organization",
                                           "members": [creator]}}}
         # The accounts file's lock first: no user of this name can be created meanwhile.
-        with store._transaction(store._users_file(), "users") as users:
+        with store.tables.transaction(store.users_file(), "users") as users:
             if users.contains(doc_id=name) or store.is_reserved(name):  # a deleted account's name too
                 raise AlreadyExists("name")
             if any(True for _ in store.iter_repositories(name)):
                 raise AlreadyExists("name")
-            with store._transaction(self._file(), ORGANIZATIONS) as orgs:
+            with store.tables.transaction(self._file(), ORGANIZATIONS) as orgs:
                 if orgs.contains(doc_id=name):
                     raise AlreadyExists("name")
                 orgs.insert(Document(record, doc_id=name))
@@ -108,7 +108,7 @@ class AccessStore:
         store = self._store
         if any(True for _ in store.iter_repositories(name)):
             raise NotEmpty("repositories")
-        with store._transaction(self._file(), ORGANIZATIONS) as orgs:
+        with store.tables.transaction(self._file(), ORGANIZATIONS) as orgs:
             doc = orgs.get(doc_id=name)
             if doc is None:
                 raise NotFound(f"organization {name} not found")
@@ -119,14 +119,14 @@ class AccessStore:
         return cast(OrganizationRecord, json_copy(dict(doc)))
 
     def list_organizations(self) -> list[OrganizationRecord]:
-        datafile = self._store._existing(organizations_path(self._store))
+        datafile = self._store.tables.existing(organizations_path(self._store))
         if datafile is None:
             return []
         return [cast(OrganizationRecord, json_copy(doc))
                 for doc in datafile.read_shared().get(ORGANIZATIONS, {}).values()]
 
     def _change_organization(self, name: str, change: Callable[[OrganizationRecord], Result]) -> Result:
-        with self._store._transaction(self._file(), ORGANIZATIONS) as orgs:
+        with self._store.tables.transaction(self._file(), ORGANIZATIONS) as orgs:
             doc = orgs.get(doc_id=name)
             if doc is None:
                 raise NotFound(f"organization {name} not found")
@@ -176,7 +176,7 @@ class AccessStore:
                      description: str = "") -> tuple[RobotRecord, bool]:
         """(record, created): an existing robot is returned unchanged."""
         full = f"{namespace}+{short}"
-        with self._store._transaction(self._file(), ROBOTS) as robots:
+        with self._store.tables.transaction(self._file(), ROBOTS) as robots:
             doc = robots.get(doc_id=full)
             if doc is not None:
                 return cast(RobotRecord, json_copy(dict(doc))), False
@@ -186,7 +186,7 @@ class AccessStore:
         return json_copy(record), True
 
     def set_robot_token(self, full: str, nonce: str) -> RobotRecord:
-        with self._store._transaction(self._file(), ROBOTS) as robots:
+        with self._store.tables.transaction(self._file(), ROBOTS) as robots:
             doc = robots.get(doc_id=full)
             if doc is None:
                 raise NotFound(f"robot {full} not found")
@@ -195,7 +195,7 @@ class AccessStore:
         return cast(RobotRecord, json_copy(record))
 
     def list_robots(self, namespace: str) -> list[RobotRecord]:
-        datafile = self._store._existing(organizations_path(self._store))
+        datafile = self._store.tables.existing(organizations_path(self._store))
         if datafile is None:
             return []
         return [cast(RobotRecord, json_copy(doc)) for doc in datafile.read_shared().get(ROBOTS, {}).values()
@@ -205,7 +205,7 @@ class AccessStore:
         """Remove a robot, its team memberships and its grants (a new robot of the same name
         starts with nothing)."""
         namespace = full.partition("+")[0]
-        with self._store._transaction(self._file(), ROBOTS) as robots:
+        with self._store.tables.transaction(self._file(), ROBOTS) as robots:
             if not robots.contains(doc_id=full):
                 raise NotFound(f"robot {full} not found")
             robots.remove(doc_ids=[full])
@@ -232,7 +232,7 @@ class AccessStore:
     def create_repository(self, namespace: str, name: str, owner: str, description: str,
                           visibility: str, permissions: Grants) -> None:
         """An empty repository (the management API's create); AlreadyExists("repository")."""
-        with self._store._transaction(self._store._namespace_file(namespace), "repositories") as repos:
+        with self._store.tables.transaction(self._store.namespace_file(namespace), "repositories") as repos:
             if repos.contains(doc_id=name):
                 raise AlreadyExists("repository")
             # The stored form: images as {id: checksum} (get_repository hands out the wire form).
@@ -257,7 +257,7 @@ class AccessStore:
         return self._change_repository(namespace, name, change)
 
     def _change_repository(self, namespace: str, name: str, change: Callable[[dict[str, Any]], Result]) -> Result:
-        with self._store._transaction(self._store._namespace_file(namespace), "repositories") as repos:
+        with self._store.tables.transaction(self._store.namespace_file(namespace), "repositories") as repos:
             doc = repos.get(doc_id=name)
             if doc is None or doc.get("state") != ACTIVE:
                 raise NotFound(f"repository {namespace}/{name} not found")
@@ -272,7 +272,7 @@ class AccessStore:
         if not any(who in (r.get("permissions") or {}).get(kind, {})
                    for r in self._store.iter_repositories(namespace)):
             return
-        with self._store._transaction(self._store._namespace_file(namespace), "repositories") as repos:
+        with self._store.tables.transaction(self._store.namespace_file(namespace), "repositories") as repos:
             for doc in repos.all():
                 grants = (doc.get("permissions") or {}).get(kind, {})
                 if who in grants:

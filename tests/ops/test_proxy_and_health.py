@@ -90,7 +90,7 @@ def test_not_ready_without_a_usable_data_dir(app, client, settings):
 
 def test_not_ready_while_the_store_lock_is_held(app, client, monkeypatch):
     monkeypatch.setattr("index.health.LOCK_PROBE_SECONDS", 0.2)
-    users_file = app.extensions[EXTENSION_KEY].store._users_file()
+    users_file = app.extensions[EXTENSION_KEY].store.users_file()
     holding, release = threading.Event(), threading.Event()
 
     def hold() -> None:

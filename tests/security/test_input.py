@@ -224,7 +224,7 @@ def test_store_paths_stay_inside_the_data_dir(store, settings):
     root = Path(settings["DATA_DIR"]).resolve()
     for namespace in ("alice", "a_b", "x-y", "library", "00"):
         names.repo_name(namespace, "app")
-        path = store._namespace_file(namespace).path.resolve()
+        path = store.namespace_file(namespace).path.resolve()
         assert path.parent == root / "db" / "namespaces"
     for hostile in ("..", "../x", "a/b", "/etc", "a\x00", "a\n", ".", "", "x" * 31):
         with pytest.raises(names.ValidationError):

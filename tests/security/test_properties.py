@@ -56,7 +56,7 @@ def test_every_valid_name_is_accepted_and_stays_inside_the_data_dir(namespace, r
     name = names.repo_name(namespace, repository)
     assert (name.namespace, name.repository) == (namespace, repository)
     root = Path("/srv/index-data")
-    path = Store(root)._namespace_file(name.namespace).path
+    path = Store(root).namespace_file(name.namespace).path
     assert path.resolve().parent == root / "db" / "namespaces"
 
 

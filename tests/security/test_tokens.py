@@ -125,7 +125,7 @@ def test_a_token_of_a_deactivated_user_is_refused(store, client, write_token):
 
 def test_a_token_of_a_deleted_user_is_refused(app, store, client, write_token):
     # Remove the account the way an admin tool would: straight from the users table.
-    with store._transaction(store._users_file(), "users") as users:
+    with store._transaction(store.users_file(), "users") as users:
         users.remove(doc_ids=["alice"])
     images, authorized = _check(client, "alice/app", write_token)
     assert images.status_code == 401 and authorized.status_code == 403

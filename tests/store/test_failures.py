@@ -10,7 +10,7 @@ from tests.conftest import basic, image_id
 FIRST = [{"id": image_id(1)}]
 
 
-def _namespace_file(settings):
+def namespace_file(settings):
     return settings["DATA_DIR"] / "db" / "namespaces" / "alice.json"
 
 
@@ -29,7 +29,7 @@ def _no_temp_files(settings):
                                                  (errno.EIO, 503, "Input/output error")])
 def test_write_errors_answer_5xx_json_and_keep_the_old_data(alice, settings, monkeypatch, code, status, words):
     assert alice.put_repository("alice/app", FIRST).status_code == 200
-    before = _namespace_file(settings).read_bytes()
+    before = namespace_file(settings).read_bytes()
 
     _fail_writes(monkeypatch, code)
     for answer in (alice.put_repository("alice/app", [{"id": image_id(2)}]),
@@ -40,7 +40,7 @@ def test_write_errors_answer_5xx_json_and_keep_the_old_data(alice, settings, mon
         assert answer.is_json and words in answer.get_json()["error"]
         assert "nothing was changed" in answer.get_json()["error"]
 
-    assert _namespace_file(settings).read_bytes() == before
+    assert namespace_file(settings).read_bytes() == before
     assert _no_temp_files(settings)
     # Reads keep being served, from the old data.
     assert [image["id"] for image in alice.get_images("alice/app").get_json()] == [image_id(1)]
@@ -53,14 +53,14 @@ def test_write_errors_answer_5xx_json_and_keep_the_old_data(alice, settings, mon
 
 def test_a_failing_rename_or_folder_sync_keeps_old_data(alice, settings, monkeypatch):
     assert alice.put_repository("alice/app", FIRST).status_code == 200
-    before = _namespace_file(settings).read_bytes()
+    before = namespace_file(settings).read_bytes()
 
     def failing_replace(source, target):
         raise OSError(errno.EIO, os.strerror(errno.EIO))
     monkeypatch.setattr(files.os, "replace", failing_replace)
     answer = alice.put_images("alice/app", [{"id": image_id(2)}])
     assert answer.status_code == 503 and answer.is_json
-    assert _namespace_file(settings).read_bytes() == before
+    assert namespace_file(settings).read_bytes() == before
     assert _no_temp_files(settings)
 
 
