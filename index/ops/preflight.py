@@ -108,7 +108,7 @@ def check_bucket_access(client: Callable[[], Any], bucket: str, probe_key: str, 
         endpoint = str(s3.meta.endpoint_url)
     except Exception as exc:  # botocore's errors have no common base we could name
         raise PreflightError(f"INDEX_LAYER_STORAGE: cannot set up an S3 client for {location}: "
-                             f"{_s3_error(exc)}") from None
+                             f"{s3_error_text(exc)}") from None
     try:
         s3.put_object(Bucket=bucket, Key=probe_key, Body=b"docker-index access check")
         s3.head_object(Bucket=bucket, Key=probe_key)
@@ -118,7 +118,8 @@ def check_bucket_access(client: Callable[[], Any], bucket: str, probe_key: str, 
                              f"{_bucket_problem(exc, bucket)}") from None
 
 
-def _s3_error(exc: Exception) -> str:
+def s3_error_text(exc: Exception) -> str:
+    """An S3 client error as "Code: message" (botocore's parsed answer), else the exception."""
     response = getattr(exc, "response", None)
     if isinstance(response, dict) and "Error" in response:
         error = response["Error"]
@@ -138,4 +139,4 @@ def _bucket_problem(exc: Exception, bucket: str) -> str:
         return f"the bucket {bucket!r} does not exist"
     if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403", "401"):
         return f"the credentials were refused ({code})"
-    return _s3_error(exc)
+    return s3_error_text(exc)

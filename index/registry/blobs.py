@@ -13,6 +13,7 @@ an S3 one; both satisfy this Protocol and the same tests.
 """
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,3 +75,14 @@ class BlobStore(Protocol):
     def remove_stale_uploads(self, older_than: float) -> int:
         """Clean temporary uploads (temp files, temporary objects, multipart uploads) older than
         ``older_than`` seconds; returns how many were removed."""
+
+
+def file_digest(path: Path, chunk_size: int = 1024 * 1024) -> tuple[str, int]:
+    """("sha256:<hex>", size) of a file's bytes, read in chunks (a layer may be gigabytes)."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_size):
+            digest.update(chunk)
+            size += len(chunk)
+    return "sha256:" + digest.hexdigest(), size

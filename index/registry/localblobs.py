@@ -9,7 +9,6 @@ lock; removing one frees the space once no reader holds it open.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import re
@@ -23,8 +22,8 @@ from flask import Response, send_file
 
 from ..store.errors import storage_failure
 from ..store.files import fsync_dir
-from .blobs import ReceivedBlob
-from .layers import CHUNK, STALE_UPLOAD_SECONDS, receive_stream
+from .blobs import ReceivedBlob, file_digest
+from .layers import STALE_UPLOAD_SECONDS, receive_stream
 from .tarsum import LayerLimits
 
 log = logging.getLogger(__name__)
@@ -98,13 +97,7 @@ class LocalBlobs:
                          max_age=None)
 
     def import_file(self, path: Path) -> tuple[str, int]:
-        digest = hashlib.sha256()
-        size = 0
-        with open(path, "rb") as handle:
-            while chunk := handle.read(CHUNK):
-                digest.update(chunk)
-                size += len(chunk)
-        name = "sha256:" + digest.hexdigest()
+        name, size = file_digest(path)
         target = self.path(name)
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)

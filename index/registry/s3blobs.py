@@ -37,9 +37,9 @@ from typing import IO, Any
 from flask import Response, request
 
 from ..config import ConfigError, S3Location
-from ..ops.preflight import PreflightError, check_bucket_access
+from ..ops.preflight import PreflightError, check_bucket_access, s3_error_text
 from ..store.errors import StorageFailure
-from .blobs import ReceivedBlob
+from .blobs import ReceivedBlob, file_digest
 from .layers import receive_stream
 from .tarsum import LayerLimits
 
@@ -84,15 +84,7 @@ def make_client(path_style: bool, **options: Any) -> Any:
 
 
 def _s3_failure(action: str, exc: Exception) -> StorageFailure:
-    return StorageFailure(f"could not {action}: object storage answered {_describe(exc)}")
-
-
-def _describe(exc: Exception) -> str:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict) and "Error" in response:
-        error = response["Error"]
-        return f"{error.get('Code', '?')}: {error.get('Message') or ''}".strip()
-    return f"{type(exc).__name__}: {exc}"
+    return StorageFailure(f"could not {action}: object storage answered {s3_error_text(exc)}")
 
 
 def _error_code(exc: Exception) -> str:
@@ -235,18 +227,12 @@ class S3Blobs:
         try:
             self.client.delete_object(Bucket=self.bucket, Key=key)
         except Exception as exc:
-            log.warning("could not delete the temporary upload %s: %s", key, _describe(exc))
+            log.warning("could not delete the temporary upload %s: %s", key, s3_error_text(exc))
 
     def import_file(self, path: Path) -> tuple[str, int]:
         """Upload a local layer file as a blob (moving a data dir's layers into S3); the file
         stays (the caller removes it). Returns (digest, size)."""
-        digest = hashlib.sha256()
-        size = 0
-        with open(path, "rb") as handle:
-            while chunk := handle.read(READ_CHUNK):
-                digest.update(chunk)
-                size += len(chunk)
-        name = "sha256:" + digest.hexdigest()
+        name, size = file_digest(path)
         key = self.key(name)
         try:
             if not self._exists_key(key):
@@ -480,7 +466,7 @@ class _MultipartWriter:
             else:
                 self._client.delete_object(Bucket=self._bucket, Key=self._key)
         except Exception as exc:  # remove_stale_uploads gets it later
-            log.warning("could not abort the upload %s: %s", self._key, _describe(exc))
+            log.warning("could not abort the upload %s: %s", self._key, s3_error_text(exc))
 
     def _shutdown(self) -> None:
         if self._pool is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -69,6 +70,24 @@ def running_server(data_dir: Path, log_path: Path, workers: int = 2, extra_env: 
         yield Server(host, data_dir, process, _s3_view(extra_env), dict(extra_env or {}))
     finally:
         stop(process)
+
+
+def start_stalled_upload(server: Server, client: V1Client, repository: str, layer: Any,
+                         timeout: float) -> tuple[socket.socket, dict[str, str]]:
+    """Announce ``layer`` in ``repository``, store its json, then open a chunked layer PUT that
+    sends its first 16 KiB and nothing more. Returns the open socket (the caller closes it) and
+    the push's token header."""
+    announced = client.announce(repository, [layer])
+    token = {"Authorization": "Token " + announced.headers["X-Docker-Token"]}
+    assert client.request("PUT", f"/v1/images/{layer.image_id}/json", layer.json_bytes,
+                          {**token, "Content-Type": "application/json"}).status == 200
+    head = (f"PUT /v1/images/{layer.image_id}/layer HTTP/1.1\r\nHost: {server.host}\r\n"
+            f"Authorization: {token['Authorization']}\r\nContent-Type: application/octet-stream\r\n"
+            f"Transfer-Encoding: chunked\r\n\r\n").encode()
+    first = layer.body[:16 * 1024]
+    upload = socket.create_connection(("127.0.0.1", int(server.host.rsplit(":", 1)[1])), timeout=timeout)
+    upload.sendall(head + f"{len(first):x}\r\n".encode() + first + b"\r\n")
+    return upload, token
 
 
 def _s3_view(env: dict | None) -> Any:

@@ -16,7 +16,7 @@ import pytest
 
 from index.ops.v1client import V1Client
 
-from .conftest import running_server
+from .conftest import running_server, start_stalled_upload
 from .layers import Entry, Layer
 
 # The stalled upload keeps its thread up to this long (then it is answered 408).
@@ -29,18 +29,9 @@ def test_quick_reads_answer_while_the_only_request_thread_is_held(tmp_path):
     with running_server(tmp_path / "data", tmp_path / "serve.log", workers=1, extra_env=SETTINGS) as server:
         alice: V1Client = server.register("alice")
         layer = Layer("ab" * 32, None, [Entry("data.bin", os.urandom(64 * 1024))])
-        announced = alice.announce("alice/held", [layer])  # alice's Basic credentials are remembered now
-        token = {"Authorization": "Token " + announced.headers["X-Docker-Token"]}
-        assert alice.request("PUT", f"/v1/images/{layer.image_id}/json", layer.json_bytes,
-                             {**token, "Content-Type": "application/json"}).status == 200
-
-        head = (f"PUT /v1/images/{layer.image_id}/layer HTTP/1.1\r\nHost: {server.host}\r\n"
-                f"Authorization: {token['Authorization']}\r\nContent-Type: application/octet-stream\r\n"
-                f"Transfer-Encoding: chunked\r\n\r\n").encode()
-        first = layer.body[:16 * 1024]
-        port = int(server.host.rsplit(":", 1)[1])
-        with socket.create_connection(("127.0.0.1", port), timeout=30) as upload:
-            upload.sendall(head + f"{len(first):x}\r\n".encode() + first + b"\r\n")
+        # alice's Basic credentials are remembered after the announce
+        upload, token = start_stalled_upload(server, alice, "alice/held", layer, timeout=30)
+        with upload:
             time.sleep(0.5)  # the app is now reading the body in the only request thread
 
             write: dict[str, object] = {}

@@ -10,7 +10,6 @@ longer than the header timeout is not cut off.
 from __future__ import annotations
 
 import os
-import socket
 import time
 
 import pytest
@@ -18,7 +17,7 @@ import pytest
 from index.ops.slow_clients import SlowClients
 from index.ops.v1client import V1Client, chunks
 
-from .conftest import running_server
+from .conftest import running_server, start_stalled_upload
 from .layers import Entry, Layer
 
 pytestmark = pytest.mark.live  # starts processes
@@ -86,17 +85,8 @@ def test_a_stalled_layer_upload_is_answered_408_and_leaves_nothing(tmp_path):
     with running_server(tmp_path / "data", tmp_path / "serve.log", workers=1, extra_env=SETTINGS) as server:
         alice: V1Client = server.register("alice")
         layer = Layer("ef" * 32, None, [Entry("data.bin", os.urandom(64 * 1024))])
-        announced = alice.announce("alice/stalled", [layer])
-        token = {"Authorization": "Token " + announced.headers["X-Docker-Token"]}
-        assert alice.request("PUT", f"/v1/images/{layer.image_id}/json", layer.json_bytes,
-                             {**token, "Content-Type": "application/json"}).status == 200
-
-        head = (f"PUT /v1/images/{layer.image_id}/layer HTTP/1.1\r\nHost: {server.host}\r\n"
-                f"Authorization: {token['Authorization']}\r\nContent-Type: application/octet-stream\r\n"
-                f"Transfer-Encoding: chunked\r\n\r\n").encode()
-        first = layer.body[:16 * 1024]
-        with socket.create_connection(("127.0.0.1", int(server.host.rsplit(":", 1)[1])), timeout=15) as sock:
-            sock.sendall(head + f"{len(first):x}\r\n".encode() + first + b"\r\n")
+        sock, _ = start_stalled_upload(server, alice, "alice/stalled", layer, timeout=15)
+        with sock:
             started = time.monotonic()
             answer = b""
             while part := sock.recv(65536):  # then nothing more: the server must end it
