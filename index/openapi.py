@@ -77,6 +77,9 @@ USERNAME = _path_param("username", USERNAME_PATTERN, "4-30 of a-z, 0-9 and _")
 BASIC_AUTH: list[Json] = [{"basic": []}]
 OPTIONAL_BASIC: list[Json] = [{}, {"basic": []}]
 TOKEN_AUTH: list[Json] = [{"token": []}]
+# Reads of repositories and images: a Token, Basic credentials, or none at all (anonymous pull of
+# public repositories, unless INDEX_ANONYMOUS_PULL=false); what is hidden answers 404.
+READ_AUTH: list[Json] = [{}, {"basic": []}, {"token": []}]
 
 COMMON_ERRORS = {
     "400": _error("invalid input: the message names the field"),
@@ -214,7 +217,7 @@ def _index_paths() -> Json:
                            {"WWW-Authenticate": {"schema": {"type": "string"}, "required": True}}),
              "403": _error("inactive account, token of another repository, or credentials over plain HTTP"),
              "404": _error("no such repository")},
-            security=[{}, {"basic": []}, {"token": []}],
+            security=READ_AUTH,
             parameters=[{"name": "X-Docker-Token", "in": "header",
                          "schema": {"type": "string", "enum": ["true"]},
                          "description": "`true`: hand out a read token"}]),
@@ -249,7 +252,7 @@ def _registry_paths() -> Json:
             "get": _operation("an image's json", {
                 "200": _json({"type": "object"}, "the image json",
                              {"X-Docker-Size": {"schema": {"type": "integer"}}}), **registry_errors},
-                tag="registry", security=TOKEN_AUTH, parameters=image),
+                tag="registry", security=READ_AUTH, parameters=image),
             "put": _operation("store an image's json", {
                 "200": anything, **upload_errors},
                 tag="registry", security=TOKEN_AUTH, parameters=image,
@@ -266,7 +269,7 @@ def _registry_paths() -> Json:
                     "type": "string", "format": "binary"}}}},
                 "206": {"description": "part of the layer", "content": {"application/octet-stream": {
                     "schema": {"type": "string", "format": "binary"}}}},
-                **registry_errors}, tag="registry", security=TOKEN_AUTH, parameters=image),
+                **registry_errors}, tag="registry", security=READ_AUTH, parameters=image),
             "put": _operation("upload an image's layer (chunked)", {"200": anything, **upload_errors},
                               tag="registry", security=TOKEN_AUTH, parameters=image,
                               body={"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}),
@@ -283,20 +286,20 @@ def _registry_paths() -> Json:
             "get": _operation("the image and its parents, newest first", {
                 "200": _json({"type": "array", "items": {"type": "string", "pattern": IMAGE_ID_PATTERN}},
                              "ids"), **registry_errors},
-                tag="registry", security=TOKEN_AUTH, parameters=image),
+                tag="registry", security=READ_AUTH, parameters=image),
         },
     }
     paths.update(_repository_paths("/tags", {
         "get": _operation("tag -> image id", {
             "200": _json({"type": "object", "additionalProperties": {"type": "string"}}, "tags"),
-            **registry_errors}, tag="registry", security=TOKEN_AUTH),
+            **registry_errors}, tag="registry", security=READ_AUTH),
         "delete": _operation("delete the repository's tags", {"200": anything, **registry_errors},
                              tag="registry", security=TOKEN_AUTH),
     }))
     paths.update(_repository_paths("/tags/{tag}", {
         "get": _operation("the image id of a tag", {
             "200": _json({"type": "string"}, "image id"), **registry_errors},
-            tag="registry", security=TOKEN_AUTH),
+            tag="registry", security=READ_AUTH),
         "put": _operation("point a tag at an image", {
             "200": anything, "201": anything, **registry_errors},
             tag="registry", security=TOKEN_AUTH,
@@ -313,7 +316,7 @@ def _registry_paths() -> Json:
                                          "docker_version": nullable_text, "docker_go_version": nullable_text,
                                          "arch": {"type": "string"}, "os": {"type": "string"},
                                          "kernel": nullable_text}}, "tag metadata"),
-            **registry_errors}, tag="registry", security=TOKEN_AUTH),
+            **registry_errors}, tag="registry", security=READ_AUTH),
     }, extra=[TAG]))
     return paths
 
