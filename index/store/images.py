@@ -232,14 +232,34 @@ class ImageStore:
 
         Returns (image id, uploader, blob digest) of each dropped version that had a blob.
         """
+        released: list[tuple[str, str, str]] = []
+
+        def without_ref(image_id: str, versions: dict[str, Version]) -> dict[str, Version] | None:
+            if not any(ref in version["refs"] for version in versions.values()):
+                return None
+            kept: dict[str, Version] = {}
+            for uploader, version in versions.items():
+                refs = [held for held in version["refs"] if held != ref]
+                if ref not in version["refs"]:
+                    kept[uploader] = version
+                elif refs:
+                    kept[uploader] = {**version, "refs": refs}
+                elif version.get("blob"):
+                    released.append((image_id, uploader, version["blob"]))
+            return kept
+
+        self._rewrite_held(ref, image_ids, without_ref)
+        return released
+
+    def _rewrite_held(self, ref: str, image_ids: Iterable[str],
+                      change: Callable[[str, dict[str, Version]], dict[str, Version] | None]) -> None:
+        """``change(image_id, versions)`` -> new versions ({}: the document goes; None: unchanged)
+        for each of ``image_ids`` that repository ``ref`` holds; one transaction per shard where
+        it holds any, whose cost is one rewrite of that shard (what any upload into it costs)."""
         by_shard: dict[str, list[str]] = {}
-        held = self.versions_of(image_ids)
-        for image_id, versions in held.items():
+        for image_id, versions in self.versions_of(image_ids).items():
             if any(ref in version["refs"] for version in versions.values()):
                 by_shard.setdefault(image_id[:2], []).append(image_id)
-        released: list[tuple[str, str, str]] = []
-        # One transaction per shard where ref holds something: its cost is one rewrite of that
-        # shard (what any upload into it costs), however many ids it releases there.
         for batch in by_shard.values():
             with self._store.tables.transaction(self._shard(batch[0]), TABLE) as images:
                 changes: dict[str, dict[str, Version]] = {}
@@ -247,23 +267,10 @@ class ImageStore:
                     doc = images.get(doc_id=image_id)
                     if doc is None or is_legacy(doc):
                         continue
-                    versions = dict(doc["versions"])
-                    changed = False
-                    for uploader, version in list(versions.items()):
-                        if ref not in version["refs"]:
-                            continue
-                        changed = True
-                        refs = [held for held in version["refs"] if held != ref]
-                        if refs:
-                            versions[uploader] = {**version, "refs": refs}
-                        else:
-                            del versions[uploader]
-                            if version.get("blob"):
-                                released.append((image_id, uploader, version["blob"]))
-                    if changed:
-                        changes[image_id] = versions
+                    changed = change(image_id, doc["versions"])
+                    if changed is not None:
+                        changes[image_id] = changed
                 _apply(images, changes)
-        return released
 
     def rename_ref(self, old: str, new: str, image_ids: Iterable[str], from_uploaders: Iterable[str],
                    to_uploader: str) -> list[tuple[str, str, str, int]]:
@@ -276,30 +283,22 @@ class ImageStore:
         blob use the caller moves over (:meth:`add_blob_user`, :meth:`drop_blob_users`)."""
         moved: list[tuple[str, str, str, int]] = []
         uploaders = list(from_uploaders)
-        by_shard: dict[str, list[str]] = {}
-        for image_id, versions in self.versions_of(image_ids).items():
-            if any(old in version["refs"] for version in versions.values()):
-                by_shard.setdefault(image_id[:2], []).append(image_id)
-        for batch in by_shard.values():
-            with self._store.tables.transaction(self._shard(batch[0]), TABLE) as images:
-                changes: dict[str, dict[str, Version]] = {}
-                for image_id in batch:
-                    doc = images.get(doc_id=image_id)
-                    if doc is None or is_legacy(doc):
-                        continue
-                    versions = {
-                        uploader: ({**version, "refs": sorted({*version["refs"], new} - {old})}
-                                   if old in version["refs"] else version)
-                        for uploader, version in doc["versions"].items()}
-                    for from_uploader in uploaders:
-                        mine = versions.get(from_uploader)
-                        if mine is None or new not in mine["refs"] or to_uploader in versions:
-                            continue
-                        versions[to_uploader] = {**versions.pop(from_uploader), "uploaded_by": to_uploader}
-                        if mine.get("blob"):
-                            moved.append((image_id, mine["blob"], from_uploader, int(mine.get("size") or 0)))
-                    changes[image_id] = versions
-                _apply(images, changes)
+
+        def moved_over(image_id: str, held: dict[str, Version]) -> dict[str, Version]:
+            versions = {
+                uploader: ({**version, "refs": sorted({*version["refs"], new} - {old})}
+                           if old in version["refs"] else version)
+                for uploader, version in held.items()}
+            for from_uploader in uploaders:
+                mine = versions.get(from_uploader)
+                if mine is None or new not in mine["refs"] or to_uploader in versions:
+                    continue
+                versions[to_uploader] = {**versions.pop(from_uploader), "uploaded_by": to_uploader}
+                if mine.get("blob"):
+                    moved.append((image_id, mine["blob"], from_uploader, int(mine.get("size") or 0)))
+            return versions
+
+        self._rewrite_held(old, image_ids, moved_over)
         return moved
 
     def retire_uploaders(self, renamed: Callable[[str], str | None]) -> list[tuple[str, str, str, str, int]]:
