@@ -369,24 +369,25 @@ class WsgiOnRsgi:
     def _call_app(self, environ: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes, Any]:
         """In a pool thread: run the app; its answer whole, or its first part and an iterator."""
         started: list[Any] = []
+        # PEP 3333's write(): what an app writes before returning goes ahead of its iterable.
+        parts: list[bytes] = []
 
         def start_response(status: str, headers: list[tuple[str, str]],
                            exc_info: Any = None) -> Callable[[bytes], None]:
             if exc_info is not None and started:
                 raise exc_info[1].with_traceback(exc_info[2])
             started[:] = [status, headers]
-            return _no_write
+            return parts.append
 
         result = self.wsgi_app(environ, start_response)
-        sent_file = _file_answer(result)
+        sent_file = None if parts else _file_answer(result)
         if sent_file is not None:
             # granian sends the file itself, at the pace the client reads it (a streamed answer
             # would be queued in memory whole: granian's stream channel has no bound).
             _close(result)
             return _status(started[0]), list(started[1]), b"", sent_file
         iterator = iter(result)
-        parts: list[bytes] = []
-        size = 0
+        size = sum(len(part) for part in parts)
         try:
             for part in iterator:
                 parts.append(part)
@@ -491,6 +492,3 @@ def _close(iterable: Any) -> None:
 def _status(line: str) -> int:
     return int(line.split(_REASON_SPLIT, 1)[0])
 
-
-def _no_write(data: bytes) -> None:
-    raise NotImplementedError("the write() callable of start_response is not supported")

@@ -24,3 +24,19 @@ def test_only_time_spent_waiting_for_the_client_counts():
     # The app spent minutes writing (not recorded): the client's allowance is untouched.
     deadline.record(waited=2.0, received=1000)
     assert deadline.next_timeout() == 5.0
+
+
+def test_what_an_app_writes_before_returning_comes_ahead_of_its_iterable():
+    """PEP 3333's write() callable (Flask never uses it; other WSGI apps may)."""
+    from index.ops.wsgi_on_rsgi import WsgiOnRsgi
+
+    def app(environ, start_response):
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        write(b"written ")
+        write(b"first, ")
+        return [b"then ", b"returned"]
+
+    bridge = WsgiOnRsgi(app, threads=1, min_body_rate=1, body_grace=1.0)
+    status, headers, body, rest = bridge._call_app({"REQUEST_METHOD": "GET"})
+    assert (status, headers, body, rest) == (200, [("Content-Type", "text/plain")],
+                                             b"written first, then returned", None)
