@@ -7,6 +7,9 @@ holds:
     <data dir>/db/users.json                 every account, keyed by username (table "users"), and
                                              the names of deleted accounts, reserved (table "reserved")
     <data dir>/db/namespaces/<namespace>.json that namespace's repositories and their image lists
+    <data dir>/db/namespaces/<namespace>.json.journal
+                                             merge patches not yet folded into that file: new
+                                             image ids of active repositories (see files.py)
     <data dir>/db/activity/<00..0f>.json      pull/push counts (written by index.activity)
 
 Methods return plain dicts (copies) or raise the errors of :mod:`index.store.errors`.
@@ -47,6 +50,7 @@ log = logging.getLogger(__name__)
 ACTIVE = "active"
 DELETING = "deleting"
 NAMESPACE_JOURNAL = ".json" + JOURNAL_SUFFIX
+NAMESPACE_PATHS_KEPT = 4096
 
 
 def generation_of(user: Principal) -> str:
@@ -72,6 +76,7 @@ class Store:
         self.namespaces_dir = self.db_dir / "namespaces"
         self.activity_dir = self.db_dir / "activity"
         self._users_json = self.db_dir / "users.json"  # built once: paths are made on every read
+        self._namespace_paths: dict[str, Path] = {}
         self.tables = Tables(self.root, on_commit=self._committed)
         self.changes = ChangeLog(self.db_dir / CHANGES_NAME)
         self._in_use: InUseMark | None = None
@@ -85,7 +90,13 @@ class Store:
 
     def namespace_path(self, namespace: str) -> Path:
         # Namespaces are validated by names.NAMESPACE_RE before they get here: no separators.
-        return self.namespaces_dir / f"{namespace}.json"
+        # Kept for the namespaces in use: building a Path costs more than the read it names.
+        path = self._namespace_paths.get(namespace)
+        if path is None:
+            if len(self._namespace_paths) >= NAMESPACE_PATHS_KEPT:
+                self._namespace_paths.clear()
+            path = self._namespace_paths[namespace] = self.namespaces_dir / f"{namespace}.json"
+        return path
 
     def users_file(self) -> DataFile:
         return self._datafile(self._users_path())

@@ -181,8 +181,11 @@ def flocked(path: Path, exclusive: bool, timeout: float = LOCK_TIMEOUT_SECONDS,
             what: str = "the data directory") -> Iterator[None]:
     """Hold a shared or exclusive ``flock`` on ``path`` (own descriptor, so threads share safely)."""
     try:
-        ensure_dir(path.parent)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except FileNotFoundError:  # its folder first (a stat on every write costs more)
+            ensure_dir(path.parent)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:
         raise failure("lock", path, exc) from None
     try:
