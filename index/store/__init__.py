@@ -411,7 +411,7 @@ class Store:
             if patch:
                 patch["updated"] = now()
                 datafile.append_patch("repositories", name, patch)
-                self._committed(datafile.path)
+                self.changes.note(namespace)  # as _committed does for a whole write
         return True
 
     def mark_deleting(self, namespace: str, name: str) -> RepositoryRecord:

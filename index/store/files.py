@@ -683,7 +683,10 @@ class DataFile(ForkSafe):
         except OSError as exc:
             raise failure("write", self.journal_path, exc) from None
         if journal.end > compaction_bound(view.base_size):
-            self.write(data)
+            try:
+                self.write(data)
+            except StorageFailure as exc:  # the patch is durable already: the next append retries
+                log.warning("could not fold the journal into %s: %s", self.path, exc)
             return
         self._cache = view = _View(view.base, journal, data, view.base_size)
         if self._kept is not None:
