@@ -286,16 +286,18 @@ os.register_at_fork(after_in_child=ForkSafe._after_fork_in_child)
 
 
 JOURNAL_SUFFIX = ".journal"
-# A journal is folded into its base once it holds more than this many bytes or more than half
-# the base's size, whichever is larger: the O(file) rewrite is paid once per many appends, and a
-# reader that parses the file cold never applies many more bytes of patches than it parses.
+# A journal is folded into its base once it holds more than half the base's size, but at least
+# MIN and at most MAX bytes: the O(file) rewrite is paid once per hundreds of appends, and a
+# reader that parses the file cold applies at most MAX bytes of patches on top of the base.
 JOURNAL_MIN_COMPACT_BYTES = 32 << 10
+JOURNAL_MAX_COMPACT_BYTES = 256 << 10
 _HEADER_HEX = 16
 
 
 def compaction_bound(base_size: int) -> int:
     """Journal bytes past which the writer folds the journal into its base."""
-    return max(JOURNAL_MIN_COMPACT_BYTES, base_size // 2)
+    upper = max(JOURNAL_MAX_COMPACT_BYTES, JOURNAL_MIN_COMPACT_BYTES)
+    return min(max(JOURNAL_MIN_COMPACT_BYTES, base_size // 2), upper)
 
 
 def journal_path(path: Path) -> Path:
@@ -611,14 +613,23 @@ class DataFile(ForkSafe):
         """``data`` with the whole lines of ``chunk`` applied, and how many bytes those were."""
         lines = chunk.split(b"\n")
         last = len(lines) - 2  # lines[-1] follows the last newline: b"" or a line being appended
+        if last >= 8:  # many lines (a cold read): one parse of them all, line by line if that fails
+            try:
+                entries = json.loads(b"[" + b",".join(lines[:-1]) + b"]")
+            except (ValueError, RecursionError):
+                entries = None
+            if entries is not None and all(_is_entry(entry) for entry in entries):
+                for entry in entries:
+                    data = _apply_entry(data, entry["t"], entry["k"], entry["p"], fresh, self.path)
+                return data, len(chunk) - len(lines[-1])
         used = 0
         for number, line in enumerate(lines[:-1]):
             try:
                 entry = json.loads(line)
+                if not _is_entry(entry):
+                    raise TypeError("not an object with a table, a key and a patch")
                 table, key, patch = entry["t"], entry["k"], entry["p"]
-                if not (isinstance(table, str) and isinstance(key, str)):
-                    raise TypeError("table and key are strings")
-            except (ValueError, KeyError, TypeError, RecursionError) as exc:
+            except (ValueError, TypeError, RecursionError) as exc:
                 if number == last and not lines[-1]:
                     break  # the last line, never acknowledged (see the module doc)
                 raise CorruptDataFile(self.journal_path, f"line {number + 2} is not a journal entry: {exc}") from None
@@ -775,6 +786,11 @@ def _read_rest(fd: int, size: int, offset: int | None = None) -> bytes:
 
 def _bytes_of(view: _View) -> int:
     return view.base_size + (view.journal.size if view.journal is not None else 0)
+
+
+def _is_entry(entry: Any) -> bool:
+    return (isinstance(entry, dict) and isinstance(entry.get("t"), str) and isinstance(entry.get("k"), str)
+            and "p" in entry)
 
 
 def _own(value: dict[str, Any], fresh: set[int] | None) -> dict[str, Any]:

@@ -251,3 +251,26 @@ def test_a_reader_process_sees_ids_only_grow_while_another_process_appends(tmp_p
 
 def _final(reader):
     return len(reader.get_repository("alice", "app")["images"])
+
+
+@pytest.mark.parametrize("appended", [3, 20])  # few lines are parsed one by one, many at once
+@pytest.mark.parametrize("tail, readable", [
+    (b"", True),
+    (b'{"t":"repositories","k":"app","p":{"ima', True),  # torn: killed mid-append
+    (b"\x00\x00\x00\n", True),  # a whole last line that does not parse: never acknowledged
+    (b'{"t":"repositories"}\n', True),  # parses, but is no entry: the last line, never acknowledged
+    (b'{"x":1}\n{"t":"repositories","k":"app","p":{}}\n', False),  # a bad line before the last
+])
+def test_cold_reads_of_short_and_long_journals_agree(base, appended, tail, readable):
+    writer = DataFile(base)
+    for n in range(1, appended + 1):
+        _append(writer, n)
+    with open(journal_path(base), "ab") as handle:
+        handle.write(tail)
+    if not readable:
+        with pytest.raises(CorruptDataFile):
+            DataFile(base).read_private()
+        return
+    data = DataFile(base).read_private()
+    assert _ids(data) == {image_id(k) for k in range(appended + 1)}
+    assert data["repositories"]["app"]["updated"] == str(appended)
