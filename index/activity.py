@@ -6,7 +6,8 @@ worker's in-memory tally. A tally is merged into the shards ``<data dir>/db/acti
 data file) once it is older than ``INDEX_ACTIVITY_FLUSH_SECONDS``, by the next request that
 records something, and at exit. So counts are batched: a worker that is killed loses at most that
 many seconds of counts, never other data, and readers in other workers see a pull after at most
-that delay. Counts are for the web pages and search ties, not for billing.
+that delay (plus up to ``SHARDS_RECHECK_SECONDS``). Counts are for the web pages and search ties,
+not for billing.
 
     {"alice/app": {"pulls": 12, "pushes": 3, "last_pull": "...", "last_push": "...",
                    "last_push_by": "alice"}}
@@ -24,6 +25,7 @@ import atexit
 import contextlib
 import heapq
 import logging
+import math
 import sys
 import threading
 import time
@@ -48,6 +50,9 @@ _FIELDS = ("pulls", "pushes")
 # The latest pushes kept per shard for the home page (which shows the first few its viewer may
 # read); going past them reads that shard again.
 LATEST_PUSHES_KEPT = 64
+# Other workers' flushes come every INDEX_ACTIVITY_FLUSH_SECONDS (10 s): looking at the 16 shards
+# (a stat and a read each) more often than this tells nothing new, and was a third of a search.
+SHARDS_RECHECK_SECONDS = 1.0
 
 
 def shard_of(repository: str) -> str:
@@ -106,7 +111,8 @@ class _Shard:
 class Activity:
     """This worker's pending counts, and the merged view of every worker's flushed ones."""
 
-    def __init__(self, store: Store, flush_seconds: float) -> None:
+    def __init__(self, store: Store, flush_seconds: float,
+                 recheck_seconds: float = SHARDS_RECHECK_SECONDS) -> None:
         self._store = store
         self._folder = store.activity_dir
         self._files = {shard: DataFile(self._folder / f"{shard}.json")
@@ -120,6 +126,8 @@ class Activity:
         self._view_lock = threading.Lock()
         self._shards: dict[str, _Shard] = {shard: _Shard() for shard in self._files}
         self._recency: dict[str, float] = {}  # ns/repo -> latest pull or push, flushed or pending
+        self._recheck_seconds = recheck_seconds
+        self._checked_at = -math.inf  # time.monotonic() of the last look at every shard
         self._flusher: threading.Thread | None = None
         ref = weakref.ref(self)
         atexit.register(_flush_at_exit, ref)
@@ -168,6 +176,7 @@ class Activity:
                     for repository, counts in counts_of.items():
                         _add_into(table, repository, counts)
                     datafile.write(data, retain=False)  # readers keep what they derive, not this
+                self._checked_at = -math.inf  # this worker's own write shows at once
             except (StoreError, OSError) as exc:
                 log.warning("could not save pull/push counts (kept for the next try): %s", exc)
                 self._keep_pending(counts_of)
@@ -194,6 +203,7 @@ class Activity:
             data = datafile.read_private()
             if data.get(TABLE, {}).pop(repository, None) is not None:
                 datafile.write(data, retain=False)
+                self._checked_at = -math.inf
 
     # -- the data dir of an earlier version ---------------------------------------------------------
     def split_legacy_file(self) -> int:
@@ -243,7 +253,11 @@ class Activity:
         with self._view_lock:
             recency = self._recency
             changed_any = False
-            for shard, datafile in self._files.items():
+            moment = time.monotonic()
+            due = moment - self._checked_at >= self._recheck_seconds
+            if due:
+                self._checked_at = moment
+            for shard, datafile in self._files.items() if due else ():
                 known = self._shards[shard]
                 try:
                     changed = datafile.read_if_changed(known.version)

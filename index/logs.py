@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Mapping
@@ -20,13 +21,25 @@ from flask import Flask, Response, g, request
 LOGGER_NAME = "index"
 REQUEST_LOGGER_NAME = "index.requests"
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
+# What quote() leaves alone with safe=_PATH_SAFE and with safe="": nothing to encode.
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9/:@!$&'()*+,;=._~-]*")
+_PLAIN_TOKEN = re.compile(r"[A-Za-z0-9._~-]*")
 
 request_log = logging.getLogger(REQUEST_LOGGER_NAME)
 
 
+_second: tuple[int, str] = (-1, "")  # the last whole second formatted, and its text
+
+
 def _timestamp(created: float) -> str:
-    moment = datetime.fromtimestamp(created, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    """``2026-12-03T15:20:00.123Z``; the part up to the second is formatted once a second."""
+    global _second
+    whole = int(created)
+    second, text = _second
+    if whole != second:
+        text = datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+        _second = (whole, text)
+    return f"{text}{int((created - whole) * 1000):03d}Z"
 
 
 class PlainFormatter(logging.Formatter):
@@ -115,20 +128,30 @@ def _start_timer() -> None:
     g.log_started = time.perf_counter()
 
 
+def _shown(text: str, unchanged: re.Pattern[str], safe: str) -> str:
+    """``quote(text, safe)``, skipped for text that it would leave as it is (most paths)."""
+    return text if unchanged.fullmatch(text) else quote(text, safe=safe)
+
+
 def _log_request(response: Response) -> Response:
+    # Every answer comes through here: the record is made directly (no caller look-up, which
+    # Logger.info does), a third of what the line cost before.
+    if not request_log.isEnabledFor(logging.INFO):
+        return response
     started = g.get("log_started")
     duration_ms = round((time.perf_counter() - started) * 1000, 1) if started is not None else 0.0
     length = response.content_length
     fields = {
         "client": request.remote_addr or "-",
         "user": g.get("log_user") or "-",
-        "method": quote(request.method, safe=""),
+        "method": _shown(request.method, _PLAIN_TOKEN, ""),
         # The path only: query strings may carry tokens (activation links).
-        "path": quote(request.path, safe=_PATH_SAFE),
+        "path": _shown(request.path, _PLAIN_PATH, _PATH_SAFE),
         "status": response.status_code,
         "bytes": length if length is not None else "-",
         "duration_ms": duration_ms,
     }
-    request_log.info("%s %s %s", fields["method"], fields["path"], fields["status"],
-                     extra={"http": fields})
+    request_log.handle(request_log.makeRecord(
+        REQUEST_LOGGER_NAME, logging.INFO, "", 0, "%s %s %s",
+        (fields["method"], fields["path"], fields["status"]), None, extra={"http": fields}))
     return response

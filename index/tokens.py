@@ -68,19 +68,33 @@ class TokenSigner:
         # A registry checks the same token on every request of a push or pull: remember good
         # signatures (never failures), and still check the age on each use.
         self._unsign = functools.lru_cache(maxsize=VERIFIED_TOKENS_KEPT)(self._unsign_uncached)
+        # Tokens issued in the current second: the signature covers the payload and a time stamp
+        # in whole seconds, so the same grant in the same second signs to the same token (every
+        # anonymous pull of a repository asks for one).
+        self._issued: tuple[int, dict[tuple[str | None, ...], str]] = (-1, {})
 
     def issue(self, repository: str, access: str, user: str | None, *,
               generation: str | None = None, delete_id: str | None = None) -> str:
         """The header value for ``X-Docker-Token`` (no ``Token `` prefix: the client adds it)."""
         if access not in ACCESS_LEVELS:
             raise ValueError(f"unknown access {access!r}")
-        payload: dict[str, Any] = {"r": repository, "a": access, "u": user}
-        if generation is not None:
-            payload["g"] = generation
-        if delete_id is not None:
-            payload["d"] = delete_id
-        signature = self._serializer.dumps(payload)
-        return f'signature={signature},repository="{repository}",access={access}'
+        second = self._clock.get_timestamp()
+        issued_at, issued = self._issued
+        if issued_at != second:
+            issued = {}
+            self._issued = (second, issued)  # last second's tokens are dropped whole
+        key = (repository, access, user, generation, delete_id)
+        token = issued.get(key)
+        if token is None:
+            payload: dict[str, Any] = {"r": repository, "a": access, "u": user}
+            if generation is not None:
+                payload["g"] = generation
+            if delete_id is not None:
+                payload["d"] = delete_id
+            token = f'signature={self._serializer.dumps(payload)},repository="{repository}",access={access}'
+            if len(issued) < VERIFIED_TOKENS_KEPT:
+                issued[key] = token
+        return token
 
     def verify(self, value: str) -> Grant:
         """Check a token (with or without the ``Token`` word) and return what it grants."""

@@ -195,7 +195,7 @@ def pytest_terminal_summary(terminalreporter) -> None:
 def disk_state(root) -> dict[str, bytes]:
     """Every data file under ``root`` with its bytes, to show a refused write changed nothing.
 
-    Lock files are left out: filelock creates them on first use and they hold no data. So is the
+    Lock files are left out: the lock code creates them on first use and they hold no data. So is the
     audit trail: it records refusals (failed logins, refused tokens) by design.
     """
     from pathlib import Path

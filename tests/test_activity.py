@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -23,7 +24,8 @@ from index.store.files import DataFile
 def workers(tmp_path):
     store = Store(tmp_path / "data")
     store.open()
-    return Activity(store, flush_seconds=3600), Activity(Store(tmp_path / "data"), flush_seconds=3600)
+    return (Activity(store, flush_seconds=3600, recheck_seconds=0),
+            Activity(Store(tmp_path / "data"), flush_seconds=3600, recheck_seconds=0))
 
 
 def stamp(minutes: int) -> str:
@@ -185,3 +187,21 @@ def test_a_forgotten_repository_loses_its_recency(workers):
     assert dict(mine.recency()) == {repository: datetime.fromisoformat(
         max(stats.get("last_pull") or "", stats.get("last_push") or "")).timestamp()
         for repository, stats in reference(mine).items() if stats.get("last_pull") or stats.get("last_push")}
+
+
+def test_other_workers_flushes_are_looked_for_at_most_once_per_recheck_interval(tmp_path):
+    store = Store(tmp_path / "data")
+    store.open()
+    mine = Activity(store, flush_seconds=3600, recheck_seconds=0.3)
+    other = Activity(Store(tmp_path / "data"), flush_seconds=3600, recheck_seconds=0)
+    assert "ns1/repo1" not in mine.recency()  # looked now: nothing flushed yet
+    other.pulled("ns1/repo1")
+    other.flush()
+    assert "ns1/repo1" not in mine.recency()  # within the interval the shards are not read again
+    time.sleep(0.35)
+    assert "ns1/repo1" in mine.recency()
+    other.pulled("ns2/repo2")
+    other.flush()
+    mine.pulled("ns3/repo3")
+    mine.flush()  # this worker's own write: every shard is looked at again at once
+    assert {"ns2/repo2", "ns3/repo3"} <= set(mine.recency())

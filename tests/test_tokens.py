@@ -206,3 +206,17 @@ def test_a_remembered_signature_is_still_checked_against_its_fields_and_age(cloc
     clock["t"] += 61
     with pytest.raises(TokenError, match="expired"):
         signer.verify(token)
+
+
+def test_a_grant_issued_twice_in_one_second_is_the_same_token_and_a_new_second_signs_anew(signer, clock):
+    first = signer.issue("alice/app", "read", None)
+    assert signer.issue("alice/app", "read", None) == first  # what signing again would give
+    assert signer.issue("alice/app", "read", "alice") != first
+    assert signer.issue("alice/app", "read", None, generation="a.1") != first
+    clock["t"] += 1
+    later = signer.issue("alice/app", "read", None)
+    assert later != first and signer.verify(later) == signer.verify(first) == Grant("alice/app", "read", None)
+    clock["t"] += TTL
+    with pytest.raises(TokenError, match="expired"):
+        signer.verify(first)
+    assert signer.verify(signer.issue("alice/app", "read", None)) == Grant("alice/app", "read", None)

@@ -21,9 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
-
-from ..store.files import LOCK_POLL_SECONDS
+from ..store.files import flocked
 
 log = logging.getLogger(__name__)
 
@@ -116,17 +114,16 @@ class AuditTrail:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        """This process's threads one at a time (a FileLock object is re-entrant across threads),
-        and across processes the flock."""
-        if self._lock_pid != os.getpid():  # locks inherited across fork are rebuilt
+        """This process's threads one at a time, and across processes the flock."""
+        if self._lock_pid != os.getpid():  # a thread lock inherited across fork is rebuilt
             self._thread_lock = threading.Lock()
-            self._lock = FileLock(str(self.folder / LOCK_NAME), thread_local=False)
             self._lock_pid = os.getpid()
-        with self._thread_lock, self._lock.acquire(timeout=LOCK_TIMEOUT_SECONDS, poll_interval=LOCK_POLL_SECONDS):
+        with self._thread_lock, flocked(self.folder / LOCK_NAME, exclusive=True, timeout=LOCK_TIMEOUT_SECONDS,
+                                        busy="the audit trail is locked by another writer"):
             yield
 
     def append(self, entry: dict[str, Any]) -> None:
-        """Write one record durably (raises OSError/filelock.Timeout when that is impossible)."""
+        """Write one record durably (raises OSError/LockBusy when that is impossible)."""
         line = json.dumps(entry, separators=(",", ":"), ensure_ascii=False, default=str).encode()
         if len(line) >= MAX_LINE_BYTES:
             line = json.dumps({key: entry[key] for key in ("at", "event", "user", "client") if key in entry}

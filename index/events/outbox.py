@@ -17,9 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
-
-from ..store.files import TEMP_MARK, ForkSafe, atomic_write_bytes, ensure_dir, fsync_dir
+from ..store.files import TEMP_MARK, ForkSafe, LockBusy, atomic_write_bytes, ensure_dir, flocked, fsync_dir
 
 OUTBOX_FOLDER = "outbox"
 SUFFIX = ".json"
@@ -93,16 +91,13 @@ class Outbox(ForkSafe):
     def claim(self, delivery_id: str) -> Iterator[dict[str, Any] | None]:
         """Hold one delivery for an attempt: its current entry, or None when another process is on
         it or it is gone (delivered meanwhile)."""
-        lock = FileLock(str(self.folder / f"{delivery_id}.lock"), thread_local=False)
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            yield None
-            return
-        try:
+        with contextlib.ExitStack() as held:
+            try:
+                held.enter_context(flocked(self.folder / f"{delivery_id}.lock", exclusive=True, timeout=0))
+            except LockBusy:
+                yield None
+                return
             yield self._read(self._path(delivery_id))
-        finally:
-            lock.release()
 
     def reschedule(self, entry: dict[str, Any]) -> None:
         """Store the entry's new attempt count and next time (inside :meth:`claim`)."""
