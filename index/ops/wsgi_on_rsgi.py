@@ -280,7 +280,7 @@ class WsgiOnRsgi:
             environ["wsgi.input"] = io.BytesIO(b"")
         elif not chunked and length.isdigit() and int(length) <= SMALL_BODY_BYTES:
             try:
-                environ["wsgi.input"] = io.BytesIO(await self._read_small(proto, deadline))
+                environ["wsgi.input"] = io.BytesIO(await self._read_small(proto, deadline, int(length)))
             except BodyTooSlow:
                 self._too_slow(proto)
                 return
@@ -321,10 +321,12 @@ class WsgiOnRsgi:
             return
         await self._stream(pool, proto, status, headers, first, rest)
 
-    async def _read_small(self, proto: Any, deadline: BodyDeadline) -> bytes:
+    async def _read_small(self, proto: Any, deadline: BodyDeadline, length: int) -> bytes:
+        """The whole body of ``length`` bytes (its Content-Length), under ``deadline``."""
         parts: list[bytes] = []
+        received = 0
         chunks = proto.__aiter__()
-        while True:
+        while received < length:  # the end of a body is its length: no wait for the stream's end
             timeout = deadline.next_timeout()
             started = time.monotonic()
             try:
@@ -336,6 +338,8 @@ class WsgiOnRsgi:
                 raise BodyTooSlow(f"no body bytes for {timeout:.1f} s") from None
             deadline.record(time.monotonic() - started, len(chunk))
             parts.append(bytes(chunk))
+            received += len(chunk)
+        return b"".join(parts)
 
     @staticmethod
     def _too_slow(proto: Any) -> None:
