@@ -39,8 +39,8 @@ def put_repository(namespace: str, repository: str) -> Response:
     new_fields = _may_announce(name, user)
     images = names.image_list(read_json())
     hosts = endpoints()  # the answer must name an endpoint: fail (400) before writing, not after
-    services().store.announce_repository(name.namespace, name.repository, images, owner=user["username"],
-                                         new_fields=new_fields)
+    services().store.announce(name.namespace, name.repository, images, owner=user["username"],
+                              new_fields=new_fields)
     if new_fields is not None:
         events.repository_created(name, user["username"])
     return add_token(json_response(""), name, "write", user, hosts)

@@ -16,7 +16,8 @@ the lower-cased query in ``namespace/name`` or in their lower-cased description)
   just those files, so a write answered to its client is found by the next query in any worker.
 * A full scan backs the log up: at the first query, whenever the log was started afresh, and at
   most every :data:`FULL_SCAN_INTERVAL_NS` (for a change a crashed writer never logged). It
-  stats the namespaces folder (the store renames a new file into it on every write) and, only when
+  stats the namespaces folder (the store renames a new file into it on every write that can
+  change what search finds; new image ids go to a journal without a rename) and, only when
   that changed, each namespace file, re-reading those whose (inode, size, mtime_ns) changed. A
   folder or file time too close to the present to tell a later change from this one (timestamps
   are coarse) is not trusted until it is older than :data:`RACY_NS` (:data:`RACY_COARSE_NS` on

@@ -3,8 +3,10 @@
 ``backup``: with every write held off (:meth:`Store.lock_all`), each file of the data dir is
 hard-linked into a staging folder — no data is copied, so writes wait well under a second. Data
 files are never changed in place (always replaced whole), so the links keep the moment's versions
-while the archive is compressed afterwards. The archive is written to a temp file, fsynced and
-renamed, so ``DEST`` is a whole archive or absent.
+while the archive is compressed afterwards. Their journals (``*.journal``, small, appended to
+in place) are copied instead, and restored as they are: a journal applies to the base it names.
+The archive is written to a temp file, fsynced and renamed, so ``DEST`` is a whole archive or
+absent.
 
 ``restore``: refuses while any index process uses the data dir, refuses a data dir that holds data
 unless ``--force`` (then the old content is moved aside, not deleted), checks that every archive
@@ -37,6 +39,7 @@ from ..store.errors import StoreError
 from ..store.files import (
     GATE_LOCK,
     IN_USE_LOCK,
+    JOURNAL_SUFFIX,
     LOCK_SUFFIX,
     TEMP_MARK,
     DataFile,
@@ -141,7 +144,12 @@ def _snapshot(data_dir: Path, staging: Path) -> list[PurePosixPath]:
             made.add(relative.parent)
         target = staging / relative
         try:
-            os.link(path, target)
+            if relative.name.endswith(JOURNAL_SUFFIX):
+                # Appended to in place once writes resume: a link would take in lines written
+                # after this snapshot (or a torn tail's truncation). A copy is its content now.
+                shutil.copy2(path, target)
+            else:
+                os.link(path, target)  # data files are replaced by rename, never changed in place
         except FileNotFoundError:
             continue  # removed between listing and linking (e.g. a temp layer file)
         except OSError:

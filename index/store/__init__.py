@@ -7,6 +7,9 @@ holds:
     <data dir>/db/users.json                 every account, keyed by username (table "users"), and
                                              the names of deleted accounts, reserved (table "reserved")
     <data dir>/db/namespaces/<namespace>.json that namespace's repositories and their image lists
+    <data dir>/db/namespaces/<namespace>.json.journal
+                                             merge patches not yet folded into that file: new
+                                             image ids of active repositories (see files.py)
     <data dir>/db/activity/<00..0f>.json      pull/push counts (written by index.activity)
 
 Methods return plain dicts (copies) or raise the errors of :mod:`index.store.errors`.
@@ -25,11 +28,13 @@ from ..names import LIBRARY, ImageEntry
 from .changes import CHANGES_NAME, ChangeLog
 from .errors import AlreadyExists, CorruptDataFile, LimitReached, RecordNotFound, StorageFailure, StoreError
 from .files import (
+    JOURNAL_SUFFIX,
     LOCK_TIMEOUT_SECONDS,
     DataFile,
     InUseMark,
     check_framing,
     ensure_dir,
+    journal_path,
     remove_stale_temp_files,
     stat_or_none,
     walk_files,
@@ -44,6 +49,8 @@ log = logging.getLogger(__name__)
 
 ACTIVE = "active"
 DELETING = "deleting"
+NAMESPACE_JOURNAL = ".json" + JOURNAL_SUFFIX
+NAMESPACE_PATHS_KEPT = 4096
 
 
 def generation_of(user: Principal) -> str:
@@ -69,6 +76,7 @@ class Store:
         self.namespaces_dir = self.db_dir / "namespaces"
         self.activity_dir = self.db_dir / "activity"
         self._users_json = self.db_dir / "users.json"  # built once: paths are made on every read
+        self._namespace_paths: dict[str, Path] = {}
         self.tables = Tables(self.root, on_commit=self._committed)
         self.changes = ChangeLog(self.db_dir / CHANGES_NAME)
         self._in_use: InUseMark | None = None
@@ -82,7 +90,13 @@ class Store:
 
     def namespace_path(self, namespace: str) -> Path:
         # Namespaces are validated by names.NAMESPACE_RE before they get here: no separators.
-        return self.namespaces_dir / f"{namespace}.json"
+        # Kept for the namespaces in use: building a Path costs more than the read it names.
+        path = self._namespace_paths.get(namespace)
+        if path is None:
+            if len(self._namespace_paths) >= NAMESPACE_PATHS_KEPT:
+                self._namespace_paths.clear()
+            path = self._namespace_paths[namespace] = self.namespaces_dir / f"{namespace}.json"
+        return path
 
     def users_file(self) -> DataFile:
         return self._datafile(self._users_path())
@@ -135,12 +149,27 @@ class Store:
         for parent, folders, names in os.walk(self.db_dir):  # strings: Path objects cost here
             folders.sort()
             for name in sorted(names):
+                if name.endswith(JOURNAL_SUFFIX):
+                    self._check_journal(Path(parent, name[:-len(JOURNAL_SUFFIX)]))
+                    continue
                 if not name.endswith(".json"):
                     continue
                 if parent in framed:
                     check_framing(os.path.join(parent, name))
                 else:
                     self._datafile(Path(parent, name)).check()
+
+    def _check_journal(self, path: Path) -> None:
+        """At start: parse a data file that has a journal whole (its lines are checked only by a
+        full read), and remove the journal if it is stale (a writer was killed between folding
+        it into its base and removing it)."""
+        datafile = self._datafile(path)
+        datafile.check()
+        try:
+            with self.writing(), datafile.locked():
+                datafile.drop_stale_journal()
+        except StorageFailure as exc:
+            log.error("could not remove a stale journal (the data dir is not writable?): %s", exc)
 
     def close(self) -> None:
         """Stop marking the data dir as in use by this process (see :func:`files.exclusive_use`)."""
@@ -292,17 +321,15 @@ class Store:
         """Whether the repository exists, in whatever state (no copy of its image list is made)."""
         return self._lookup(self.namespace_path(namespace), "repositories", name) is not None
 
-    def _unchanged_by(self, namespace: str, name: str, images: list[ImageEntry]) -> RepositoryRecord | None:
-        """The active repository's view if merging ``images`` would change nothing, else None.
+    def _unchanged_by(self, namespace: str, name: str, images: list[ImageEntry]) -> bool:
+        """Whether the repository is active and merging ``images`` would change nothing.
 
         Read without a lock: a write that changes nothing may be ordered at the moment of the
         (consistent, whole-file) version it read, so a re-push or docker's final ``[]`` costs
         neither the locks nor a private parse.
         """
         doc = self._lookup(self.namespace_path(namespace), "repositories", name)
-        if doc is None or doc["state"] != ACTIVE or _adds_to(doc["images"], images):
-            return None
-        return _repository_view(doc)
+        return doc is not None and doc["state"] == ACTIVE and not _adds_to(doc["images"], images)
 
     def announce_repository(self, namespace: str, name: str, images: Iterable[ImageEntry],
                             owner: str, new_fields: dict[str, Any] | None = None) -> RepositoryRecord:
@@ -310,9 +337,21 @@ class Store:
 
         ``new_fields`` (visibility, grants: see store.access) are set only when it is created."""
         images = list(images)
-        unchanged = self._unchanged_by(namespace, name, images)
-        if unchanged is not None:
-            return unchanged
+        self.announce(namespace, name, images, owner, new_fields)
+        doc = self._lookup(self.namespace_path(namespace), "repositories", name)
+        if doc is None:  # deleted by another request right after
+            raise _missing_repository(namespace, name)
+        return _repository_view(doc)
+
+    def announce(self, namespace: str, name: str, images: Iterable[ImageEntry],
+                 owner: str, new_fields: dict[str, Any] | None = None) -> None:
+        """:meth:`announce_repository` without the answer (a push's ``PUT repo/`` needs none:
+        copying a list of thousands of ids for nothing is most of an O(n) request)."""
+        images = list(images)
+        if self._unchanged_by(namespace, name, images):
+            return
+        if self._patch_images(namespace, name, images, reopen=True):
+            return
         with self._transaction(self.namespace_file(namespace), "repositories") as repos:
             doc = repos.get(doc_id=name)
             record: dict[str, Any]
@@ -330,25 +369,50 @@ class Store:
             if doc is None or record != doc:
                 record["updated"] = now()
                 repos.upsert(Document(record, doc_id=name))
-        return _repository_view(record)
 
     def merge_images(self, namespace: str, name: str, images: Iterable[ImageEntry]) -> RepositoryRecord:
         """Add ids and checksums to an active repository's list; never removes any."""
         images = list(images)
-        unchanged = self._unchanged_by(namespace, name, images)
-        if unchanged is not None:
-            return unchanged
-        with self._transaction(self.namespace_file(namespace), "repositories") as repos:
-            doc = repos.get(doc_id=name)
-            if doc is None or doc["state"] != ACTIVE:
-                raise _missing_repository(namespace, name)
-            record = dict(doc)
-            merged = _merge(record["images"], images)
-            if merged != record["images"]:
-                record["images"] = merged
-                record["updated"] = now()
-                repos.upsert(Document(record, doc_id=name))
-        return _repository_view(record)
+        if not self._unchanged_by(namespace, name, images) and not self._patch_images(namespace, name, images):
+            with self._transaction(self.namespace_file(namespace), "repositories") as repos:
+                doc = repos.get(doc_id=name)
+                if doc is None or doc["state"] != ACTIVE:
+                    raise _missing_repository(namespace, name)
+                record = dict(doc)
+                merged = _merge(record["images"], images)
+                if merged != record["images"]:
+                    record["images"] = merged
+                    record["updated"] = now()
+                    repos.upsert(Document(record, doc_id=name))
+                return _repository_view(record)
+        doc = self._lookup(self.namespace_path(namespace), "repositories", name)
+        if doc is None or doc["state"] != ACTIVE:
+            raise _missing_repository(namespace, name)
+        return _repository_view(doc)
+
+    def _patch_images(self, namespace: str, name: str, images: list[ImageEntry], reopen: bool = False) -> bool:
+        """Merge ``images`` into an existing active repository by a line in its namespace file's
+        journal (:meth:`DataFile.append_patch`): one small durable append instead of rewriting
+        the file. False (nothing done) when the record is missing or not active: the callers'
+        whole-file transaction handles creation, re-opening and errors. ``reopen`` also ends a
+        delete token left on an active record (as :meth:`announce` does)."""
+        datafile = self.namespace_file(namespace)
+        with self.tables.writing(), datafile.locked():
+            records = datafile.read_shared().get("repositories", {})
+            doc = records.get(name) if isinstance(records, dict) else None
+            if not isinstance(doc, dict) or doc.get("state") != ACTIVE or not isinstance(doc.get("images"), dict):
+                return False
+            patch: dict[str, Any] = {}
+            added = _added(doc["images"], images)
+            if added:
+                patch["images"] = added
+            if reopen and "delete_id" in doc:
+                patch["delete_id"] = None
+            if patch:
+                patch["updated"] = now()
+                datafile.append_patch("repositories", name, patch)
+                self.changes.note(namespace)  # as _committed does for a whole write
+        return True
 
     def mark_deleting(self, namespace: str, name: str) -> RepositoryRecord:
         """Hide the repository from pulls and search until its deletion is confirmed.
@@ -469,9 +533,12 @@ class Store:
     def namespaces_version(self) -> tuple[int, int] | None:
         """(inode, mtime_ns) of the namespaces folder; None while there is none.
 
-        Every write renames a new file into that folder and a removal unlinks one, so this value
-        changes whenever any process changes any namespace (as finely as the file system's time
-        stamps go). Keep it so if the layout changes: the search index relies on it.
+        Every write that can change what search finds renames a new file into that folder and a
+        removal unlinks one, so this value changes whenever any process changes any namespace's
+        repositories, descriptions or visibility (as finely as the file system's time stamps go).
+        Lines appended to a namespace's journal (:meth:`_patch_images`) do not change it: they
+        only add image ids to active repositories, which search does not look at. Keep it so if
+        the layout changes: the search index relies on it.
         """
         info = stat_or_none(self.namespaces_dir, "the namespaces folder")
         return (info.st_ino, info.st_mtime_ns) if info else None
@@ -486,28 +553,54 @@ class Store:
         return self.changes.since(position)
 
     def namespace_version(self, namespace: str) -> tuple[int, int, int] | None:
-        """The (inode, size, mtime_ns) of one namespace's file; None when there is none."""
-        info = stat_or_none(self.namespace_path(namespace), f"namespace {namespace}")
-        return (info.st_ino, info.st_size, info.st_mtime_ns) if info else None
+        """The version of one namespace's file (see :meth:`namespace_versions`); None when there
+        is none."""
+        path = self.namespace_path(namespace)
+        info = stat_or_none(path, f"namespace {namespace}")
+        if info is None:
+            return None
+        journal = stat_or_none(journal_path(path), f"namespace {namespace}")
+        return _version(info, journal)
 
     def namespace_versions(self) -> dict[str, tuple[int, int, int]]:
-        """Each namespace with its file's (inode, size, mtime_ns): a new value after every write."""
+        """Each namespace with its file's version: (inode, size, mtime_ns) of its file, with the
+        size and time of its journal (if any) added in, so a new value after every write."""
         versions: dict[str, tuple[int, int, int]] = {}
+        journals: dict[str, os.stat_result] = {}
         try:
             with os.scandir(self.namespaces_dir) as entries:
                 for entry in entries:
-                    if not entry.name.endswith(".json"):
+                    is_journal = entry.name.endswith(NAMESPACE_JOURNAL)
+                    if not is_journal and not entry.name.endswith(".json"):
                         continue  # lock and temp files
                     try:
                         info = entry.stat()
                     except FileNotFoundError:
                         continue  # removed since the folder was listed
-                    versions[entry.name[:-len(".json")]] = (info.st_ino, info.st_size, info.st_mtime_ns)
+                    if is_journal:
+                        journals[entry.name[:-len(NAMESPACE_JOURNAL)]] = info
+                    else:
+                        versions[entry.name[:-len(".json")]] = (info.st_ino, info.st_size, info.st_mtime_ns)
         except FileNotFoundError:
             return {}
         except OSError as exc:
             raise StorageFailure(f"could not read the namespaces folder: {exc.strerror}") from None
+        for namespace, journal in journals.items():
+            base = versions.get(namespace)
+            if base is not None:
+                versions[namespace] = _combined(base, journal)
         return versions
+
+
+def _version(info: os.stat_result, journal: os.stat_result | None) -> tuple[int, int, int]:
+    base = (info.st_ino, info.st_size, info.st_mtime_ns)
+    return base if journal is None else _combined(base, journal)
+
+
+def _combined(base: tuple[int, int, int], journal: os.stat_result) -> tuple[int, int, int]:
+    """A namespace file's version with its journal's: a journal only grows until a new base (new
+    inode) replaces it, so base size + journal size and the later mtime change with every write."""
+    return base[0], base[1] + journal.st_size, max(base[2], journal.st_mtime_ns)
 
 
 def _missing_repository(namespace: str, name: str) -> RecordNotFound:
@@ -524,6 +617,17 @@ def _merge(known: dict[str, str], images: Iterable[ImageEntry]) -> dict[str, str
         if not merged.get(image["id"]):
             merged[image["id"]] = checksum
     return merged
+
+
+def _added(known: Mapping[str, str], images: Iterable[ImageEntry]) -> dict[str, str]:
+    """What :func:`_merge` of ``images`` into ``known`` adds or changes (without copying ``known``)."""
+    added: dict[str, str] = {}
+    for image in images:
+        image_id, checksum = image["id"], image.get("checksum", "")
+        current = added.get(image_id, known.get(image_id))
+        if current is None or (not current and checksum):
+            added[image_id] = checksum
+    return added
 
 
 def _adds_to(known: Mapping[str, str], images: Iterable[ImageEntry]) -> bool:

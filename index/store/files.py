@@ -11,6 +11,28 @@ Locks (all ``flock``: released by the kernel when a process dies, so a crash nev
   backup sees all files at one moment without holding thousands of per-file locks;
 * ``<data dir>/.in-use.lock`` is held shared by every process serving the data dir, for its whole
   life, so ``restore`` can tell that the index is still running.
+
+A data file may have a **journal** beside it, ``<file>.journal``: small changes (a push announcing
+new image ids) are appended there as JSON merge patches instead of rewriting the whole file, so
+they cost one ``write`` and one ``fdatasync``, not O(file). The invariants:
+
+* Line 1 is a header ``{"base":"<stamp>","id":"<random>"}``: the ``_write`` stamp of the base
+  file the journal applies to. Every other line is ``{"t": table, "k": key, "p": patch}``: RFC 7386
+  merge patch ``p`` applied to record ``k`` of table ``t`` (objects merge recursively, ``null``
+  removes a key, anything else replaces; ``p`` null removes the record). Lines end with ``\n``.
+* What a file holds is its base with the journal's lines applied in order, but only if the header
+  names the base's current stamp. Rewriting the base (any :meth:`DataFile.write`, and the
+  compaction that folds a journal into its base once it grows past :func:`compaction_bound`)
+  gives the base a new stamp, which makes the old journal *stale*: ignored by readers and removed
+  by the writer right after (or by the next one, if that writer was killed in between). So a
+  journal is never applied twice nor on top of a base that already holds it.
+* A journal is created whole (header and first line) by the atomic temp-file-and-rename, then
+  only appended to, under the file's lock, one ``os.write`` per line (``O_APPEND``) followed by
+  ``fdatasync`` before the writer answers. A last line without its ``\n`` or that does not parse
+  was never acknowledged (a writer killed mid-append, or one still appending): readers ignore it
+  and the next appender truncates it. A bad line before the last is a :class:`CorruptDataFile`.
+* Readers open the journal before the base: a base read after the journal is the one the journal
+  names or a newer one that already holds it, never an older one.
 """
 from __future__ import annotations
 
@@ -284,6 +306,75 @@ class ForkSafe(abc.ABC):
 os.register_at_fork(after_in_child=ForkSafe._after_fork_in_child)
 
 
+JOURNAL_SUFFIX = ".journal"
+# A journal is folded into its base once it holds more than half the base's size, but at least
+# MIN and at most MAX bytes: the O(file) rewrite is paid once per hundreds of appends, and a
+# reader that parses the file cold applies at most MAX bytes of patches on top of the base.
+JOURNAL_MIN_COMPACT_BYTES = 32 << 10
+JOURNAL_MAX_COMPACT_BYTES = 256 << 10
+_HEADER_HEX = 16
+
+
+def compaction_bound(base_size: int) -> int:
+    """Journal bytes past which the writer folds the journal into its base."""
+    upper = max(JOURNAL_MAX_COMPACT_BYTES, JOURNAL_MIN_COMPACT_BYTES)
+    return min(max(JOURNAL_MIN_COMPACT_BYTES, base_size // 2), upper)
+
+
+def journal_path(path: Path) -> Path:
+    """The journal of the data file ``path`` (never ends in ``.json``: not a data file itself)."""
+    return path.with_name(path.name + JOURNAL_SUFFIX)
+
+
+def merge_patch(target: Any, patch: Any, fresh: set[int] | None = None) -> Any:
+    """RFC 7386: ``patch`` applied to ``target``. Without ``fresh`` ``target`` is changed in place;
+    with it, ``target`` stays as it was and only the objects on the patched paths are copied
+    (``fresh`` collects the ids of the copies, which later patches of a batch may change)."""
+    if not isinstance(patch, dict):
+        return patch
+    result: dict[str, Any]
+    if isinstance(target, dict):
+        result = _own(target, fresh)
+    else:
+        result = {}
+        if fresh is not None:
+            fresh.add(id(result))
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value, fresh)
+    return result
+
+
+def _stamp_of(prefix: bytes) -> str:
+    """The write stamp in a base file's first bytes; "" for a file written without one."""
+    head = b'{"' + STAMP_KEY.encode() + b'":"'
+    if len(prefix) == _PREFIX_LEN and prefix.startswith(head):
+        return prefix[len(head):len(head) + _STAMP_HEX].decode("ascii", "replace")
+    return ""
+
+
+class _Journal:
+    """What a reader applied of one journal: its inode and header, the end of the last whole line
+    applied, and the size it saw (more than ``end``: a torn or still growing last line)."""
+
+    __slots__ = ("ino", "header", "end", "size")
+
+    def __init__(self, ino: int, header: bytes, end: int, size: int) -> None:
+        self.ino, self.header, self.end, self.size = ino, header, end, size
+
+
+class _View:
+    """A read of base + journal: the base's version, the journal applied (None: none applies),
+    and the content, which is shared (must not be changed) when it came from the cache."""
+
+    __slots__ = ("base", "journal", "data", "base_size")
+
+    def __init__(self, base: FileVersion, journal: _Journal | None, data: dict[str, Any], base_size: int) -> None:
+        self.base, self.journal, self.data, self.base_size = base, journal, data, base_size
+
+
 # A file's version: (inode, size, mtime_ns) and its first bytes (the write stamp).
 FileVersion = tuple[tuple[int, int, int], bytes]
 MISSING: FileVersion = ((0, 0, 0), b"")
@@ -325,16 +416,18 @@ class KeptParses(ForkSafe):
 
 
 class DataFile(ForkSafe):
-    """One JSON document on disk, shared by every thread of this process.
+    """One JSON document on disk (a base file and maybe its journal), shared by every thread of
+    this process.
 
     With ``kept``, the file's parse stays only while ``kept`` has room for it.
     """
 
     def __init__(self, path: Path, kept: KeptParses | None = None) -> None:
         self.path = path
+        self.journal_path = journal_path(path)
         self._kept = kept
-        # ((inode, size, mtime_ns), first bytes) -> parsed content; replaced whole, never mutated.
-        self._cache: tuple[FileVersion, dict[str, Any]] | None = None
+        # The last read of base + journal; replaced whole, its content never mutated.
+        self._cache: _View | None = None
         super().__init__()
 
     def _new_locks(self) -> None:
@@ -366,31 +459,26 @@ class DataFile(ForkSafe):
         finally:
             self._thread_lock.release()
 
+    # -- reading ----------------------------------------------------------------------------------
     def read_shared(self, retain: bool = True) -> dict[str, Any]:
         """The parsed file, reused while it is the same version. Callers must not mutate it.
 
-        ``retain=False`` uses the cached parse if it is current but does not keep a new one: at
-        100,000 repositories, parses kept for every file were 3.5 times the data in each worker.
+        Lines appended to the journal since the last read are applied to the kept parse (copying
+        only what they touch). ``retain=False`` uses the cached parse if it is current but does
+        not keep a new one: at 100,000 repositories, parses kept for every file were 3.5 times
+        the data in each worker.
         """
-        try:
-            with open(self.path, "rb") as handle:
-                info = os.fstat(handle.fileno())
-                cached = self._cache
-                if cached is not None and cached[0][0] == _stat_key(info):
-                    if handle.read(_PREFIX_LEN) == cached[0][1]:
-                        if self._kept is not None:
-                            self._kept.used(self, info.st_size)
-                        return cached[1]
-                    handle.seek(0)
-                raw = handle.read()
-        except FileNotFoundError:
-            return {}
-        except OSError as exc:
-            raise failure("read", self.path, exc) from None
-        data = self._parse(raw)
-        if retain:
-            self._keep(_stat_key(info), raw[:_PREFIX_LEN], data)
-        return data
+        cached = self._cache
+        view = self._read(cached)
+        if view is not cached and (retain or (cached is not None and view.base == cached.base)):
+            self._cache = view
+        if self._kept is not None and self._cache is view:
+            self._kept.used(self, _bytes_of(view))
+        return view.data
+
+    def read_private(self) -> dict[str, Any]:
+        """A freshly parsed copy (base + journal) that the caller may change (used inside ``locked``)."""
+        return self._read(None).data
 
     def read_if_changed(self, since: FileVersion | None) -> tuple[FileVersion, dict[str, Any]] | None:
         """The parsed file and its version, or None while it is still at version ``since``.
@@ -398,37 +486,159 @@ class DataFile(ForkSafe):
         For readers that keep something derived from the file instead of its parse (nothing is
         kept here). A missing file reads as ``{}`` at version :data:`MISSING`.
         """
+        version = self._version()
+        if since is not None and since == version:
+            return None
+        if version == MISSING:
+            return None if since == MISSING else (MISSING, {})
+        # The version was taken first: what is read now is at least that new.
+        return version, self._read(None).data
+
+    def _version(self) -> FileVersion:
+        """The base's version, with the journal's (inode, size) after its first bytes."""
+        journal = stat_or_none(self.journal_path, self.journal_path.name)
         try:
             with open(self.path, "rb") as handle:
                 key = _stat_key(os.fstat(handle.fileno()))
-                if since is not None and since[0] == key and handle.read(_PREFIX_LEN) == since[1]:
-                    return None
-                handle.seek(0)
-                raw = handle.read()
+                prefix = handle.read(_PREFIX_LEN)
         except FileNotFoundError:
-            return None if since == MISSING else (MISSING, {})
+            return MISSING
         except OSError as exc:
             raise failure("read", self.path, exc) from None
-        return (key, raw[:_PREFIX_LEN]), self._parse(raw)
+        if journal is not None:
+            prefix += b"|%d:%d" % (journal.st_ino, journal.st_size)
+        return key, prefix
 
-    def _keep(self, key: tuple[int, int, int], prefix: bytes, data: dict[str, Any]) -> None:
-        self._cache = ((key, prefix), data)
-        if self._kept is not None:
-            self._kept.used(self, key[1])
+    def _read(self, cached: _View | None) -> _View:
+        """Base + journal as they are now; reuses ``cached`` while its base is current.
 
-    def drop_parse(self) -> None:
-        """Forget the kept parse (the next read parses the file again)."""
-        self._cache = None
-
-    def read_private(self) -> dict[str, Any]:
-        """A freshly parsed copy that the caller may change (used inside ``locked``)."""
+        Plain descriptors, not file objects: this runs several times in every request."""
+        if cached is not None and self._still(cached):
+            return cached
         try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
-            return {}
+            # The journal first: the base read after it is the one it names or a newer one.
+            journal = _open_or_none(self.journal_path)
+        except OSError as exc:
+            raise failure("read", self.journal_path, exc) from None
+        try:
+            try:
+                fd = os.open(self.path, os.O_RDONLY)
+            except FileNotFoundError:
+                return _View(MISSING, None, {}, 0)  # a journal without its base holds nothing
+            try:
+                info = os.fstat(fd)
+                prefix = os.read(fd, _PREFIX_LEN)
+                base = (_stat_key(info), prefix)
+                if cached is not None and cached.base == base:
+                    view, shared = cached, True
+                else:
+                    raw = prefix + _read_rest(fd, info.st_size - len(prefix))
+                    view, shared = _View(base, None, self._parse(raw), info.st_size), False
+            finally:
+                os.close(fd)
+            if journal is None:
+                if view.journal is not None:
+                    return self._read(None)  # the journal applied went without a new base: not ours
+                return view
+            return self._with_journal(view, journal, shared)
         except OSError as exc:
             raise failure("read", self.path, exc) from None
-        return self._parse(raw)
+        finally:
+            if journal is not None:
+                os.close(journal)
+
+    def _still(self, cached: _View) -> bool:
+        """Whether ``cached`` is current: the journal's stat (taken first, so nothing acknowledged
+        before this read is missed) shows nothing new and the base is the same version. Fewer
+        system calls than opening the journal; anything else takes the full path."""
+        try:
+            journal: os.stat_result | None = os.stat(self.journal_path)
+        except FileNotFoundError:
+            journal = None
+        except OSError:
+            return False
+        known = cached.journal
+        if journal is None:
+            if known is not None:
+                return False
+        elif known is None or known.ino != journal.st_ino or not known.end == known.size == journal.st_size:
+            return False
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            return (_stat_key(os.fstat(fd)), os.read(fd, _PREFIX_LEN)) == cached.base
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
+
+    def _with_journal(self, view: _View, fd: int, shared: bool) -> _View:
+        """``view`` with what the open journal ``fd`` adds to it (copied if ``shared``)."""
+        info = os.fstat(fd)
+        size, ino = info.st_size, info.st_ino
+        known = view.journal
+        if known is not None and known.ino == ino:
+            if known.end == known.size == size:
+                return view  # nothing appended since
+            if size < known.end:
+                return self._read(None)  # cut shorter than what was applied: not by us
+            header, start = known.header, known.end
+            chunk = _read_rest(fd, size - start, start)
+        else:
+            raw = _read_rest(fd, size)
+            start = raw.find(b"\n") + 1
+            header = raw[:start] if start else raw
+            if not self._names_base(header, view.base[1]):
+                # Stale: its base was rewritten since, and holds what it held.
+                return self._read(None) if known is not None else view
+            if known is not None:
+                return self._read(None)  # another journal than the one applied: start afresh
+            chunk = raw[start:]
+        data, used = self._apply_lines(view.data, chunk, set() if shared else None)
+        return _View(view.base, _Journal(ino, header, start + used, start + len(chunk)), data, view.base_size)
+
+    def _apply_lines(self, data: dict[str, Any], chunk: bytes,
+                     fresh: set[int] | None) -> tuple[dict[str, Any], int]:
+        """``data`` with the whole lines of ``chunk`` applied, and how many bytes those were."""
+        lines = chunk.split(b"\n")
+        last = len(lines) - 2  # lines[-1] follows the last newline: b"" or a line being appended
+        if last >= 8:  # many lines (a cold read): one parse of them all, line by line if that fails
+            try:
+                entries = json.loads(b"[" + b",".join(lines[:-1]) + b"]")
+            except (ValueError, RecursionError):
+                entries = None
+            if entries is not None and all(_is_entry(entry) for entry in entries):
+                for entry in entries:
+                    data = _apply_entry(data, entry["t"], entry["k"], entry["p"], fresh, self.path)
+                return data, len(chunk) - len(lines[-1])
+        used = 0
+        for number, line in enumerate(lines[:-1]):
+            try:
+                entry = json.loads(line)
+                if not _is_entry(entry):
+                    raise TypeError("not an object with a table, a key and a patch")
+                table, key, patch = entry["t"], entry["k"], entry["p"]
+            except (ValueError, TypeError, RecursionError) as exc:
+                if number == last and not lines[-1]:
+                    break  # the last line, never acknowledged (see the module doc)
+                raise CorruptDataFile(self.journal_path, f"line {number + 2} is not a journal entry: {exc}") from None
+            data = _apply_entry(data, table, key, patch, fresh, self.path)
+            used += len(line) + 1
+        return data, used
+
+    def _names_base(self, header: bytes, prefix: bytes) -> bool:
+        """Whether the journal's ``header`` names the base whose first bytes are ``prefix``; a
+        journal is created whole by a rename, so a header that does not parse is damage."""
+        try:
+            parsed = json.loads(header)
+            if not (header.endswith(b"\n") and isinstance(parsed, dict) and isinstance(parsed["base"], str)):
+                raise ValueError("not a header")
+        except (ValueError, KeyError) as exc:
+            raise CorruptDataFile(self.journal_path, f"its first line is not a journal header: {exc}") from None
+        stamp = _stamp_of(prefix)
+        return bool(stamp) and parsed["base"] == stamp
 
     def _parse(self, raw: bytes) -> dict[str, Any]:
         try:
@@ -440,11 +650,23 @@ class DataFile(ForkSafe):
         data.pop(STAMP_KEY, None)
         return data
 
+    def drop_parse(self) -> None:
+        """Forget the kept parse (the next read parses the file again)."""
+        self._cache = None
+
+    def check(self) -> None:
+        """Parse the file and its journal now: raises CorruptDataFile for a damaged one (the
+        parse is not kept)."""
+        self._read(None)
+
+    # -- writing ----------------------------------------------------------------------------------
     def write(self, data: dict[str, Any], retain: bool = True) -> None:
         """Replace the file with ``data``; durable on return. Call inside ``locked``.
 
-        ``data`` becomes the read cache (unless ``retain=False``): the caller must not change it
-        afterwards.
+        ``data`` must hold what the journal holds (it comes from :meth:`read_private` or
+        :meth:`read_shared` under the same lock): the new base makes the journal stale, and it is
+        removed. ``data`` becomes the read cache (unless ``retain=False``): the caller must not
+        change it afterwards.
         """
         stamped = {STAMP_KEY: secrets.token_hex(_STAMP_HEX // 2), **data}
         payload = json.dumps(stamped, separators=(",", ":")).encode("utf-8")
@@ -452,14 +674,145 @@ class DataFile(ForkSafe):
         try:
             atomic_write_bytes(self.path, payload)
             info = os.stat(self.path)
+            # Stale now (it names the old stamp): a kill before this unlink leaves it ignored.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.journal_path)
         except OSError as exc:
             raise failure("write", self.path, exc) from None
         if retain:
-            self._keep(_stat_key(info), payload[:_PREFIX_LEN], data)
+            self._cache = view = _View((_stat_key(info), payload[:_PREFIX_LEN]), None, data, info.st_size)
+            if self._kept is not None:
+                self._kept.used(self, _bytes_of(view))
 
-    def check(self) -> None:
-        """Parse the file now: raises CorruptDataFile for a damaged one (the parse is not kept)."""
-        self.read_shared(retain=False)
+    def append_patch(self, table: str, key: str, patch: dict[str, Any] | None) -> None:
+        """Apply the merge ``patch`` to record ``key`` of ``table`` (None: remove the record), by
+        one line appended to the journal; durable on return. Call inside ``locked``.
+
+        Starts a journal when there is none (or only a stale one), folds the journal into the
+        base once it passes :func:`compaction_bound`, and writes the whole file instead when the
+        base has no write stamp (written before stamps existed) or does not exist.
+        """
+        view = self._read(self._cache)
+        data = _apply_entry(view.data, table, key, patch, set(), self.path)
+        stamp = _stamp_of(view.base[1])
+        if not stamp:
+            self.write(data)
+            return
+        line = json.dumps({"t": table, "k": key, "p": patch}, separators=(",", ":")).encode("utf-8") + b"\n"
+        known = view.journal
+        self._cache = None
+        try:
+            if known is None:
+                # Created whole by a rename, so a journal never lacks its header.
+                header = json.dumps({"base": stamp, "id": secrets.token_hex(_HEADER_HEX // 2)},
+                                    separators=(",", ":")).encode("utf-8") + b"\n"
+                atomic_write_bytes(self.journal_path, header + line)
+                end = len(header) + len(line)
+                journal = _Journal(os.stat(self.journal_path).st_ino, header, end, end)
+            else:
+                journal = self._append(known, line)
+        except OSError as exc:
+            raise failure("write", self.journal_path, exc) from None
+        if journal.end > compaction_bound(view.base_size):
+            try:
+                self.write(data)
+            except StorageFailure as exc:  # the patch is durable already: the next append retries
+                log.warning("could not fold the journal into %s: %s", self.path, exc)
+            return
+        self._cache = view = _View(view.base, journal, data, view.base_size)
+        if self._kept is not None:
+            self._kept.used(self, _bytes_of(view))
+
+    def _append(self, known: _Journal, line: bytes) -> _Journal:
+        fd = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND)
+        try:
+            info = os.fstat(fd)
+            if info.st_ino != known.ino or info.st_size < known.end:
+                raise CorruptDataFile(self.journal_path, "it changed while its file was locked")
+            if info.st_size > known.end:
+                os.ftruncate(fd, known.end)  # a last line never acknowledged (a writer was killed)
+            try:
+                _write_all(fd, line)  # one write: a line is small
+                os.fdatasync(fd)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, known.end)  # not acknowledged: readers must not see it either
+                raise
+        finally:
+            os.close(fd)
+        end = known.end + len(line)
+        return _Journal(known.ino, known.header, end, end)
+
+    def drop_stale_journal(self) -> bool:
+        """Remove the journal if it does not apply to the base (see the module doc). Call inside
+        ``locked``; True when one was removed."""
+        if self._read(None).journal is not None or not self.journal_path.exists():
+            return False
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.journal_path)
+        return True
+
+
+def _open_or_none(path: Path) -> int | None:
+    try:
+        return os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+
+
+def _read_rest(fd: int, size: int, offset: int | None = None) -> bytes:
+    """The ``size`` bytes of ``fd`` from ``offset`` (the current position if None), fewer at
+    its end. What is appended meanwhile is left for the next read."""
+    parts = []
+    while size > 0:
+        chunk = os.read(fd, size) if offset is None else os.pread(fd, size, offset)
+        if not chunk:
+            break
+        parts.append(chunk)
+        size -= len(chunk)
+        if offset is not None:
+            offset += len(chunk)
+    return b"".join(parts)
+
+
+def _bytes_of(view: _View) -> int:
+    return view.base_size + (view.journal.size if view.journal is not None else 0)
+
+
+def _is_entry(entry: Any) -> bool:
+    return (isinstance(entry, dict) and isinstance(entry.get("t"), str) and isinstance(entry.get("k"), str)
+            and "p" in entry)
+
+
+def _own(value: dict[str, Any], fresh: set[int] | None) -> dict[str, Any]:
+    """``value`` itself if it may be changed (private, or copied already in this batch), else a copy."""
+    if fresh is None or id(value) in fresh:
+        return value
+    copied = dict(value)
+    fresh.add(id(copied))
+    return copied
+
+
+def _apply_entry(data: dict[str, Any], table: str, key: str, patch: Any,
+                 fresh: set[int] | None, path: Path) -> dict[str, Any]:
+    """``data`` with the merge ``patch`` applied to record ``key`` of ``table``. With ``fresh``,
+    ``data`` stays as it was: objects on the path are copied (once: ``fresh`` holds the ids of
+    those already copied)."""
+    tables = _own(data, fresh)
+    records = tables.get(table)
+    if records is None:
+        records = {}
+        if fresh is not None:
+            fresh.add(id(records))
+    elif not isinstance(records, dict):
+        raise CorruptDataFile(path, f"table {table!r} is not a JSON object")
+    records = _own(records, fresh)
+    if patch is None:
+        records.pop(key, None)
+    else:
+        records[key] = merge_patch(records.get(key), patch, fresh)
+    tables[table] = records
+    return tables
 
 
 def stat_or_none(path: Path, what: str) -> os.stat_result | None:
@@ -529,6 +882,8 @@ def remove_stale_temp_files(folder: Path, datafile_for: Callable[[Path], DataFil
         return 0
     for temp in walk_files(folder, lambda name: TEMP_MARK in name):
         target = temp.with_name(temp.name.split(TEMP_MARK, 1)[0])
+        if target.name.endswith(JOURNAL_SUFFIX):  # a journal being created: its data file's lock
+            target = target.with_name(target.name[:-len(JOURNAL_SUFFIX)])
         datafile = datafile_for(target)
         with datafile.locked():
             with contextlib.suppress(FileNotFoundError):

@@ -3,7 +3,9 @@
 The writer reports each write on its stdout (one line, flushed) only after the store method has
 returned, i.e. when the write counts as acknowledged. After the kill every file must parse
 (``Store.open()``) and every reported write must be present. One namespace file is made large so
-that most kills land in the middle of writing it.
+that most kills land in the middle of writing it. New ids of existing repositories go to journals
+(``files.DataFile.append_patch``), one of them beside a small file that is folded into its base
+every few hundred appends, so kills land mid-append and mid-compaction too.
 
 Used by ``tests/store/test_crashes.py`` (forked writers, fast) and ``bench/kill9.py`` (writers
 started as fresh interpreters: ``python -m tests.store.crashes writer DATA_DIR SEED``).
@@ -41,6 +43,7 @@ def prepare(data_dir: Path, repositories: int = 3000) -> None:
     store.open()
     store.create_user("alice", "hash", "alice@example.com")
     store.announce_repository(BIG, "shared", [], owner="alice")
+    store.announce_repository(SMALL, "hot", [], owner="alice")  # pushes to it go to the journal
     from index.store.files import DataFile
     path = data_dir / "db" / "namespaces" / f"{BIG}.json"
     datafile = DataFile(path)
@@ -61,7 +64,7 @@ def writer(data_dir: Path, seed: int, emit: Callable[[str], None]) -> None:
     store.open()
     emit("ready")
     for i in range(MAX_WRITES_PER_TRIAL):
-        kind = i % 4
+        kind = i % 5
         if kind == 0:
             store.announce_repository(BIG, f"r{seed}-{i}", [{"id": image_id(seed, i)}], owner="alice")
             emit(f"repo {BIG} r{seed}-{i} {image_id(seed, i)}")
@@ -71,9 +74,12 @@ def writer(data_dir: Path, seed: int, emit: Callable[[str], None]) -> None:
         elif kind == 2:
             store.announce_repository(SMALL, f"r{seed}-{i}", [{"id": image_id(seed, i)}], owner="alice")
             emit(f"repo {SMALL} r{seed}-{i} {image_id(seed, i)}")
-        else:
+        elif kind == 3:
             store.create_user(f"u{seed}x{i}", "hash", f"u{seed}x{i}@example.com")
             emit(f"user u{seed}x{i}")
+        else:  # a journal line in a small file: folded into its base every few hundred
+            store.announce_repository(SMALL, "hot", [{"id": image_id(seed, i)}], owner="alice")
+            emit(f"repo {SMALL} hot {image_id(seed, i)}")
 
 
 @dataclass

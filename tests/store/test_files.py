@@ -59,7 +59,7 @@ def test_leftover_temp_files_are_removed_at_start(filled):
 def test_every_write_is_a_new_file_replacing_the_old(filled):
     path = filled.root / "db" / "namespaces" / "alice.json"
     before = os.stat(path).st_ino
-    filled.merge_images("alice", "app", [{"id": image_id(2)}])
+    filled.set_description("alice", "app", "new")  # new image ids go to the journal instead
     assert os.stat(path).st_ino != before  # os.replace of a temp file, not an in-place overwrite
     assert list(json.loads(path.read_bytes()))[0] == STAMP_KEY
 

@@ -3,9 +3,11 @@ from tests.conftest import image_id
 
 
 def _file_state(store, namespace):
+    """The namespace file and its journal (where new image ids of an existing repository go)."""
     path = store.db_dir / "namespaces" / f"{namespace}.json"
+    journal = path.with_name(path.name + ".journal")
     info = path.stat()
-    return info.st_ino, path.read_bytes()
+    return info.st_ino, path.read_bytes(), journal.read_bytes() if journal.exists() else None
 
 
 def test_a_re_push_announcing_nothing_new_does_not_rewrite_the_file(store):
