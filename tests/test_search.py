@@ -1,6 +1,8 @@
 """GET /v1/search (docs/protocol.md 7): shape, JSON types, matching, pagination, bad arguments."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from index import create_app
@@ -197,3 +199,15 @@ def test_ties_go_to_the_most_recently_active(alice, docker, app, client):
     docker.get_images("alice/app-two")  # a pull: app-two is the most recently active
     names = [result["name"] for result in client.get("/v1/search?q=app").get_json()["results"]]
     assert names == ["alice/app-two", "alice/app-one", "alice/app-three"]
+
+
+@pytest.mark.parametrize("query", ["app", "web", "nothing-here", "", "ünïcode ✓", '"quoted"\\'])
+def test_the_answer_is_byte_for_byte_the_compact_json_of_its_fields(repos, query):
+    """The answer is put together from results kept as JSON text: the same bytes as dumping it whole."""
+    store = repos.client.application.extensions[EXTENSION_KEY].store
+    store.set_description("alice", "app", 'Ünïcode "quotes" \\ and \u2028 line separators')
+    response = repos.client.get("/v1/search", query_string={"q": query})
+    body = response.get_json()
+    assert response.get_data(as_text=True) == json.dumps(body, separators=(",", ":"))
+    assert list(body) == ["query", "num_results", "num_pages", "page", "page_size", "results"]
+    assert body["query"] == query
