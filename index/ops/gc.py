@@ -9,7 +9,8 @@ or a write in progress:
   the registry already dropped their tags (the delete got that far), undone otherwise;
 * image uploads never completed within ``INDEX_IMAGE_PENDING_SECONDS``;
 * layer blobs no image version uses (image versions no repository holds go with each delete);
-* stale layer uploads, temp files of interrupted writes, staging folders of killed backups.
+* stale layer uploads, temp files of interrupted writes, staging folders of killed backups;
+* namespace journals, folded into their files (nothing removed: what reads see stays the same).
 """
 from __future__ import annotations
 
@@ -141,6 +142,13 @@ def temp_files(data_dir: Path, dry_run: bool, now: float | None = None) -> list[
     return lines
 
 
+def journals(store: Store, dry_run: bool) -> list[str]:
+    """Namespace journals folded into their files: what an earlier build, which reads no
+    journal, needs before a downgrade (see CHANGELOG.md)."""
+    return [f"{'would fold' if dry_run else 'folded'} the journal of namespace {namespace} into its file"
+            for namespace in store.fold_journals(dry_run)]
+
+
 def _files(folder: Path, pattern: str, recursive: bool = False) -> list[Path]:
     if not folder.is_dir():
         return []
@@ -165,6 +173,7 @@ def collect_garbage(store: Store, registry: Any | None, data_dir: Path, delete_g
                   ("unused blobs", lambda: unused_blobs(registry, dry_run)),
                   ("stale uploads", lambda: stale_uploads(registry, dry_run))]
     steps.append(("temp files", lambda: temp_files(data_dir, dry_run)))
+    steps.append(("journals", lambda: journals(store, dry_run)))
     total = 0
     for _title, step in steps:
         for line in step():
@@ -177,7 +186,7 @@ def collect_garbage(store: Store, registry: Any | None, data_dir: Path, delete_g
 @click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
 @with_appcontext
 def gc_command(dry_run: bool) -> None:
-    """Remove unused layers and images, stuck deletions, stale uploads and temp files.
+    """Remove unused layers and images, stuck deletions, stale uploads and temp files; fold journals.
 
     Safe while the index serves: everything young enough to be part of a push is kept.
     """

@@ -509,6 +509,21 @@ class Store:
                 repos.upsert(Document({**doc, "tags": current, "updated": now()}, doc_id=name))
         return doomed
 
+    def fold_journals(self, dry_run: bool = False) -> list[str]:
+        """Fold each namespace file's journal into the file (a whole write, which removes it);
+        returns the namespaces that had one. What any read sees stays the same."""
+        folded = []
+        for journal in walk_files(self.namespaces_dir, lambda name: name.endswith(NAMESPACE_JOURNAL)):
+            namespace = journal.name[:-len(NAMESPACE_JOURNAL)]
+            if not dry_run:
+                datafile = self.namespace_file(namespace)
+                with self.writing(), datafile.locked():
+                    if not journal_path(datafile.path).exists():
+                        continue  # folded by a writer meanwhile
+                    datafile.write(datafile.read_private())
+            folded.append(namespace)
+        return folded
+
     def namespaces(self) -> list[str]:
         folder = self.namespaces_dir
         if not folder.exists():

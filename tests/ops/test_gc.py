@@ -151,3 +151,22 @@ def _name(text):
     from index.names import RepoName
     namespace, repository = text.split("/")
     return RepoName(namespace, repository)
+
+
+def test_journals_are_folded_into_their_namespace_files(cli, alice, services):
+    store = services.store
+    store.announce_repository("alice", "app", [{"id": image_id(1)}], owner="alice")
+    store.announce_repository("alice", "app", [{"id": image_id(2)}], owner="alice")  # a journal line
+    journal = store.namespace_path("alice").with_name("alice.json.journal")
+    assert journal.exists()
+    before = store.get_repository("alice", "app")
+    assert gc.journals(store, dry_run=True) == ["would fold the journal of namespace alice into its file"]
+    assert journal.exists()
+    result = cli("gc")
+    assert result.exit_code == 0, result.output
+    assert "folded the journal of namespace alice into its file" in result.output
+    assert not journal.exists()
+    assert store.get_repository("alice", "app") == before
+    on_disk = json.loads(store.namespace_path("alice").read_text())["repositories"]["app"]["images"]
+    assert set(on_disk) == {image_id(1), image_id(2)}  # the file itself holds both now
+    assert gc.journals(store, dry_run=False) == []
