@@ -74,6 +74,15 @@ def wait_for_http(url: str, process: subprocess.Popen, log_path: Path | None, ti
         time.sleep(0.1)
 
 
+def kill_9_server(master: int) -> None:
+    """SIGKILL a server's workers (the children of ``master``, read from ``/proc``), then
+    ``master`` itself: only the processes the test started, as a crash would end them."""
+    children = Path(f"/proc/{master}/task/{master}/children")
+    for child in (int(pid) for pid in children.read_text().split()) if children.exists() else ():
+        os.kill(child, signal.SIGKILL)
+    os.kill(master, signal.SIGKILL)
+
+
 def stop(process: subprocess.Popen, timeout: float = 15.0, *, kill_group: bool = False) -> None:
     """SIGTERM the process we started; SIGKILL it if it lingers past ``timeout``. ``kill_group``
     is only for a process started with ``start_new_session=True``: its group holds only ours."""

@@ -7,11 +7,8 @@ in its repository, read by a restarted server and by a fresh ``Store``.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -21,24 +18,13 @@ from index.store import Store
 from index.store.files import JOURNAL_SUFFIX
 from tests.conftest import image_id
 from tests.ops.processes import serving
+from tests.processes import kill_9_server
 
 pytestmark = pytest.mark.live  # serves the index in processes and kills them with SIGKILL
 
 CLIENTS = 4
 ROUNDS = 3
 REQUESTS_PER_CLIENT = 2000  # bounds each client's loop; the kill comes long before
-
-
-def _children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(child) for child in path.read_text().split()] if path.exists() else []
-
-
-def _kill_9(master: int) -> None:
-    """SIGKILL the server's workers, then its master: only the processes this test started."""
-    for child in _children(master):
-        os.kill(child, signal.SIGKILL)
-    os.kill(master, signal.SIGKILL)
 
 
 def _push_until_refused(url: str, user: int, first: int, acked: list[str], stop: threading.Event) -> None:
@@ -59,7 +45,7 @@ def _push_until_refused(url: str, user: int, first: int, acked: list[str], stop:
         acked.append(wanted)
 
 
-def test_every_acknowledged_new_image_survives_kill_9(tmp_path):
+def test_every_acknowledged_new_image_surviveskill_9_server(tmp_path):
     data_dir = tmp_path / "data"
     store = Store(data_dir)
     store.open()
@@ -82,7 +68,7 @@ def test_every_acknowledged_new_image_survives_kill_9(tmp_path):
             while sum(map(len, acked.values())) < (trial + 1) * 400 and time.monotonic() < deadline:
                 time.sleep(0.05)
             time.sleep(0.1 * trial)  # kills at different moments of an append or a compaction
-            _kill_9(served.process.pid)
+            kill_9_server(served.process.pid)
             served.process.wait(timeout=10)
             stop.set()
             for thread in threads:

@@ -7,9 +7,7 @@ completes with the same bytes.
 """
 from __future__ import annotations
 
-import os
 import random
-import signal
 import socket
 import tarfile
 import time
@@ -18,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import image_id
+from tests.processes import kill_9_server
 
 from . import storage
 from .conftest import LAYER_STORES, layer_storage_env, running_server
@@ -34,18 +33,6 @@ def big_layer() -> Layer:
     entries = [Entry("data/", kind=tarfile.DIRTYPE, mode=0o755)]
     entries += [Entry(f"data/blob{n}", rng.randbytes(4 << 20)) for n in range(5)]
     return Layer(image_id(0x9A1), None, entries)
-
-
-def children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(child) for child in path.read_text().split()] if path.exists() else []
-
-
-def kill_9(master: int) -> None:
-    """SIGKILL the server's workers and then its master process: only the processes this test started."""
-    for child in children(master):
-        os.kill(child, signal.SIGKILL)
-    os.kill(master, signal.SIGKILL)
 
 
 def start_upload(host: str, path: str, headers: dict[str, str], body: bytes) -> socket.socket:
@@ -88,7 +75,7 @@ def test_kill_9_mid_upload_leaves_no_visible_layer_and_leftovers_gc_removes(stor
             wait_until(lambda: server.unfinished_uploads(), "the upload to reach its temporary place")
             if server.s3 is not None:
                 wait_until(lambda: _parts_sent(server.s3) >= 2, "two parts in S3")
-            kill_9(server.process.pid)
+            kill_9_server(server.process.pid)
             server.process.wait(WAIT_SECONDS)
         finally:
             upload.close()
