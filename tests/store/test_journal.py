@@ -9,7 +9,7 @@ import multiprocessing
 import pytest
 
 from index.ops.backup import create_backup, restore_backup
-from index.store import CorruptDataFile, Store
+from index.store import CorruptDataFile, StorageFailure, Store
 from index.store import files as files_module
 from index.store.files import STAMP_KEY, TEMP_MARK, DataFile, journal_path, merge_patch
 from tests.conftest import image_id
@@ -93,6 +93,28 @@ def test_the_journal_is_folded_into_the_base_once_it_passes_its_bound(base, monk
         assert not journal_path(base).exists() or journal_path(base).stat().st_size <= bound
     assert len(stamps) > 3  # compacted several times
     assert _ids(DataFile(base).read_private()) == {image_id(k) for k in range(30)}
+
+
+def test_a_fold_that_fails_keeps_the_acknowledged_line_and_the_next_append_folds(base, monkeypatch, caplog):
+    monkeypatch.setattr(files_module, "JOURNAL_MIN_COMPACT_BYTES", 300)
+    monkeypatch.setattr(files_module, "JOURNAL_MAX_COMPACT_BYTES", 300)
+    writer = DataFile(base)
+    whole_write = DataFile.write
+
+    def disk_full(self, data, retain=True):
+        raise StorageFailure("no space left on device")
+    monkeypatch.setattr(DataFile, "write", disk_full)
+    n = 0
+    while not journal_path(base).exists() or journal_path(base).stat().st_size <= 300:
+        n += 1
+        _append(writer, n)  # answered: the line is durable, whatever the fold does
+        assert n < 50
+    assert "could not fold the journal" in caplog.text
+    assert _ids(DataFile(base).read_private()) == {image_id(k) for k in range(n + 1)}
+    monkeypatch.setattr(DataFile, "write", whole_write)
+    _append(writer, n + 1)  # past the bound still: this append folds
+    assert not journal_path(base).exists()
+    assert _ids(json.loads(base.read_bytes())) == {image_id(k) for k in range(n + 2)}
 
 
 def test_a_torn_last_line_is_ignored_and_cut_by_the_next_append(base):
