@@ -51,7 +51,7 @@ _FIELDS = ("pulls", "pushes")
 # read); going past them reads that shard again.
 LATEST_PUSHES_KEPT = 64
 # Other workers' flushes come every INDEX_ACTIVITY_FLUSH_SECONDS (10 s): looking at the 16 shards
-# (a stat and a read each) more often than this tells nothing new, and was a third of a search.
+# (a stat and a read each) more often than this tells nothing new, and was over a quarter of a search.
 SHARDS_RECHECK_SECONDS = 1.0
 
 
