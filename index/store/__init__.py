@@ -329,14 +329,13 @@ class Store:
         neither the locks nor a private parse.
         """
         doc = self._lookup(self.namespace_path(namespace), "repositories", name)
-        return doc is not None and doc["state"] == ACTIVE and not _adds_to(doc["images"], images)
+        return doc is not None and doc["state"] == ACTIVE and not _added(doc["images"], images)
 
     def announce_repository(self, namespace: str, name: str, images: Iterable[ImageEntry],
                             owner: str, new_fields: dict[str, Any] | None = None) -> RepositoryRecord:
         """Create the repository or re-open it for a push, and merge the announced images.
 
         ``new_fields`` (visibility, grants: see store.access) are set only when it is created."""
-        images = list(images)
         self.announce(namespace, name, images, owner, new_fields)
         doc = self._lookup(self.namespace_path(namespace), "repositories", name)
         if doc is None:  # deleted by another request right after
@@ -624,18 +623,10 @@ def _missing_repository(namespace: str, name: str) -> RecordNotFound:
     return RecordNotFound(f"repository {shown} not found")
 
 
-def _merge(known: dict[str, str], images: Iterable[ImageEntry]) -> dict[str, str]:
-    """id -> checksum ("" while unknown). The first known checksum of an id is kept."""
-    merged = dict(known)
-    for image in images:
-        checksum = image.get("checksum", "")
-        if not merged.get(image["id"]):
-            merged[image["id"]] = checksum
-    return merged
-
-
 def _added(known: Mapping[str, str], images: Iterable[ImageEntry]) -> dict[str, str]:
-    """What :func:`_merge` of ``images`` into ``known`` adds or changes (without copying ``known``)."""
+    """What merging ``images`` into ``known`` (id -> checksum, "" while unknown) adds or changes,
+    without copying ``known``: new ids, and a checksum for an id that had none. The first known
+    checksum of an id is kept."""
     added: dict[str, str] = {}
     for image in images:
         image_id, checksum = image["id"], image.get("checksum", "")
@@ -645,13 +636,9 @@ def _added(known: Mapping[str, str], images: Iterable[ImageEntry]) -> dict[str, 
     return added
 
 
-def _adds_to(known: Mapping[str, str], images: Iterable[ImageEntry]) -> bool:
-    """Whether :func:`_merge` of ``images`` into ``known`` would change it (without copying it)."""
-    for image in images:
-        checksum = known.get(image["id"])
-        if checksum is None or (not checksum and image.get("checksum")):
-            return True
-    return False
+def _merge(known: dict[str, str], images: Iterable[ImageEntry]) -> dict[str, str]:
+    """``known`` with ``images`` merged in (a new dict; see :func:`_added`)."""
+    return {**known, **_added(known, images)}
 
 
 def _email_owner(users: Iterable[dict[str, Any]], email: str) -> str | None:
