@@ -211,9 +211,15 @@ def member_remove(org: str, team: str, member: str) -> BaseResponse:
 def namespace_webhooks(namespace: str, viewer: Principal | None) -> list[dict[str, Any]] | None:
     """The namespace-wide webhooks of ``namespace`` for its admins (None otherwise), as the API
     lists them (no secrets)."""
-    if viewer is None or permissions.is_robot(viewer) or not permissions.can_admin_namespace(viewer, namespace):
+    if not _may_manage_hooks(viewer, namespace):
         return None
     return [public_view(found) for found in events.current().notifications.in_scope(namespace, None)]
+
+
+def _may_manage_hooks(viewer: Principal | None, namespace: str) -> bool:
+    """The API's rule for a namespace's webhooks: its admins (``can_admin_namespace``), never robots."""
+    return (viewer is not None and not permissions.is_robot(viewer)
+            and permissions.can_admin_namespace(viewer, namespace))
 
 
 def webhook_page_context(namespace: str, viewer: Principal | None) -> dict[str, Any]:
@@ -223,11 +229,11 @@ def webhook_page_context(namespace: str, viewer: Principal | None) -> dict[str, 
 
 
 def _hooks_admin(namespace: str) -> Principal:
-    """Who may manage ``namespace``'s webhooks: the API's rule (``can_admin_namespace``; robots never)."""
+    """The signed-in account, if it may manage ``namespace``'s webhooks (:func:`_may_manage_hooks`)."""
     viewer = signed_in()
     if not names.NAMESPACE_RE.fullmatch(namespace):
         raise NotFound(f"namespace {namespace[:80]!r} not found")
-    if permissions.is_robot(viewer) or not permissions.can_admin_namespace(viewer, namespace):
+    if not _may_manage_hooks(viewer, namespace):
         raise Forbidden(f"only admins of {namespace} may manage its webhooks")
     return viewer
 
