@@ -40,9 +40,16 @@ def organization_view(namespace: str, viewer: Principal | None) -> dict[str, Any
     return {"name": namespace, "teams": teams}
 
 
+def _manages_namespace(viewer: Principal | None, namespace: str) -> bool:
+    """Who manages a namespace's robots and webhooks (the API's rule): its admins
+    (``can_admin_namespace``), never a robot."""
+    return (viewer is not None and not permissions.is_robot(viewer)
+            and permissions.can_admin_namespace(viewer, namespace))
+
+
 def robots_of(namespace: str, viewer: Principal | None) -> list[dict[str, Any]] | None:
     """The robot accounts of ``namespace`` with their tokens, for its admins (None otherwise)."""
-    if viewer is None or permissions.is_robot(viewer) or not permissions.can_admin_namespace(viewer, namespace):
+    if not _manages_namespace(viewer, namespace):
         return None
     return [{**operations.robot_view(record), "namespace": namespace,
              "short": record["name"].partition("+")[2]}
@@ -211,15 +218,11 @@ def member_remove(org: str, team: str, member: str) -> BaseResponse:
 def namespace_webhooks(namespace: str, viewer: Principal | None) -> list[dict[str, Any]] | None:
     """The namespace-wide webhooks of ``namespace`` for its admins (None otherwise), as the API
     lists them (no secrets)."""
-    if not _may_manage_hooks(viewer, namespace):
+    if not _manages_namespace(viewer, namespace):
         return None
     return [public_view(found) for found in events.current().notifications.in_scope(namespace, None)]
 
 
-def _may_manage_hooks(viewer: Principal | None, namespace: str) -> bool:
-    """The API's rule for a namespace's webhooks: its admins (``can_admin_namespace``), never robots."""
-    return (viewer is not None and not permissions.is_robot(viewer)
-            and permissions.can_admin_namespace(viewer, namespace))
 
 
 def webhook_page_context(namespace: str, viewer: Principal | None) -> dict[str, Any]:
@@ -229,11 +232,11 @@ def webhook_page_context(namespace: str, viewer: Principal | None) -> dict[str, 
 
 
 def _hooks_admin(namespace: str) -> Principal:
-    """The signed-in account, if it may manage ``namespace``'s webhooks (:func:`_may_manage_hooks`)."""
+    """The signed-in account, if it may manage ``namespace``'s webhooks (:func:`_manages_namespace`)."""
     viewer = signed_in()
     if not names.NAMESPACE_RE.fullmatch(namespace):
         raise NotFound(f"namespace {namespace[:80]!r} not found")
-    if not _may_manage_hooks(viewer, namespace):
+    if not _manages_namespace(viewer, namespace):
         raise Forbidden(f"only admins of {namespace} may manage its webhooks")
     return viewer
 
@@ -284,7 +287,7 @@ def namespace_webhook_test(namespace: str, uuid: str) -> BaseResponse:
 
 def _robot_admin(namespace: str) -> Principal:
     viewer = signed_in()
-    if permissions.is_robot(viewer) or not permissions.can_admin_namespace(viewer, namespace):
+    if not _manages_namespace(viewer, namespace):
         raise Forbidden(f"only admins of {namespace} may manage its robot accounts")
     return viewer
 
