@@ -80,22 +80,26 @@ def _latest(stats: Mapping[str, Any]) -> float | None:
     return None
 
 
-def _merged(stored: Mapping[str, Any], pending: Mapping[str, Any]) -> dict[str, Any]:
-    """Flushed counts with pending ones added: counters summed, pending times and names win."""
+def _combined(stored: Mapping[str, Any], counts: Mapping[str, Any]) -> dict[str, Any]:
+    """``stored`` with ``counts`` added: the counters it has summed, its times and names winning."""
     entry = dict(stored)
     for name in _FIELDS:
-        entry[name] = entry.get(name, 0) + pending.get(name, 0)
-    entry.update({k: v for k, v in pending.items() if k not in _FIELDS})
+        if name in counts:
+            entry[name] = entry.get(name, 0) + counts[name]
+    entry.update({k: v for k, v in counts.items() if k not in _FIELDS})
     return entry
 
 
-def _add_into(table: dict[str, Any], repository: str, counts: Mapping[str, Any]) -> None:
-    merged = dict(table.get(repository, {}))
+def _merged(stored: Mapping[str, Any], pending: Mapping[str, Any]) -> dict[str, Any]:
+    """Flushed counts with pending ones added, both counters always present (what ``of`` answers)."""
+    entry = dict(stored)
     for name in _FIELDS:
-        if name in counts:
-            merged[name] = merged.get(name, 0) + counts[name]
-    merged.update({k: v for k, v in counts.items() if k not in _FIELDS})
-    table[repository] = merged
+        entry.setdefault(name, 0)
+    return _combined(entry, pending)
+
+
+def _add_into(table: dict[str, Any], repository: str, counts: Mapping[str, Any]) -> None:
+    table[repository] = _combined(table.get(repository, {}), counts)
 
 
 @dataclass
