@@ -128,6 +128,10 @@ class Activity:
         self._changes = 0  # counts every _add
         self._applied = -1  # the value of _changes when the pending times were last laid over
         self._view_lock = threading.Lock()
+        # Held while a shard's parse exists (2.8 MiB of objects at 100,000 repositories): a flush
+        # and a refresh in two threads each parsing would raise the peak of the small-object heap,
+        # and CPython keeps the arenas of a peak (bench/README.md, "Why a worker passed 100 MiB").
+        self._parsing = threading.Lock()
         self._shards: dict[str, _Shard] = {shard: _Shard() for shard in self._files}
         self._recency: dict[str, float] = {}  # ns/repo -> latest pull or push, flushed or pending
         self._recheck_seconds = recheck_seconds
@@ -174,12 +178,13 @@ class Activity:
         for shard, counts_of in sorted(by_shard.items()):
             datafile = self._files[shard]
             try:
-                with self._store.writing(), datafile.locked():
+                with self._parsing, self._store.writing(), datafile.locked():
                     data = datafile.read_private()
                     table = data.setdefault(TABLE, {})
                     for repository, counts in counts_of.items():
                         _add_into(table, repository, counts)
                     datafile.write(data, retain=False)  # readers keep what they derive, not this
+                    del data, table  # before the next shard is parsed
                 self._checked_at = -math.inf  # this worker's own write shows at once
             except (StoreError, OSError) as exc:
                 log.warning("could not save pull/push counts (kept for the next try): %s", exc)
@@ -203,7 +208,7 @@ class Activity:
         datafile = self._files[shard_of(repository)]
         if not datafile.path.exists():
             return
-        with self._store.writing(), datafile.locked():
+        with self._parsing, self._store.writing(), datafile.locked():
             data = datafile.read_private()
             if data.get(TABLE, {}).pop(repository, None) is not None:
                 datafile.write(data, retain=False)
@@ -240,7 +245,8 @@ class Activity:
     def of(self, repository: str) -> dict[str, Any]:
         """Flushed counts plus this worker's pending ones for one repository."""
         try:
-            stored = self._files[shard_of(repository)].read_shared(retain=False).get(TABLE, {}).get(repository)
+            with self._parsing:
+                stored = self._files[shard_of(repository)].read_shared(retain=False).get(TABLE, {}).get(repository)
         except (StoreError, OSError) as exc:
             log.warning("could not read pull/push counts: %s", exc)
             stored = None
@@ -262,38 +268,17 @@ class Activity:
             if due:
                 self._checked_at = moment
             for shard, datafile in self._files.items() if due else ():
-                known = self._shards[shard]
+                if not self._parsing.acquire(blocking=False):
+                    # A flush of this worker is under way: its shards are looked at by the next
+                    # query (a ranking tie-break a moment old), not parsed alongside its parse.
+                    self._checked_at = -math.inf
+                    break
                 try:
-                    changed = datafile.read_if_changed(known.version)
-                except (StoreError, OSError) as exc:
-                    log.warning("could not read pull/push counts: %s", exc)
-                    continue
-                if changed is None:
-                    continue
-                version, data = changed
-                fresh = _Shard(version)
-                times: dict[str, float] = {}
-                pushes: list[tuple[str, str]] = []
-                for repository, stats in data.get(TABLE, {}).items():
-                    # A copy: a string of the parse kept alive would keep the parse's memory
-                    # pages (one in every few thousand objects is enough) after it is dropped;
-                    # interned: the search index holds the same name (index.search_index).
-                    name = sys.intern(repository.encode().decode())
-                    latest = _latest(stats)
-                    if latest is not None:
-                        times[name] = latest
-                    if stats.get("last_push"):
-                        pushes.append((stats["last_push"], name))
-                fresh.repositories = list(times)
-                fresh.latest_pushes = [(pushed.encode().decode(), name)
-                                       for pushed, name in heapq.nlargest(LATEST_PUSHES_KEPT, pushes)]
-                fresh.complete = len(pushes) <= LATEST_PUSHES_KEPT
-                # One C-level update, so a query ranking meanwhile never sees the shard half-done.
-                recency.update(times)
-                for gone in set(known.repositories).difference(times):
-                    recency.pop(gone, None)
-                self._shards[shard] = fresh
-                changed_any = True
+                    changed = self._changed_shard(shard, datafile)
+                finally:
+                    self._parsing.release()
+                if changed:
+                    changed_any = True
             with self._lock:
                 if not changed_any and self._applied == self._changes:
                     return
@@ -302,6 +287,42 @@ class Activity:
             for repository, latest in pending:
                 if latest is not None:
                     recency[repository] = max(latest, recency.get(repository, latest))
+
+    def _changed_shard(self, shard: str, datafile: DataFile) -> bool:
+        """Re-read one shard into :attr:`_recency` if it changed (with the view and parse locks
+        held); True if it had. Its parse is gone on return."""
+        known = self._shards[shard]
+        try:
+            changed = datafile.read_if_changed(known.version)
+        except (StoreError, OSError) as exc:
+            log.warning("could not read pull/push counts: %s", exc)
+            return False
+        if changed is None:
+            return False
+        version, data = changed
+        fresh = _Shard(version)
+        times: dict[str, float] = {}
+        pushes: list[tuple[str, str]] = []
+        for repository, stats in data.get(TABLE, {}).items():
+            # A copy: a string of the parse kept alive would keep the parse's memory
+            # pages (one in every few thousand objects is enough) after it is dropped;
+            # interned: the search index holds the same name (index.search_index).
+            name = sys.intern(repository.encode().decode())
+            latest = _latest(stats)
+            if latest is not None:
+                times[name] = latest
+            if stats.get("last_push"):
+                pushes.append((stats["last_push"], name))
+        fresh.repositories = list(times)
+        fresh.latest_pushes = [(pushed.encode().decode(), name)
+                               for pushed, name in heapq.nlargest(LATEST_PUSHES_KEPT, pushes)]
+        fresh.complete = len(pushes) <= LATEST_PUSHES_KEPT
+        # One C-level update, so a query ranking meanwhile never sees the shard half-done.
+        self._recency.update(times)
+        for gone in set(known.repositories).difference(times):
+            self._recency.pop(gone, None)
+        self._shards[shard] = fresh
+        return True
 
     def recency(self) -> Mapping[str, float]:
         """``ns/repo`` -> time of its latest pull or push (seconds since 1970), for ranking:
@@ -333,7 +354,10 @@ class Activity:
             return
         # Past the kept ones (rare: a home page whose viewer may read none of the latest pushes).
         last = known.latest_pushes[-1]
-        data = self._files[shard].read_shared(retain=False)
-        yield from sorted(((stats["last_push"], repository) for repository, stats in data.get(TABLE, {}).items()
-                           if stats.get("last_push") and repository not in pending
-                           and (stats["last_push"], repository) < last), reverse=True)
+        with self._parsing:
+            data = self._files[shard].read_shared(retain=False)
+            older = sorted(((stats["last_push"], repository) for repository, stats in data.get(TABLE, {}).items()
+                            if stats.get("last_push") and repository not in pending
+                            and (stats["last_push"], repository) < last), reverse=True)
+            del data
+        yield from older
