@@ -40,7 +40,7 @@ import tempfile
 import threading
 import time
 from array import array
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -157,37 +157,50 @@ class SearchIndex:
             matches = self._matches(needle)
             if visible is not None:
                 names, public = self._names, self._public
-                matches = [number for number in matches if visible(names[number] or "", public[number] == 1)]
+                matches = array("I", (number for number in matches
+                                       if visible(names[number] or "", public[number] == 1)))
             return len(matches), self._page(matches, offset, limit, needle, recency or {})
 
     def __len__(self) -> int:
         """How many repositories the index holds (as of the last query)."""
         return len(self._names) - self._dropped
 
-    def _matches(self, needle: str) -> list[int]:
+    def _matches(self, needle: str) -> array[int]:
+        # Numbers in arrays, not lists: a query matching 100,000 repositories would otherwise
+        # hold 100,000 int objects at once, a peak of the small-object heap that CPython keeps
+        # (bench/README.md, "Why a worker passed 100 MiB").
         names = self._names
         if not needle:
-            return [number for number, name in enumerate(names) if name is not None]
+            return array("I", (number for number, name in enumerate(names) if name is not None))
         pieces = [piece for piece in _SEPARATORS.split(needle) if piece]
         if not pieces:  # only separators ("-", "/", " "): no token narrows it down
-            return [number for number, name in enumerate(names)
-                    if name is not None and self._contains(number, needle)]
+            return array("I", (number for number, name in enumerate(names)
+                               if name is not None and self._contains(number, needle)))
         candidates = self._with_token_containing(max(pieces, key=len))
         if len(pieces) == 1 and pieces[0] == needle:
             return candidates  # inside a token: every candidate matches
-        return [number for number in candidates if self._contains(number, needle)]
+        return array("I", (number for number in candidates if self._contains(number, needle)))
 
     def _contains(self, number: int, needle: str) -> bool:
         # Descriptions are lower-cased here rather than kept twice: only queries with separators get here.
         name = self._names[number]
         return name is not None and (needle in name or needle in self._descriptions[number].decode().lower())
 
-    def _with_token_containing(self, piece: str) -> list[int]:
-        found: set[int] = set()
-        for token in self._tokens_containing(piece):
-            found.update(self._postings[token])
+    def _with_token_containing(self, piece: str) -> array[int]:
+        """The live entries holding a token that contains ``piece``, each once."""
+        holding = self._tokens_containing(piece)
         names = self._names
-        return [number for number in found if names[number] is not None]
+        if len(holding) == 1:  # one token's postings hold each number once
+            return array("I", (number for number in self._postings[holding[0]] if names[number] is not None))
+        seen = bytearray(len(names))
+        found: array[int] = array("I")
+        for token in holding:
+            for number in self._postings[token]:
+                if not seen[number]:
+                    seen[number] = 1
+                    if names[number] is not None:
+                        found.append(number)
+        return found
 
     def _tokens_containing(self, piece: str) -> list[str]:
         if self._vocabulary is None:
@@ -202,7 +215,7 @@ class SearchIndex:
             position = vocabulary.find(piece, end)
         return found
 
-    def _page(self, matches: Iterable[int], offset: int, limit: int, needle: str,
+    def _page(self, numbers: array[int], offset: int, limit: int, needle: str,
               recency: Mapping[str, float]) -> list[tuple[str, str]]:
         names, descriptions = self._names, self._descriptions
 
@@ -210,7 +223,6 @@ class SearchIndex:
             name = names[number] or ""
             return rank(name, needle), -recency.get(name, 0.0), name
 
-        numbers = list(matches)
         wanted = offset + limit
         if wanted * 8 < len(numbers):  # a first page of many matches: no need to sort them all
             ordered = heapq.nsmallest(wanted, numbers, key=order)
