@@ -39,6 +39,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import fcntl
+import itertools
 import json
 import logging
 import os
@@ -71,6 +72,41 @@ LOCK_POLL_SECONDS = 0.002
 STAMP_KEY = "_write"
 _STAMP_HEX = 16
 _PREFIX_LEN = len(json.dumps({STAMP_KEY: "0" * _STAMP_HEX}, separators=(",", ":"))) - 1
+
+# Tables of more records than this are encoded this many records at a time (encode_document).
+ENCODE_CHUNK = 256
+_compact = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def encode_document(document: dict[str, Any]) -> bytes:
+    """``json.dumps(document, separators=(",", ":"))`` in UTF-8, the same bytes, but with large
+    tables encoded a few hundred records at a time.
+
+    json.dumps of a whole pull/push shard (6,250 records, 0.9 MB, at 100,000 repositories) holds
+    about 4 MiB of small strings at once before it joins them; CPython keeps the arenas of such
+    a peak for good once anything long-lived lands among them (bench/README.md, "Why a worker
+    passed 100 MiB"). A chunk at a time holds a few KiB of them.
+    """
+    if not any(isinstance(value, dict) and len(value) > ENCODE_CHUNK for value in document.values()) or \
+            not all(isinstance(key, str) for key in document):
+        return _compact(document).encode("utf-8")
+    pieces: list[bytes] = []
+    for key, value in document.items():
+        pieces += (b"," if pieces else b"{", _compact(key).encode("utf-8"), b":")
+        if isinstance(value, dict) and len(value) > ENCODE_CHUNK:
+            records = iter(value.items())
+            pieces.append(b"{")
+            first = True
+            while chunk := dict(itertools.islice(records, ENCODE_CHUNK)):
+                if not first:
+                    pieces.append(b",")
+                pieces.append(_compact(chunk)[1:-1].encode("utf-8"))  # without its braces
+                first = False
+            pieces.append(b"}")
+        else:
+            pieces.append(_compact(value).encode("utf-8"))
+    pieces.append(b"}")
+    return b"".join(pieces)
 
 
 def fsync_dir(folder: Path) -> None:
@@ -669,7 +705,7 @@ class DataFile(ForkSafe):
         change it afterwards.
         """
         stamped = {STAMP_KEY: secrets.token_hex(_STAMP_HEX // 2), **data}
-        payload = json.dumps(stamped, separators=(",", ":")).encode("utf-8")
+        payload = encode_document(stamped)
         self._cache = None
         try:
             atomic_write_bytes(self.path, payload)
