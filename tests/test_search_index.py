@@ -6,6 +6,7 @@ import random
 import subprocess
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -306,3 +307,24 @@ def test_building_the_index_keeps_no_file_parse_in_the_store(tmp_path):
     assert index.search("app", 0, 10)[0] == 5
     kept = [path for path, datafile in fresh.tables._files.items() if datafile._cache is not None]
     assert kept == []
+
+
+def test_a_query_matching_many_holds_no_object_per_match(tmp_path):
+    # The matches are arrays of numbers: a set and lists of int objects for a query matching
+    # 100,000 repositories were a peak of small objects that CPython keeps (bench/README.md).
+    store = Store(tmp_path / "data")
+    store.open()
+    index = SearchIndex(store)
+    assert index.search("app", 0, 25)[0] == 0  # the first query scans the (empty) data dir
+    count = 20_000
+    for number in range(count):  # entries as a scan adds them, without writing 20,000 files
+        index._add(sys.intern(f"ns{number // 10}/app{number % 50}"), b"an app", "an app", True)
+    visible = lambda name, public: public  # noqa: E731
+    tracemalloc.start()
+    try:
+        total, page = index.search("app", 0, 25, visible, {})
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert total == count and len(page) == 25
+    assert peak < 16 * count  # an int object alone is 28 bytes
