@@ -12,9 +12,9 @@ the same disk and load. Printed per data set:
   ``create_app()`` in this process, and the time from launching ``serve`` to the first
   ``/v1/_ping`` answer;
 * each worker's RSS and PSS right after start-up, after the first search in every worker (the
-  first builds the search index and saves its snapshot, the other loads that), at the end, and
-  after a restart (both load the snapshot); searches go over eight keep-alive connections so
-  that both workers answer some;
+  first builds the search index and saves its snapshot, the other loads that), after half the
+  rounds, at the end, and after a restart (both load the snapshot); searches go over eight
+  keep-alive connections so that both workers answer some;
 * p50/p95 of a search, of an announce that creates a repository, and of a merge of one new
   image into an existing one, with the 100,000 : 100 ratio of the p50s.
 
@@ -177,6 +177,9 @@ def main() -> None:
             for one in order:
                 one.timed("search", "GET", f"/v1/search?q={SEARCH_TERMS[n % len(SEARCH_TERMS)]}",
                           client=n % CONNECTIONS)
+            if n + 1 == args.samples // 2:  # what grows between the two halves (bench/README.md)
+                for one in served:
+                    one.note_memory("after half the rounds")
         for one in served:
             one.note_memory("at the end")
         for one in served:  # a restart: the workers load the search index's snapshot
