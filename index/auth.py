@@ -9,6 +9,7 @@ from typing import Any
 from flask import Response, current_app, request
 
 from . import events, logs, passwords, permissions, principals
+from .current import this_app, this_request
 from .errors import BadRequest, Forbidden, NotFound, TooManyRequests, Unauthorized
 from .names import RepoName
 from .services import services
@@ -24,7 +25,7 @@ PLAIN_HOST_RE = re.compile(r"(?:[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5
 
 def scheme() -> str | None:
     """``basic``, ``token``, another lower-cased word, or None without an Authorization header."""
-    header = request.headers.get("Authorization", "").strip()
+    header = this_request().headers.get("Authorization", "").strip()
     return header.split(None, 1)[0].lower() if header else None
 
 
@@ -38,7 +39,7 @@ def basic_user() -> Principal | None:
     if scheme() != "basic":
         return None
     try:
-        credentials = request.authorization
+        credentials = this_request().authorization
     except ValueError:  # Werkzeug's base64 decoding of non-ASCII bytes (UnicodeError is one too)
         credentials = None
     if credentials is None or credentials.type != "basic":
@@ -219,12 +220,13 @@ def endpoints() -> list[str]:
     A Host header that is no bare host[:port] is a 400: the client would build ``http:///v1/``
     from an empty value. Views that write call this first, so such a request changes nothing.
     """
-    config = current_app.config
+    config = this_app().config
     if config["REGISTRY_ENDPOINTS"]:
         return list(config["REGISTRY_ENDPOINTS"])
     if config["PUBLIC_HOST"]:
         return [config["PUBLIC_HOST"]]
-    host = request.host or request.headers.get("Host", "")
+    asked = this_request()
+    host = asked.host or asked.headers.get("Host", "")
     if not PLAIN_HOST_RE.fullmatch(host):
         raise BadRequest(f"the Host header {host[:80]!r} is not a host[:port] that a registry endpoint can be "
                          "named by; send a plain Host header or set INDEX_PUBLIC_HOST or INDEX_REGISTRY_ENDPOINTS")

@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import logging
 
-from flask import Flask, Response, request
+from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
 
+from .current import this_request
 from .names import ValidationError
 from .store.errors import AlreadyExists, CorruptDataFile, ImageConflict, RecordNotFound, StorageFailure
 from .tokens import ActivationError
@@ -106,7 +107,7 @@ def register_error_handlers(app: Flask) -> None:
         # Werkzeug's router answers a path without its rule's trailing slash with a redirect whose
         # Location is built from the Host header (and Flask hands such routing results past the
         # error handlers). An API answers what it has and never sends a client elsewhere.
-        if isinstance(request.routing_exception, RequestRedirect):
+        if isinstance(this_request().routing_exception, RequestRedirect):
             return error_response(404, "not found: no resource has this exact path")
         return None
 

@@ -16,7 +16,9 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, request
+
+from .current import this_g, this_request
 
 LOGGER_NAME = "index"
 REQUEST_LOGGER_NAME = "index.requests"
@@ -115,7 +117,7 @@ def failed_login(username: str) -> None:
 def set_user(username: str | None) -> None:
     """Record who the request acts for, for its log line."""
     if username:
-        g.log_user = username
+        this_g().log_user = username
 
 
 def install(app: Flask) -> None:
@@ -125,7 +127,7 @@ def install(app: Flask) -> None:
 
 
 def _start_timer() -> None:
-    g.log_started = time.perf_counter()
+    this_g().log_started = time.perf_counter()
 
 
 def _shown(text: str, unchanged: re.Pattern[str], safe: str) -> str:
@@ -138,15 +140,16 @@ def _log_request(response: Response) -> Response:
     # Logger.info does), a third of what the line cost before.
     if not request_log.isEnabledFor(logging.INFO):
         return response
-    started = g.get("log_started")
+    answered, context = this_request(), this_g()  # not through the proxies (index.current)
+    started = context.get("log_started")
     duration_ms = round((time.perf_counter() - started) * 1000, 1) if started is not None else 0.0
     length = response.content_length
     fields = {
-        "client": request.remote_addr or "-",
-        "user": g.get("log_user") or "-",
-        "method": _shown(request.method, _PLAIN_TOKEN, ""),
+        "client": answered.remote_addr or "-",
+        "user": context.get("log_user") or "-",
+        "method": _shown(answered.method, _PLAIN_TOKEN, ""),
         # The path only: query strings may carry tokens (activation links).
-        "path": _shown(request.path, _PLAIN_PATH, _PATH_SAFE),
+        "path": _shown(answered.path, _PLAIN_PATH, _PATH_SAFE),
         "status": response.status_code,
         "bytes": length if length is not None else "-",
         "duration_ms": duration_ms,

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import IO, Any
 
-from flask import Response, current_app, request
+from flask import Response
 
+from .current import this_app, this_request
 from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType, json_body
 
 JSON = "application/json"
@@ -25,13 +26,14 @@ def read_json_raw() -> tuple[bytes, Any]:
     Real clients send ``application/json`` (sometimes with a charset, sometimes spelled
     ``Content-type``); a missing type is accepted too, a clearly different one is refused.
     """
-    mimetype = request.mimetype
+    sent = this_request()
+    mimetype = sent.mimetype
     if mimetype and mimetype != JSON and not mimetype.endswith("+json"):
         raise UnsupportedMediaType(f"expected Content-Type: application/json, got {mimetype}")
-    limit = current_app.config["MAX_JSON_BYTES"]
-    if request.content_length is not None and request.content_length > limit:
+    limit = this_app().config["MAX_JSON_BYTES"]
+    if sent.content_length is not None and sent.content_length > limit:
         raise PayloadTooLarge(f"request body is larger than {limit} bytes")
-    raw = _read_up_to(limit + 1)
+    raw = _read_up_to(sent.stream, limit + 1)
     if len(raw) > limit:
         raise PayloadTooLarge(f"request body is larger than {limit} bytes")
     if not raw.strip():
@@ -51,13 +53,13 @@ def read_json_raw() -> tuple[bytes, Any]:
     return raw, data
 
 
-def _read_up_to(size: int) -> bytes:
+def _read_up_to(stream: IO[bytes], size: int) -> bytes:
     """Up to ``size`` bytes of the body: a server may hand a read fewer bytes than asked for
     (one chunk as it arrived), so read until the body ends or ``size`` is reached."""
     parts: list[bytes] = []
     wanted = size
     while wanted > 0:
-        chunk = request.stream.read(wanted)
+        chunk = stream.read(wanted)
         if not chunk:
             break
         parts.append(chunk)

@@ -22,8 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from enum import IntEnum
 
-from flask import current_app
-
+from .current import this_app
 from .names import LIBRARY, RepoName
 from .services import services
 from .store.access import PUBLIC, find_organization, holders_of, repository_facts
@@ -85,7 +84,7 @@ def role_for(user: Principal | None, name: RepoName) -> Role | None:
     if facts is None:
         return None
     role: Role | None = None
-    if facts["visibility"] == PUBLIC and (user is not None or current_app.config["ANONYMOUS_PULL"]):
+    if facts["visibility"] == PUBLIC and (user is not None or this_app().config["ANONYMOUS_PULL"]):
         role = Role.READ
     if user is not None:
         granted = facts["permissions"]
@@ -139,7 +138,7 @@ def creator_grants(user: Principal, namespace: str) -> Grants:
 
 
 def anonymous_reads_allowed() -> bool:
-    return bool(current_app.config["ANONYMOUS_PULL"])
+    return bool(this_app().config["ANONYMOUS_PULL"])
 
 
 def readable_holder(user: Principal | None, image_id: str,

@@ -6,9 +6,11 @@ import math
 import re
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response
+from werkzeug.datastructures import MultiDict
 
 from . import auth, permissions
+from .current import this_request
 from .errors import BadRequest, json_body
 from .names import LIBRARY, RepoName
 from .payloads import JSON
@@ -25,8 +27,8 @@ _DIGITS_RE = re.compile(r"[0-9]{1,9}")
 RESULTS_KEPT = 4096  # results kept as JSON text (a few hundred bytes each)
 
 
-def _int_arg(name: str, default: int, low: int, high: int | None) -> int:
-    values = request.args.getlist(name)
+def _int_arg(args: MultiDict[str, str], name: str, default: int, low: int, high: int | None) -> int:
+    values = args.getlist(name)
     if len(values) > 1:
         raise BadRequest(f"give {name} at most once")
     raw = values[0] if values else None
@@ -76,11 +78,12 @@ def find(query: str, offset: int, limit: int, viewer: Principal | None) -> tuple
 
 @bp.get("/v1/search")
 def search() -> Response:
-    query = request.args.get("q", "")
+    args = this_request().args
+    query = args.get("q", "")
     if len(query) > MAX_QUERY_CHARS:
         raise BadRequest(f"q must be at most {MAX_QUERY_CHARS} characters")
-    page_size = _int_arg("n", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
-    page = _int_arg("page", 1, 1, None)
+    page_size = _int_arg(args, "n", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
+    page = _int_arg(args, "page", 1, 1, None)
     total, found = find(query, (page - 1) * page_size, page_size, auth.reader())
     # What json_body of the whole answer gives, with each result's JSON made once and kept.
     head = json_body({"query": query, "num_results": total, "num_pages": max(1, math.ceil(total / page_size)),

@@ -7,8 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from flask import Response, current_app
+from flask import Response
 
+from .current import this_app
 from .names import RepoName
 from .passwords import VerifiedCredentials
 from .ratelimit import LoginThrottle, RegistrationThrottle
@@ -58,5 +59,5 @@ class Services:
 
 
 def services() -> Services:
-    found: Services = current_app.extensions[EXTENSION_KEY]
+    found: Services = this_app().extensions[EXTENSION_KEY]
     return found

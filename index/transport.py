@@ -4,8 +4,9 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, request
 
+from .current import this_app, this_request
 from .errors import BadRequest, Forbidden
 
 # A percent-encoded "/" or "\" would turn into a separator after routing decoded it, and a NUL
@@ -29,7 +30,8 @@ def init_app(app: Flask) -> None:
 
 
 def _refuse_encoded_separators() -> None:
-    raw_uri = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or ""
+    environ = this_request().environ
+    raw_uri = environ.get("RAW_URI") or environ.get("REQUEST_URI") or ""
     raw_path = raw_uri.split("?", 1)[0]
     if _ENCODED_SEPARATOR_RE.search(raw_path):
         raise BadRequest("the path must not contain percent-encoded '/', '\\' or NUL")
@@ -58,10 +60,13 @@ def carries_credentials() -> bool:
 
 
 def _require_tls_for_credentials() -> None:
-    config = current_app.config
-    if not config["REQUIRE_TLS"] or request.is_secure:
+    config = this_app().config
+    if not config["REQUIRE_TLS"]:
         return
-    if config["TLS_EXEMPT_LOOPBACK"] and _is_loopback(request.remote_addr):
+    asked = this_request()
+    if asked.is_secure:
+        return
+    if config["TLS_EXEMPT_LOOPBACK"] and _is_loopback(asked.remote_addr):
         return
     if carries_credentials():
         raise Forbidden("this index accepts passwords only over HTTPS; use https:// or a TLS proxy")
@@ -69,10 +74,11 @@ def _require_tls_for_credentials() -> None:
 
 def _security_headers(response: Response) -> Response:
     wanted = list(_ALWAYS_HEADERS)
-    if "Authorization" in request.headers:
+    answered = this_request()
+    if "Authorization" in answered.headers:
         # An answer to a caller with credentials is that caller's alone: no shared cache keeps it.
         wanted.append(("Cache-Control", "no-store"))
-    if request.is_secure:
+    if answered.is_secure:
         wanted.append(("Strict-Transport-Security", HSTS))
     # One pass over what the view set, then add: every answer goes through here.
     headers = response.headers

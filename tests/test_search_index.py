@@ -288,6 +288,9 @@ def test_the_change_log_holds_only_what_was_written(tmp_path):
     store.create_user("bob", "hash", "bob@example.com")  # not a namespace file
     position = store.changes_position()
     assert store.changes_since((position[0], 0)) == (position, {"alice"})
+    assert store.changes_since(position) == (position, set())  # nothing since
+    assert store.changes_since((position[0] + 1, 0)) is None  # another log: read everything
+    assert store.changes_since((position[0], position[1] + 1)) is None  # shorter than we read
     assert start is None and position[1] == len(b"alice\n")
     with open(store.changes.path, "ab") as log:
         log.write(b"../users\n\x00x\n.hidden\nbob\npart")  # odd lines, and one being written

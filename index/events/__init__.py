@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import click
-from flask import Flask, Response, current_app, g, has_request_context, request
+from flask import Flask, Request, Response, current_app, g, has_request_context, request
 
+from ..current import this_app, this_g, this_request
 from ..names import RepoName
 from ..services import EXTENSION_KEY as SERVICES_KEY
 from ..store.errors import storage_failure
@@ -79,7 +80,7 @@ def install(app: Flask) -> Events:
 
 
 def current() -> Events:
-    events: Events = current_app.extensions[EXTENSION_KEY]
+    events: Events = this_app().extensions[EXTENSION_KEY]
     return events
 
 
@@ -92,7 +93,7 @@ def shutdown(app: Flask) -> None:
 
 # -- request hooks: metrics --------------------------------------------------------------------
 def _before_request() -> None:
-    g.events_started = time.perf_counter()
+    this_g().events_started = time.perf_counter()
     found = current()
     if found.deliver_in_background:
         found.dispatcher.start()  # no-op once running in this process
@@ -104,23 +105,25 @@ def _after_request(response: Response) -> Response:
 
 
 def _count_request(measured: Metrics, response: Response) -> None:
-    started = g.get("events_started")
-    rule = request.url_rule.rule if request.url_rule is not None else "(unmatched)"
-    method = request.method if request.method in ("GET", "HEAD", "PUT", "POST", "DELETE", "PATCH", "OPTIONS") else "OTHER"
+    answered = this_request()  # not through the proxy (index.current)
+    started = this_g().get("events_started")
+    url_rule = answered.url_rule
+    rule = url_rule.rule if url_rule is not None else "(unmatched)"
+    method = answered.method if answered.method in ("GET", "HEAD", "PUT", "POST", "DELETE", "PATCH", "OPTIONS") else "OTHER"
     counter, latency = measured.request_series(rule, method, response.status_code)
     counter.inc()
     if started is not None:
         latency.observe(time.perf_counter() - started)
     if 200 <= response.status_code < 300:
-        _count_traffic(measured, rule, method, response)
+        _count_traffic(measured, rule, method, response, answered)
 
 
-def _count_traffic(measured: Metrics, rule: str, method: str, response: Response) -> None:
+def _count_traffic(measured: Metrics, rule: str, method: str, response: Response, answered: Request) -> None:
     if rule.endswith("/layer") and rule.startswith("/v1/images/"):
         if method == "GET" and response.content_length:
             measured.layer_bytes_out.inc(response.content_length)  # a Range answer: its part
     elif (rule.startswith("/v1/repositories/") and rule.endswith("/images") and method == "GET"
-          and not request.headers.get("Authorization", "").lower().startswith("token")):
+          and not answered.headers.get("Authorization", "").lower().startswith("token")):
         measured.pulls.inc()  # a docker client (not a registry checking a token) starts a pull
 
 

@@ -63,6 +63,12 @@ class ChangeLog:
         the listed files is at least as new as the position it got.
         """
         inode, offset = position
+        # Most queries find nothing new: one stat says so, without opening the file.
+        now = self.position()
+        if now is None or now[0] != inode or now[1] < offset:
+            return None
+        if now[1] == offset:
+            return position, set()
         try:
             with open(self.path, "rb") as handle:
                 info = os.fstat(handle.fileno())

@@ -50,6 +50,22 @@ def choose(versions: dict[str, Version], satisfies: Satisfies, state: str = COMP
     return min(found, key=lambda version: (version["created_at"], version["uploaded_by"]), default=None)
 
 
+def _versions_of(doc: dict[str, Any] | None) -> dict[str, Version]:
+    """A copy of the record's versions to change (none for a missing or legacy record)."""
+    return {} if doc is None or is_legacy(doc) else dict(doc["versions"])
+
+
+def _unfinished(versions: dict[str, Version], uploader: str, satisfies: Satisfies, missing: str) -> Version:
+    """``uploader``'s version, still being uploaded: RecordNotFound (``missing``) without one,
+    ImageConflict once it or another version that ``satisfies`` is complete."""
+    old = versions.get(uploader)
+    if old is None:
+        raise RecordNotFound(missing)
+    if old["state"] == COMPLETE or choose(versions, satisfies) is not None:
+        raise ImageConflict()
+    return old
+
+
 def _apply(images: Any, changes: dict[str, dict[str, Version]]) -> None:
     """Write new ``versions`` of existing documents in one pass ({}: the document goes).
 
@@ -144,7 +160,7 @@ class ImageStore:
         with self._store.tables.transaction(self._shard(image_id), TABLE) as images:
             released = self._expire_in(images, stamp, keep=(image_id, uploader))
             doc = images.get(doc_id=image_id)
-            versions = {} if doc is None or is_legacy(doc) else dict(doc["versions"])
+            versions = _versions_of(doc)
             if choose(versions, satisfies) is not None:
                 raise ImageConflict()
             old = versions.get(uploader)
@@ -170,12 +186,8 @@ class ImageStore:
         """
         with self._store.tables.transaction(self._shard(image_id), TABLE) as images:
             doc = images.get(doc_id=image_id)
-            versions = {} if doc is None or is_legacy(doc) else dict(doc["versions"])
-            old = versions.get(uploader)
-            if old is None:
-                raise RecordNotFound(f"image {image_id} has no json: upload the json first")
-            if old["state"] == COMPLETE or choose(versions, satisfies) is not None:
-                raise ImageConflict()
+            versions = _versions_of(doc)
+            old = _unfinished(versions, uploader, satisfies, f"image {image_id} has no json: upload the json first")
             if old["json"] != raw_json:
                 raise ImageConflict("the image json changed during the layer upload; upload again")
             versions[uploader] = {**old, "state": LAYER_STORED, "blob": blob, "size": size,
@@ -190,12 +202,8 @@ class ImageStore:
         """Complete the version if it still holds the layer these checksums were verified against."""
         with self._store.tables.transaction(self._shard(image_id), TABLE) as images:
             doc = images.get(doc_id=image_id)
-            versions = {} if doc is None or is_legacy(doc) else dict(doc["versions"])
-            old = versions.get(uploader)
-            if old is None:
-                raise RecordNotFound(f"image {image_id} not found")
-            if old["state"] == COMPLETE or choose(versions, satisfies) is not None:
-                raise ImageConflict()
+            versions = _versions_of(doc)
+            old = _unfinished(versions, uploader, satisfies, f"image {image_id} not found")
             if (old["state"] != LAYER_STORED or old["checksum"] != checksum
                     or old["payload_checksum"] != payload_checksum):
                 raise ImageConflict("the image's layer changed during the checksum check; upload again")
@@ -216,7 +224,7 @@ class ImageStore:
             return version
         with self._store.tables.transaction(self._shard(image_id), TABLE) as images:
             doc = images.get(doc_id=image_id)
-            versions = {} if doc is None or is_legacy(doc) else dict(doc["versions"])
+            versions = _versions_of(doc)
             version = choose(versions, satisfies)
             if version is None:
                 return None
