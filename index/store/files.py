@@ -235,13 +235,11 @@ def flocked(path: Path, exclusive: bool, timeout: float = LOCK_TIMEOUT_SECONDS,
     a tenth of a write request.)
     """
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    except FileNotFoundError:
         try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except FileNotFoundError:  # its folder is made at the first lock only
             ensure_dir(path.parent)
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as exc:
-            raise failure("lock", path, exc) from None
     except OSError as exc:
         raise failure("lock", path, exc) from None
     try:
@@ -353,8 +351,7 @@ _HEADER_HEX = 16
 
 def compaction_bound(base_size: int) -> int:
     """Journal bytes past which the writer folds the journal into its base."""
-    upper = max(JOURNAL_MAX_COMPACT_BYTES, JOURNAL_MIN_COMPACT_BYTES)
-    return min(max(JOURNAL_MIN_COMPACT_BYTES, base_size // 2), upper)
+    return min(max(JOURNAL_MIN_COMPACT_BYTES, base_size // 2), JOURNAL_MAX_COMPACT_BYTES)
 
 
 def journal_path(path: Path) -> Path:
@@ -534,13 +531,17 @@ class DataFile(ForkSafe):
         """The base's version, with the journal's (inode, size) after its first bytes."""
         journal = stat_or_none(self.journal_path, self.journal_path.name)
         try:
-            with open(self.path, "rb") as handle:
-                key = _stat_key(os.fstat(handle.fileno()))
-                prefix = handle.read(_PREFIX_LEN)
+            fd = os.open(self.path, os.O_RDONLY)
         except FileNotFoundError:
             return MISSING
         except OSError as exc:
             raise failure("read", self.path, exc) from None
+        try:
+            key, prefix = _base_version(fd)
+        except OSError as exc:
+            raise failure("read", self.path, exc) from None
+        finally:
+            os.close(fd)
         if journal is not None:
             prefix += b"|%d:%d" % (journal.st_ino, journal.st_size)
         return key, prefix
@@ -562,14 +563,13 @@ class DataFile(ForkSafe):
             except FileNotFoundError:
                 return _View(MISSING, None, {}, 0)  # a journal without its base holds nothing
             try:
-                info = os.fstat(fd)
-                prefix = os.read(fd, _PREFIX_LEN)
-                base = (_stat_key(info), prefix)
+                base = _base_version(fd)
                 if cached is not None and cached.base == base:
                     view, shared = cached, True
                 else:
-                    raw = prefix + _read_rest(fd, info.st_size - len(prefix))
-                    view, shared = _View(base, None, self._parse(raw), info.st_size), False
+                    (_, size, _), prefix = base
+                    raw = prefix + _read_rest(fd, size - len(prefix))
+                    view, shared = _View(base, None, self._parse(raw), size), False
             finally:
                 os.close(fd)
             if journal is None:
@@ -604,7 +604,7 @@ class DataFile(ForkSafe):
         except OSError:
             return False
         try:
-            return (_stat_key(os.fstat(fd)), os.read(fd, _PREFIX_LEN)) == cached.base
+            return _base_version(fd) == cached.base
         except OSError:
             return False
         finally:
@@ -891,6 +891,12 @@ def check_framing(path: str | Path) -> None:
 
 def _stat_key(info: os.stat_result) -> tuple[int, int, int]:
     return (info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def _base_version(fd: int) -> FileVersion:
+    """The version of the open base file: (inode, size, mtime_ns) and its first bytes (the write
+    stamp), read from the current position (the start of a file just opened)."""
+    return _stat_key(os.fstat(fd)), os.read(fd, _PREFIX_LEN)
 
 
 def walk_files(folder: Path, wanted: Callable[[str], bool]) -> list[Path]:
