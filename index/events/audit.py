@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ..store.files import flocked
+from ..store.files import ForkSafe, flocked
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class Query:
         return True
 
 
-class AuditTrail:
+class AuditTrail(ForkSafe):
     """Appends records and reads them back, newest first."""
 
     def __init__(self, data_dir: Path, max_bytes: int, keep: int) -> None:
@@ -110,14 +110,14 @@ class AuditTrail:
         self.path = self.folder / TRAIL_NAME
         self.max_bytes = max_bytes
         self.keep = keep
-        self._lock_pid = -1
+        super().__init__()
+
+    def _new_locks(self) -> None:
+        self._thread_lock = threading.Lock()
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         """This process's threads one at a time, and across processes the flock."""
-        if self._lock_pid != os.getpid():  # a thread lock inherited across fork is rebuilt
-            self._thread_lock = threading.Lock()
-            self._lock_pid = os.getpid()
         with self._thread_lock, flocked(self.folder / LOCK_NAME, exclusive=True, timeout=LOCK_TIMEOUT_SECONDS,
                                         busy="the audit trail is locked by another writer"):
             yield
