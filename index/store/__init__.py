@@ -517,7 +517,7 @@ class Store:
             if not dry_run:
                 datafile = self.namespace_file(namespace)
                 with self.writing(), datafile.locked():
-                    if not journal_path(datafile.path).exists():
+                    if not datafile.journal_path.exists():
                         continue  # folded by a writer meanwhile
                     datafile.write(datafile.read_private())
             folded.append(namespace)

@@ -223,8 +223,6 @@ def namespace_webhooks(namespace: str, viewer: Principal | None) -> list[dict[st
     return [public_view(found) for found in events.current().notifications.in_scope(namespace, None)]
 
 
-
-
 def webhook_page_context(namespace: str, viewer: Principal | None) -> dict[str, Any]:
     """What the webhooks.html include needs on a namespace's page."""
     return {"webhooks": namespace_webhooks(namespace, viewer), "webhook_events": EVENTS,
